@@ -1,0 +1,130 @@
+// A Conn over a runtime that pushes incoming bytes (node:net's 'data', Bun's data handler):
+// chunks are buffered up to a high-water mark, the socket is paused beyond it, and read()
+// pulls from the buffer. Node's and Bun's connections differ only in the hooks below.
+
+import type { Addr, Conn } from "../src/types.ts";
+
+/** Bytes buffered before the socket is paused. */
+const HIGH_WATER = 64 * 1024;
+
+/** The runtime-specific half of a pushed connection. */
+export abstract class PushConn implements Conn {
+  abstract readonly localAddr: Addr;
+  abstract readonly remoteAddr: Addr;
+  abstract readonly native: unknown;
+  /** Writes all of `p`. */
+  abstract write(p: Uint8Array): Promise<number>;
+  abstract closeWrite(): Promise<void>;
+  abstract setNoDelay(on?: boolean): void;
+  abstract setKeepAlive(on?: boolean): void;
+  /** Stops and restarts the flow of incoming bytes. */
+  protected abstract pause(): void;
+  protected abstract resume(): void;
+  /** Closes the socket at once. */
+  protected abstract destroy(): void;
+
+  #chunks: Uint8Array[] = [];
+  #buffered = 0;
+  #paused = false;
+  #ended = false;
+  #error: unknown = undefined;
+  #closed = false;
+  #wake: (() => void) | undefined;
+  #readable?: ReadableStream<Uint8Array>;
+  #writable?: WritableStream<Uint8Array>;
+
+  /** Called by the adapter with each incoming chunk. */
+  push(chunk: Uint8Array): void {
+    this.#chunks.push(chunk);
+    this.#buffered += chunk.length;
+    if (this.#buffered >= HIGH_WATER && !this.#paused) {
+      this.#paused = true;
+      this.pause();
+    }
+    this.#notify();
+  }
+
+  /** Called by the adapter at end of stream (or when the socket closes). */
+  end(): void {
+    this.#ended = true;
+    this.#notify();
+  }
+
+  /** Called by the adapter when the socket fails. */
+  fail(err: unknown): void {
+    this.#error ??= err;
+    this.#notify();
+  }
+
+  #notify(): void {
+    const wake = this.#wake;
+    this.#wake = undefined;
+    wake?.();
+  }
+
+  /** The next buffered chunk (whole), or `null` at end of stream. */
+  async readChunk(max = Infinity): Promise<Uint8Array | null> {
+    while (this.#chunks.length === 0) {
+      if (this.#error !== undefined) throw this.#error;
+      if (this.#ended || this.#closed) return null;
+      if (this.#paused) {
+        this.#paused = false;
+        this.resume();
+      }
+      await new Promise<void>((resolve) => (this.#wake = resolve));
+    }
+    let chunk = this.#chunks[0]!;
+    if (chunk.length > max) {
+      this.#chunks[0] = chunk.subarray(max);
+      chunk = chunk.subarray(0, max);
+    } else {
+      this.#chunks.shift();
+    }
+    this.#buffered -= chunk.length;
+    if (this.#paused && this.#buffered < HIGH_WATER / 2) {
+      this.#paused = false;
+      this.resume();
+    }
+    return chunk;
+  }
+
+  async read(p: Uint8Array): Promise<number | null> {
+    const chunk = await this.readChunk(p.length);
+    if (chunk === null) return null;
+    p.set(chunk);
+    return chunk.length;
+  }
+
+  get readable(): ReadableStream<Uint8Array> {
+    return this.#readable ??= new ReadableStream<Uint8Array>({
+      pull: async (controller) => {
+        const chunk = await this.readChunk();
+        if (chunk === null) controller.close();
+        else controller.enqueue(chunk);
+      },
+      cancel: () => this.close(),
+    }, { highWaterMark: 0 });
+  }
+
+  get writable(): WritableStream<Uint8Array> {
+    return this.#writable ??= new WritableStream<Uint8Array>({
+      write: async (chunk) => {
+        await this.write(chunk);
+      },
+      close: () => this.closeWrite(),
+      abort: () => this.close(),
+    });
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.destroy();
+    this.#notify();
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    this.close();
+    return Promise.resolve();
+  }
+}

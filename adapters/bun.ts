@@ -1,0 +1,212 @@
+// The Bun adapter: Bun.listen for TCP and Unix sockets, node:dgram for UDP (Bun.udpSocket has
+// no reusePort, Bun's node:dgram does).
+
+import process from "node:process";
+import type { Adapter, RawListener } from "../src/adapter.ts";
+import type { Addr, Conn, TcpAddr } from "../src/types.ts";
+import { listenDgram } from "./_dgram.ts";
+import { reusePortBindsInChild } from "./_probe_child.ts";
+import { lookupAll, posixFs } from "./_posix.ts";
+import { PushConn } from "./_push_conn.ts";
+
+/** The part of a Bun socket this adapter uses. */
+interface BunSocket {
+  data: BunConn | undefined;
+  write(data: Uint8Array): number;
+  shutdown(): void;
+  end(): void;
+  terminate(): void;
+  pause(): void;
+  resume(): void;
+  setNoDelay(on: boolean): boolean;
+  setKeepAlive(on: boolean, delay?: number): boolean;
+  readonly localAddress?: string;
+  readonly localPort?: number;
+  readonly remoteAddress?: string;
+  readonly remotePort?: number;
+}
+
+interface BunListener {
+  readonly hostname?: string;
+  readonly port?: number;
+  stop(closeActiveConnections?: boolean): void;
+}
+
+interface BunApi {
+  version: string;
+  listen(options: Record<string, unknown>): BunListener;
+}
+
+const bun = (): BunApi => (globalThis as unknown as { Bun: BunApi }).Bun;
+
+/** A Bun socket as a Conn. */
+export class BunConn extends PushConn {
+  readonly native: BunSocket;
+  readonly localAddr: Addr;
+  readonly remoteAddr: Addr;
+  #writing: Promise<unknown> = Promise.resolve();
+  #drained: (() => void) | undefined;
+  #gone = false;
+
+  constructor(socket: BunSocket, unixPath: string | undefined) {
+    super();
+    this.native = socket;
+    this.localAddr = unixPath !== undefined
+      ? { transport: "unix", path: unixPath }
+      : { transport: "tcp", hostname: socket.localAddress ?? "", port: socket.localPort ?? 0 };
+    this.remoteAddr = unixPath !== undefined
+      ? { transport: "unix", path: "" }
+      : { transport: "tcp", hostname: socket.remoteAddress ?? "", port: socket.remotePort ?? 0 };
+  }
+
+  /** Called from Bun's drain handler. */
+  drained(): void {
+    const d = this.#drained;
+    this.#drained = undefined;
+    d?.();
+  }
+
+  /** Called from Bun's close handler. */
+  gone(): void {
+    this.#gone = true;
+    this.end();
+    this.drained();
+  }
+
+  async #writeAll(p: Uint8Array): Promise<number> {
+    let rest = p;
+    while (rest.length > 0) {
+      const n = this.#gone ? -1 : this.native.write(rest);
+      if (n < 0) throw Object.assign(new Error("Connection is closed for writing"), { code: "EPIPE" });
+      rest = rest.subarray(n);
+      if (rest.length > 0) await new Promise<void>((resolve) => (this.#drained = resolve));
+    }
+    return p.length;
+  }
+
+  write(p: Uint8Array): Promise<number> {
+    const done = this.#writing.then(() => this.#writeAll(p));
+    this.#writing = done.catch(() => {});
+    return done;
+  }
+
+  async closeWrite(): Promise<void> {
+    await this.#writing;
+    if (!this.#gone) this.native.shutdown();
+  }
+
+  setNoDelay(on = true): void {
+    if (this.localAddr.transport === "tcp") this.native.setNoDelay(on);
+  }
+
+  setKeepAlive(on = true): void {
+    if (this.localAddr.transport === "tcp") this.native.setKeepAlive(on);
+  }
+
+  protected pause(): void {
+    this.native.pause();
+  }
+
+  protected resume(): void {
+    this.native.resume();
+  }
+
+  protected destroy(): void {
+    if (!this.#gone) this.native.terminate();
+  }
+}
+
+/** Binds with Bun.listen and queues connections for accept(). */
+function listen<A extends Addr>(
+  options: Record<string, unknown>,
+  addrOf: (l: BunListener) => A,
+  unixPath?: string,
+): RawListener<A> {
+  const queue: Conn[] = [];
+  const waiters: { resolve(c: Conn): void; reject(e: unknown): void }[] = [];
+  let closed: Error | undefined;
+  const listener = bun().listen({
+    ...options,
+    allowHalfOpen: true,
+    socket: {
+      binaryType: "uint8array",
+      open(socket: BunSocket) {
+        const conn = new BunConn(socket, unixPath);
+        socket.data = conn;
+        const w = waiters.shift();
+        if (w) w.resolve(conn);
+        else queue.push(conn);
+      },
+      data: (socket: BunSocket, chunk: Uint8Array) => socket.data?.push(chunk),
+      drain: (socket: BunSocket) => socket.data?.drained(),
+      end: (socket: BunSocket) => socket.data?.end(),
+      close: (socket: BunSocket) => socket.data?.gone(),
+      error: (socket: BunSocket, err: unknown) => socket.data?.fail(err),
+    },
+  });
+  return {
+    addr: addrOf(listener),
+    native: listener,
+    accept() {
+      const conn = queue.shift();
+      if (conn) return Promise.resolve(conn);
+      if (closed) return Promise.reject(closed);
+      return new Promise((resolve, reject) => waiters.push({ resolve, reject }));
+    },
+    close() {
+      if (closed) return Promise.resolve();
+      closed = new Error("Listener closed");
+      for (const w of waiters.splice(0)) w.reject(closed);
+      for (const c of queue.splice(0)) c.close();
+      listener.stop(false);
+      return Promise.resolve();
+    },
+  };
+}
+
+function tcpAddr(l: BunListener): TcpAddr {
+  return { transport: "tcp", hostname: l.hostname ?? "", port: l.port ?? 0 };
+}
+
+/** Whether two Bun.listen sockets bind one port with reusePort (tried for real). */
+function tcpReusePortBinds(): boolean {
+  const opts = { hostname: "127.0.0.1", reusePort: true, socket: { data() {} } };
+  let first: BunListener | undefined;
+  try {
+    first = bun().listen({ ...opts, port: 0 });
+    bun().listen({ ...opts, port: first.port }).stop(true);
+    return true;
+  } catch {
+    return false;
+  } finally {
+    first?.stop(true);
+  }
+}
+
+const probed = new Map<"tcp" | "udp", boolean>();
+
+/** The Bun adapter. */
+export const bunAdapter: Adapter = {
+  runtime: "bun",
+  version: bun()?.version ?? "",
+  os: process.platform,
+  listenTcp: async ({ hostname, port, reusePort }) =>
+    listen({ hostname, port, reusePort, exclusive: !reusePort }, tcpAddr),
+  listenUnix: async ({ path }) => listen({ unix: path }, () => ({ transport: "unix" as const, path }), path),
+  listenUdp: listenDgram,
+  lookup: lookupAll,
+  reusePortBinds(transport) {
+    if (!probed.has(transport)) {
+      probed.set(transport, transport === "tcp" ? tcpReusePortBinds() : reusePortBindsInChild("udp"));
+    }
+    return probed.get(transport)!;
+  },
+  udp: true,
+  unix: process.platform !== "win32",
+  backlog: false,
+  missing: (feature) =>
+    feature === "udp"
+      ? "UDP is always available on Bun"
+      : `${feature === "reusePort.tcp" ? "Bun.listen" : "node:dgram"} of Bun ${bun()?.version} did not share a port`,
+  fs: posixFs,
+};

@@ -1,0 +1,201 @@
+// The Deno adapter: Deno.listen for TCP and Unix sockets, Deno.listenDatagram for UDP. Both
+// reusePort and UDP need --unstable-net; without it Deno exits the process on reusePort, so
+// the flag is detected ("listenDatagram" in Deno) before anything is tried.
+
+import type { Adapter, RawDatagram, RawListener } from "../src/adapter.ts";
+import type { Addr, Conn, NetAddr } from "../src/types.ts";
+import { lookupAll, posixFs } from "./_posix.ts";
+
+/** The parts of Deno's API this adapter uses. */
+interface DenoAddr {
+  transport: string;
+  hostname?: string;
+  port?: number;
+  path?: string | null;
+}
+
+interface DenoConn {
+  readonly localAddr: DenoAddr;
+  readonly remoteAddr: DenoAddr;
+  readonly readable: ReadableStream<Uint8Array>;
+  readonly writable: WritableStream<Uint8Array>;
+  read(p: Uint8Array): Promise<number | null>;
+  write(p: Uint8Array): Promise<number>;
+  closeWrite(): Promise<void>;
+  close(): void;
+  setNoDelay?(on?: boolean): void;
+  setKeepAlive?(on?: boolean): void;
+}
+
+interface DenoListener {
+  readonly addr: DenoAddr;
+  accept(): Promise<DenoConn>;
+  close(): void;
+}
+
+interface DenoDatagram {
+  readonly addr: DenoAddr;
+  receive(p?: Uint8Array): Promise<[Uint8Array, DenoAddr]>;
+  send(p: Uint8Array, addr: DenoAddr): Promise<number>;
+  close(): void;
+}
+
+interface DenoApi {
+  version: { deno: string };
+  build: { os: string };
+  listen(options: Record<string, unknown>): DenoListener;
+  listenDatagram?(options: Record<string, unknown>): DenoDatagram;
+}
+
+const deno = (): DenoApi => (globalThis as unknown as { Deno: DenoApi }).Deno;
+
+/** Whether Deno runs with --unstable-net (the only way to get reusePort and UDP). */
+const unstableNet = (): boolean => typeof deno()?.listenDatagram === "function";
+
+function toAddr(a: DenoAddr): Addr {
+  return a.transport === "unix"
+    ? { transport: "unix", path: a.path ?? "" }
+    : { transport: "tcp", hostname: a.hostname ?? "", port: a.port ?? 0 };
+}
+
+/** A Deno.Conn as a Conn: Deno's own streams, with write() writing all bytes. */
+class DenoConnView implements Conn {
+  readonly native: DenoConn;
+  readonly localAddr: Addr;
+  readonly remoteAddr: Addr;
+  #closed = false;
+
+  constructor(conn: DenoConn) {
+    this.native = conn;
+    this.localAddr = toAddr(conn.localAddr);
+    this.remoteAddr = toAddr(conn.remoteAddr);
+  }
+
+  get readable(): ReadableStream<Uint8Array> {
+    return this.native.readable;
+  }
+
+  get writable(): WritableStream<Uint8Array> {
+    return this.native.writable;
+  }
+
+  read(p: Uint8Array): Promise<number | null> {
+    return this.native.read(p);
+  }
+
+  async write(p: Uint8Array): Promise<number> {
+    let n = await this.native.write(p);
+    while (n < p.length) n += await this.native.write(p.subarray(n));
+    return n;
+  }
+
+  closeWrite(): Promise<void> {
+    return this.native.closeWrite();
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    try {
+      this.native.close();
+    } catch {
+      // Already closed by its streams.
+    }
+  }
+
+  setNoDelay(on = true): void {
+    this.native.setNoDelay?.(on);
+  }
+
+  setKeepAlive(on = true): void {
+    this.native.setKeepAlive?.(on);
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    this.close();
+    return Promise.resolve();
+  }
+}
+
+function wrap<A extends Addr>(listener: DenoListener, addr: A): RawListener<A> {
+  let closed = false;
+  return {
+    addr,
+    native: listener,
+    accept: async () => new DenoConnView(await listener.accept()),
+    close() {
+      if (!closed) {
+        closed = true;
+        listener.close();
+      }
+      return Promise.resolve();
+    },
+  };
+}
+
+function wrapDatagram(socket: DenoDatagram): RawDatagram {
+  let closed = false;
+  return {
+    addr: { transport: "udp", hostname: socket.addr.hostname ?? "", port: socket.addr.port ?? 0 },
+    native: socket,
+    async receive() {
+      const [data, from] = await socket.receive();
+      return [data, { transport: "udp", hostname: from.hostname ?? "", port: from.port ?? 0 } as NetAddr];
+    },
+    send: (data, to) => socket.send(data, { transport: "udp", hostname: to.hostname, port: to.port }),
+    close() {
+      if (!closed) {
+        closed = true;
+        socket.close();
+      }
+      return Promise.resolve();
+    },
+  };
+}
+
+/** Whether two Deno.listen sockets bind one port with reusePort (tried for real). */
+function tcpReusePortBinds(): boolean {
+  if (!unstableNet()) return false;
+  let first: DenoListener | undefined;
+  try {
+    first = deno().listen({ hostname: "127.0.0.1", port: 0, reusePort: true });
+    deno().listen({ hostname: "127.0.0.1", port: first.addr.port, reusePort: true }).close();
+    return true;
+  } catch {
+    return false;
+  } finally {
+    first?.close();
+  }
+}
+
+let tcpProbe: boolean | undefined;
+
+const OS_NAMES: Record<string, string> = { windows: "win32" };
+
+/** The Deno adapter. */
+export const denoAdapter: Adapter = {
+  runtime: "deno",
+  version: deno()?.version.deno ?? "",
+  os: OS_NAMES[deno()?.build.os] ?? deno()?.build.os ?? "",
+  listenTcp: async ({ hostname, port, backlog, reusePort }) => {
+    const l = deno().listen({ hostname, port, tcpBacklog: backlog, ...(reusePort ? { reusePort } : {}) });
+    return wrap(l, { transport: "tcp", hostname: l.addr.hostname ?? hostname, port: l.addr.port ?? port });
+  },
+  listenUnix: async ({ path }) => wrap(deno().listen({ transport: "unix", path }), { transport: "unix", path }),
+  listenUdp: async ({ hostname, port }) => wrapDatagram(deno().listenDatagram!({ transport: "udp", hostname, port })),
+  lookup: lookupAll,
+  reusePortBinds(transport) {
+    if (transport === "udp") return false;
+    return tcpProbe ??= tcpReusePortBinds();
+  },
+  get udp() {
+    return unstableNet();
+  },
+  unix: deno()?.build.os !== "windows",
+  backlog: true,
+  missing: (feature) =>
+    feature !== "reusePort.udp" || !unstableNet()
+      ? "Deno needs the --unstable-net flag for it"
+      : "Deno's UDP sockets have no reusePort option",
+  fs: posixFs,
+};

@@ -1,0 +1,34 @@
+/**
+ * polybind creates and configures server sockets the same way on Deno, Bun and Node.js: TCP
+ * (IPv4 and IPv6), Unix sockets and UDP, with the socket options a server needs, and for a
+ * server with several workers the right strategy: one SO_REUSEPORT socket per worker where the
+ * kernel balances connections, one shared socket elsewhere.
+ *
+ * @example
+ * ```ts
+ * import { createListener } from "./mod.ts";
+ * await using listener = await createListener({ host: "127.0.0.1", port: 0 });
+ * // for await (const conn of listener) { ... }
+ * ```
+ *
+ * @module
+ */
+import "./adapters/probe.ts";
+
+export type {
+  Addr,
+  Capabilities,
+  Conn,
+  DatagramListener,
+  Listener,
+  NetAddr,
+  Runtime,
+  ServerConfig,
+  TcpAddr,
+  UdpAddr,
+  UnixAddr,
+} from "./src/types.ts";
+export { ListenError } from "./src/errors.ts";
+export { capabilities, hasReusePort } from "./src/capabilities.ts";
+export { cleanupUnixSocket, createListener, createListeners, type CreateListenersOptions } from "./src/listen.ts";
+export { createUdpListener, createUdpListeners } from "./src/udp.ts";

@@ -1,0 +1,86 @@
+// The primitives a runtime adapter provides, and the one slot that holds the adapter in use.
+// The core composes these into listeners; an adapter implements them and decides no policy.
+
+import type { Conn, NetAddr, Runtime, TcpAddr, UdpAddr } from "./types.ts";
+
+/** A bound stream socket as the runtime gives it; the core adds state, views and cleanup. */
+export interface RawListener<A> {
+  readonly addr: A;
+  /** Next connection; rejects (with anything) once closed. */
+  accept(): Promise<Conn>;
+  close(): Promise<void>;
+  readonly native: unknown;
+}
+
+/** A bound UDP socket as the runtime gives it. */
+export interface RawDatagram {
+  readonly addr: UdpAddr;
+  /** Next datagram; rejects (with anything) once closed. */
+  receive(): Promise<[Uint8Array, NetAddr]>;
+  send(data: Uint8Array, to: NetAddr): Promise<number>;
+  close(): Promise<void>;
+  readonly native: unknown;
+}
+
+/** What `lstat` says of a path, without following links. */
+export interface PathInfo {
+  readonly kind: "socket" | "file" | "directory" | "symlink" | "other";
+  /** Inode and device, to tell one socket file from another. */
+  readonly ino: number;
+  readonly dev: number;
+}
+
+/** File-system and connect primitives needed to manage Unix socket files safely. */
+export interface UnixFs {
+  lstat(path: string): Promise<PathInfo | null>;
+  unlink(path: string): Promise<void>;
+  rename(from: string, to: string): Promise<void>;
+  /** Hard link; fails with EEXIST when `to` exists (an atomic no-replace). */
+  link(from: string, to: string): Promise<void>;
+  chmod(path: string, mode: number): Promise<void>;
+  /** Connects to a Unix socket: `"live"` if accepted, `"refused"` if nobody listens. */
+  knock(path: string): Promise<"live" | "refused">;
+  /** An absolute form of `path`. */
+  resolve(path: string): string;
+}
+
+/** One runtime's bind primitives and the facts it can find out about itself. */
+export interface Adapter {
+  readonly runtime: Runtime;
+  readonly version: string;
+  readonly os: string;
+  /** Binds a TCP listener. `reusePort` is only ever true where `reusePortBinds("tcp")` is. */
+  listenTcp(
+    opts: { hostname: string; port: number; backlog: number; reusePort: boolean },
+  ): Promise<RawListener<TcpAddr>>;
+  /** Binds a Unix socket listener at `path` (which the core has made free). */
+  listenUnix(opts: { path: string; backlog: number }): Promise<RawListener<{ transport: "unix"; path: string }>>;
+  /** Binds a UDP socket. `reusePort` is only ever true where `reusePortBinds("udp")` is. */
+  listenUdp(opts: { hostname: string; port: number; reusePort: boolean }): Promise<RawDatagram>;
+  /** Resolves a host name to IP addresses, in the order the OS prefers. */
+  lookup(host: string): Promise<string[]>;
+  /** Whether a second socket really binds the port of a first one with reusePort (probed, cached). */
+  reusePortBinds(transport: "tcp" | "udp"): boolean;
+  /** Whether UDP sockets can be made at all; else `missing("udp")` says why. */
+  readonly udp: boolean;
+  readonly unix: boolean;
+  readonly backlog: boolean;
+  /** A sentence saying what is needed to get `feature` on this runtime, for error messages. */
+  missing(feature: "udp" | "reusePort.tcp" | "reusePort.udp"): string;
+  readonly fs: UnixFs;
+}
+
+let current: Adapter | undefined;
+
+/** Installs the adapter the public functions use (the probe does this at import time). */
+export function useAdapter(adapter: Adapter): void {
+  current = adapter;
+}
+
+/** The adapter in use. */
+export function adapter(): Adapter {
+  if (current === undefined) {
+    throw new Error("No runtime adapter is installed: import polybind from its entry point mod.ts");
+  }
+  return current;
+}

@@ -1,0 +1,183 @@
+// Defaults and validation: turns a user's ServerConfig into a checked, normalized config.
+// Pure: no sockets, no file system; bad input becomes a TypeError or RangeError naming the field.
+
+import type { ServerConfig } from "./types.ts";
+
+/** Defaults applied to every ServerConfig. */
+export const DEFAULTS = Object.freeze({
+  host: "127.0.0.1",
+  port: 8000,
+  backlog: 2048,
+  udsMode: 0o660,
+});
+
+/** The largest backlog accepted (the kernel caps it further at net.core.somaxconn). */
+export const MAX_BACKLOG = 65535;
+
+/** A validated config: a TCP/UDP address or a Unix socket path. */
+export type NormalizedConfig =
+  | { kind: "inet"; host: string; port: number; backlog: number }
+  | { kind: "unix"; path: string; backlog: number; mode: number };
+
+/** Formats a value for an error message: strings quoted, others as JavaScript shows them. */
+export function show(value: unknown): string {
+  if (typeof value === "string") return JSON.stringify(value);
+  if (typeof value === "bigint") return `${value}n`;
+  if (typeof value === "number" && Object.is(value, -0)) return "-0";
+  if (typeof value === "object" && value !== null) {
+    try {
+      return JSON.stringify(value) ?? String(value);
+    } catch {
+      return Object.prototype.toString.call(value);
+    }
+  }
+  return String(value);
+}
+
+function checkInteger(field: string, value: unknown, min: number, max: number, hint?: string): number {
+  if (typeof value !== "number") {
+    throw new TypeError(`Cannot listen as '${field}' must be a number: current value is ${show(value)}`);
+  }
+  if (!Number.isInteger(value) || value < min || value > max) {
+    const range = hint ?? `an integer from ${min} to ${max}`;
+    throw new RangeError(`Cannot listen as '${field}' must be ${range}: current value is ${show(value)}`);
+  }
+  return value;
+}
+
+/** Longest host name DNS allows. */
+const MAX_HOST = 253;
+
+function checkHost(value: unknown): string {
+  if (typeof value !== "string") {
+    throw new TypeError(`Cannot listen as 'host' must be a string: current value is ${show(value)}`);
+  }
+  if (value.length === 0 || value.length > MAX_HOST || /[\s/\\?#@]/.test(value)) {
+    throw new RangeError(
+      `Cannot listen as 'host' must be a host name or IP address of 1 to ${MAX_HOST} characters: current value is ${
+        show(value.length > 80 ? value.slice(0, 80) + "..." : value)
+      }`,
+    );
+  }
+  const bare = value.startsWith("[") && value.endsWith("]") ? value.slice(1, -1) : value;
+  if (bare.includes(":") && !isIPv6(bare)) {
+    throw new RangeError(`Cannot listen as 'host' is not a valid IPv6 address: current value is ${show(value)}`);
+  }
+  if (/^[\d.]+$/.test(bare) && !isIPv4(bare)) {
+    throw new RangeError(`Cannot listen as 'host' is not a valid IPv4 address: current value is ${show(value)}`);
+  }
+  return bare;
+}
+
+/** Whether `s` is a dotted-quad IPv4 address. */
+export function isIPv4(s: string): boolean {
+  const parts = s.split(".");
+  return parts.length === 4 &&
+    parts.every((p) => /^\d{1,3}$/.test(p) && Number(p) <= 255 && (p === "0" || !p.startsWith("0")));
+}
+
+/** Whether `s` is an IPv6 address (optionally with a `%zone`). */
+export function isIPv6(s: string): boolean {
+  const [addr, zone, ...rest] = s.split("%");
+  if (rest.length > 0 || zone === "" || addr === undefined) return false;
+  let groups = addr.split(":");
+  const last = groups[groups.length - 1] ?? "";
+  let want = 8;
+  if (last.includes(".")) {
+    if (!isIPv4(last)) return false;
+    groups = groups.slice(0, -1);
+    want = 6;
+  }
+  const gap = addr.indexOf("::");
+  if (gap !== addr.lastIndexOf("::")) return false;
+  const hex = (g: string) => /^[0-9a-fA-F]{1,4}$/.test(g);
+  if (gap === -1) return groups.length === want && groups.every(hex);
+  const [head, tail] = addr.slice(0, last.includes(".") ? addr.length - last.length : undefined).split("::");
+  const h = head ? head.split(":") : [];
+  const t = tail ? tail.split(":").filter((g) => g !== "") : [];
+  return h.every(hex) && t.every(hex) && h.length + t.length < want;
+}
+
+/** Whether `s` is an IP address literal (no DNS needed). */
+export function isIP(s: string): boolean {
+  return isIPv4(s) || isIPv6(s);
+}
+
+/** Longest Unix socket path in bytes, by OS (sun_path less its terminating NUL). */
+export function maxSocketPath(os: string): number {
+  return os === "linux" || os === "android" ? 107 : 103;
+}
+
+function checkPath(value: unknown, os: string): string {
+  if (typeof value !== "string") {
+    throw new TypeError(`Cannot listen as 'uds' must be a string path: current value is ${show(value)}`);
+  }
+  if (value.length === 0) {
+    throw new RangeError(`Cannot listen as 'uds' must be a non-empty path: current value is ""`);
+  }
+  if (value.includes("\0")) {
+    throw new RangeError(`Cannot listen as 'uds' must not contain a NUL byte: current value is ${show(value)}`);
+  }
+  const bytes = new TextEncoder().encode(value).length;
+  const max = maxSocketPath(os);
+  if (bytes > max) {
+    throw new RangeError(
+      `Cannot listen as 'uds' is ${bytes} bytes long, over the ${max}-byte limit of ${os}: current value is ${
+        show(value)
+      }`,
+    );
+  }
+  return value;
+}
+
+/**
+ * Validates `config` and fills in defaults.
+ *
+ * @param config What the user asked for.
+ * @param os The OS name, for the Unix socket path limit.
+ * @returns The normalized config.
+ * @throws {TypeError} A field has the wrong type.
+ * @throws {RangeError} A field is out of range.
+ */
+export function normalizeConfig(config: ServerConfig, os: string): NormalizedConfig {
+  if (typeof config !== "object" || config === null || Array.isArray(config)) {
+    throw new TypeError(`Cannot listen as 'config' must be an object: current value is ${show(config)}`);
+  }
+  const backlog = config.backlog === undefined
+    ? DEFAULTS.backlog
+    : checkInteger("backlog", config.backlog, 1, MAX_BACKLOG);
+  if (config.uds !== undefined) {
+    const mode = config.udsMode === undefined
+      ? DEFAULTS.udsMode
+      : checkInteger("udsMode", config.udsMode, 0, 0o777, "an integer from 0 to 0o777 (511)");
+    return { kind: "unix", path: checkPath(config.uds, os), backlog, mode };
+  }
+  if (config.udsMode !== undefined) checkInteger("udsMode", config.udsMode, 0, 0o777, "an integer from 0 to 0o777 (511)");
+  const host = config.host === undefined ? DEFAULTS.host : checkHost(config.host);
+  const port = config.port === undefined ? DEFAULTS.port : checkInteger("port", config.port, 0, 65535);
+  return { kind: "inet", host, port, backlog };
+}
+
+/**
+ * Checks a worker count.
+ *
+ * @param count The number of listeners asked for.
+ * @returns `count`.
+ * @throws {TypeError} `count` is not a number.
+ * @throws {RangeError} `count` is not an integer from 1 to {@linkcode MAX_COUNT}.
+ */
+export function checkCount(count: unknown): number {
+  if (typeof count !== "number") {
+    throw new TypeError(`Cannot listen as 'count' must be a number: current value is ${show(count)}`);
+  }
+  if (!Number.isInteger(count) || count < 1) {
+    throw new RangeError(`count must be >= 1 (got ${show(count)})`);
+  }
+  if (count > MAX_COUNT) {
+    throw new RangeError(`count must be <= ${MAX_COUNT} (got ${show(count)})`);
+  }
+  return count;
+}
+
+/** The most listeners one call creates: far above any core count, far below descriptor limits. */
+export const MAX_COUNT = 1024;

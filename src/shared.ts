@@ -1,0 +1,96 @@
+// Views over one source of items (accepted connections or datagrams): each view takes items in
+// turn, may close on its own, and the source closes when the last view closes.
+
+/** Something that yields items one at a time and can be closed. */
+export interface Source<T> {
+  take(): Promise<T>;
+  close(): Promise<void>;
+}
+
+/** One consumer's handle on a shared source. */
+export interface View<T> {
+  next(): Promise<T>;
+  close(): Promise<void>;
+  readonly closed: boolean;
+}
+
+interface Waiter<T> {
+  resolve(item: T): void;
+  reject(err: unknown): void;
+  owner: number;
+}
+
+/**
+ * Splits `source` into `count` views. Only one `take()` is ever outstanding, so runtimes that
+ * refuse concurrent accepts on one socket are safe; items go to waiting views in arrival order.
+ *
+ * @param source What to share.
+ * @param count How many views.
+ * @param closedError Makes the error a closed view's `next()` rejects with.
+ * @param discard Releases an item nobody will take (a connection that arrived as the last view closed).
+ * @returns The views.
+ */
+export function shareSource<T>(
+  source: Source<T>,
+  count: number,
+  closedError: () => Error,
+  discard: (item: T) => void,
+): View<T>[] {
+  const waiters: Waiter<T>[] = [];
+  const ready: T[] = [];
+  const open = new Array<boolean>(count).fill(true);
+  let live = count;
+  let pumping = false;
+  let sourceClosed: Promise<void> | undefined;
+
+  const pump = async () => {
+    if (pumping) return;
+    pumping = true;
+    try {
+      while (waiters.length > 0 && sourceClosed === undefined) {
+        let item: T;
+        try {
+          item = await source.take();
+        } catch (err) {
+          if (sourceClosed !== undefined) return;
+          waiters.shift()?.reject(err);
+          continue;
+        }
+        const waiter = waiters.shift();
+        if (waiter) waiter.resolve(item);
+        else if (sourceClosed === undefined) ready.push(item);
+        else discard(item);
+      }
+    } finally {
+      pumping = false;
+    }
+  };
+
+  const makeView = (index: number): View<T> => ({
+    get closed() {
+      return !open[index];
+    },
+    next() {
+      if (!open[index]) return Promise.reject(closedError());
+      const item = ready.shift();
+      if (item !== undefined) return Promise.resolve(item);
+      return new Promise<T>((resolve, reject) => {
+        waiters.push({ resolve, reject, owner: index });
+        void pump();
+      });
+    },
+    close() {
+      if (!open[index]) return sourceClosed ?? Promise.resolve();
+      open[index] = false;
+      for (let i = waiters.length - 1; i >= 0; i--) {
+        if (waiters[i]!.owner === index) waiters.splice(i, 1)[0]!.reject(closedError());
+      }
+      if (--live > 0) return Promise.resolve();
+      sourceClosed = source.close();
+      for (const item of ready.splice(0)) discard(item);
+      return sourceClosed;
+    },
+  });
+
+  return Array.from({ length: count }, (_, i) => makeView(i));
+}

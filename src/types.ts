@@ -1,0 +1,203 @@
+// The public contract: configuration, listeners, connections, datagram sockets and capabilities.
+// Every adapter produces these shapes, so a worker never needs to know its runtime.
+
+/**
+ * Where and how to bind. Every field is optional; see each for its default.
+ *
+ * @example
+ * ```ts
+ * import type { ServerConfig } from "./types.ts";
+ * const config: ServerConfig = { host: "127.0.0.1", port: 0 };
+ * ```
+ */
+export interface ServerConfig {
+  /**
+   * Host name or IP address to bind. Host names are resolved; `"::"` and `"0.0.0.0"` mean all
+   * interfaces (`"::"` is dual-stack where the OS allows).
+   * @default {"127.0.0.1"}
+   */
+  host?: string;
+  /**
+   * TCP or UDP port; 0 asks the OS for a free (ephemeral) port.
+   * @default {8000}
+   */
+  port?: number;
+  /** Unix socket path. When set, `host` and `port` are ignored. */
+  uds?: string;
+  /**
+   * Length of the queue of connections waiting for `accept()`, where the runtime lets us set it
+   * (see {@linkcode Capabilities.backlog}).
+   * @default {2048}
+   */
+  backlog?: number;
+  /**
+   * File mode of the Unix socket file.
+   * @default {0o660}
+   */
+  udsMode?: number;
+}
+
+/** A TCP or UDP address: an IP address and a port. */
+export interface NetAddr {
+  /** `"tcp"` or `"udp"`. */
+  readonly transport: "tcp" | "udp";
+  /** IP address, without brackets for IPv6. */
+  readonly hostname: string;
+  /** Port number. */
+  readonly port: number;
+}
+
+/** A Unix socket address. */
+export interface UnixAddr {
+  /** Always `"unix"`. */
+  readonly transport: "unix";
+  /** Path of the socket file. */
+  readonly path: string;
+}
+
+/** The address a TCP listener is bound to. */
+export interface TcpAddr extends NetAddr {
+  /** Always `"tcp"`. */
+  readonly transport: "tcp";
+}
+
+/** The address a UDP socket is bound to. */
+export interface UdpAddr extends NetAddr {
+  /** Always `"udp"`. */
+  readonly transport: "udp";
+}
+
+/** The address of a stream listener or connection. */
+export type Addr = TcpAddr | UnixAddr;
+
+/**
+ * One accepted stream connection (TCP or Unix), the same on every runtime.
+ *
+ * @example
+ * ```ts
+ * import type { Conn } from "./types.ts";
+ * async function echo(conn: Conn): Promise<void> {
+ *   const buf = new Uint8Array(4096);
+ *   for (let n = await conn.read(buf); n !== null; n = await conn.read(buf)) {
+ *     await conn.write(buf.subarray(0, n));
+ *   }
+ *   conn.close();
+ * }
+ * ```
+ */
+export interface Conn extends AsyncDisposable {
+  /** The local end's address. */
+  readonly localAddr: Addr;
+  /** The peer's address. */
+  readonly remoteAddr: Addr;
+  /**
+   * Reads into `p` and resolves with the number of bytes read, or `null` at end of stream.
+   * @param p The buffer to fill.
+   */
+  read(p: Uint8Array): Promise<number | null>;
+  /**
+   * Writes `p` and resolves with the number of bytes written once the runtime has taken them.
+   * @param p The bytes to send.
+   */
+  write(p: Uint8Array): Promise<number>;
+  /** The incoming bytes as a stream. Use it or `read()`, not both. */
+  readonly readable: ReadableStream<Uint8Array>;
+  /** The outgoing bytes as a stream. Use it or `write()`, not both. */
+  readonly writable: WritableStream<Uint8Array>;
+  /** Sends end-of-stream to the peer (half close); reading goes on. */
+  closeWrite(): Promise<void>;
+  /** Closes the connection at once. Idempotent. */
+  close(): void;
+  /**
+   * Turns Nagle's algorithm off (`true`, the default) or on. A no-op on Unix sockets.
+   * @param on Whether to disable delaying small writes.
+   */
+  setNoDelay(on?: boolean): void;
+  /**
+   * Turns TCP keep-alive on (`true`, the default) or off. A no-op on Unix sockets.
+   * @param on Whether to send keep-alive probes.
+   */
+  setKeepAlive(on?: boolean): void;
+  /** The runtime's own connection object (`Deno.Conn`, a Bun socket or a `net.Socket`). */
+  readonly native: unknown;
+}
+
+/**
+ * A bound stream socket that hands out connections, the same on every runtime.
+ *
+ * @example
+ * ```ts
+ * import { createListener } from "../mod.ts";
+ * await using listener = await createListener({ port: 0 });
+ * console.assert(listener.addr.transport === "tcp");
+ * ```
+ */
+export interface Listener extends AsyncIterable<Conn>, AsyncDisposable {
+  /** The bound address (for TCP, the real port when 0 was asked for). */
+  readonly addr: Addr;
+  /** Resolves with the next connection; rejects with a `ListenError` once the listener is closed. */
+  accept(): Promise<Conn>;
+  /** Stops accepting and releases the socket (or this view of a shared one). Idempotent. */
+  close(): Promise<void>;
+  /** The runtime's own listener object, for hand-off to an HTTP server. */
+  readonly native: unknown;
+}
+
+/**
+ * A bound UDP socket, the same on every runtime (for HTTP/3 and QUIC servers).
+ *
+ * @example
+ * ```ts
+ * import { capabilities, createUdpListener } from "../mod.ts";
+ * if (capabilities().udp) {
+ *   await using udp = await createUdpListener({ port: 0 });
+ *   console.assert(udp.addr.transport === "udp");
+ * }
+ * ```
+ */
+export interface DatagramListener extends AsyncIterable<[Uint8Array, NetAddr]>, AsyncDisposable {
+  /** The bound address. */
+  readonly addr: UdpAddr;
+  /** Resolves with the next datagram and its sender; rejects with a `ListenError` once closed. */
+  receive(): Promise<[Uint8Array, NetAddr]>;
+  /**
+   * Sends one datagram and resolves with the number of bytes sent.
+   * @param data The payload.
+   * @param to The receiver.
+   */
+  send(data: Uint8Array, to: NetAddr): Promise<number>;
+  /** Releases the socket (or this view of a shared one). Idempotent. */
+  close(): Promise<void>;
+  /** The runtime's own socket object. */
+  readonly native: unknown;
+}
+
+/** The JavaScript runtimes polybind runs on. */
+export type Runtime = "deno" | "bun" | "node";
+
+/**
+ * What this runtime and OS really support, as found out by binding sockets.
+ *
+ * @example
+ * ```ts
+ * import { capabilities } from "../mod.ts";
+ * const caps = capabilities();
+ * console.assert(["deno", "bun", "node"].includes(caps.runtime));
+ * ```
+ */
+export interface Capabilities {
+  /** The runtime. */
+  readonly runtime: Runtime;
+  /** The runtime's version, such as `"2.9.6"`. */
+  readonly version: string;
+  /** The OS, as Node names it: `"linux"`, `"darwin"`, `"win32"`, ... */
+  readonly os: string;
+  /** Whether independent sockets can share one port with the kernel spreading the load. */
+  readonly reusePort: { readonly tcp: boolean; readonly udp: boolean };
+  /** Whether UDP sockets can be created at all. */
+  readonly udp: boolean;
+  /** Whether Unix domain sockets can be created. */
+  readonly unix: boolean;
+  /** Whether the listen backlog can be set (`Deno.listen` and `Bun.listen` have no such option). */
+  readonly backlog: boolean;
+}

@@ -1,0 +1,127 @@
+// Unix socket files: make a path free without ever removing anything but a stale socket, bind
+// under a fresh name and link it into place, and remove only our own socket file afterwards.
+
+import type { PathInfo, UnixFs } from "./adapter.ts";
+import { errorCode, ListenError, toListenError } from "./errors.ts";
+
+function suffix(): string {
+  return Math.random().toString(36).slice(2, 8).padEnd(6, "0");
+}
+
+function notASocket(path: string, info: PathInfo): ListenError {
+  return new ListenError(
+    `Cannot bind ${path} as a ${info.kind} is there, not a socket. Remove it or choose another path.`,
+    { code: "EEXIST", address: path },
+  );
+}
+
+function inUse(path: string): ListenError {
+  return new ListenError(`Address ${path} is already in use. Is another server running?`, {
+    code: "EADDRINUSE",
+    address: path,
+  });
+}
+
+/**
+ * Removes the socket file at `path` only if it is still the one described by `expected`: it is
+ * moved aside first, checked there, and put back untouched if something else had been swapped in.
+ *
+ * @returns Whether the file was removed.
+ */
+export async function removeSocketFile(fs: UnixFs, path: string, expected: PathInfo): Promise<boolean> {
+  const aside = `${path}.${suffix()}.stale`;
+  try {
+    await fs.rename(path, aside);
+  } catch (err) {
+    if (errorCode(err) === "ENOENT") return false;
+    throw toListenError(err, path);
+  }
+  const info = await fs.lstat(aside);
+  if (info && info.kind === "socket" && info.ino === expected.ino && info.dev === expected.dev) {
+    await fs.unlink(aside);
+    return true;
+  }
+  try {
+    if (info?.kind === "directory") await fs.rename(aside, path);
+    else {
+      await fs.link(aside, path);
+      await fs.unlink(aside);
+    }
+  } catch (cause) {
+    throw new ListenError(
+      `A file was swapped in at ${path} while polybind checked it; it is kept at ${aside}`,
+      { code: "EEXIST", address: path, cause },
+    );
+  }
+  return false;
+}
+
+/**
+ * Makes `path` free for a new socket: nothing there, or a stale socket (nobody listening) that is
+ * then removed. A live socket or any other kind of file is an error and stays untouched.
+ *
+ * @throws {ListenError} EADDRINUSE for a live socket, EEXIST for anything that is not a socket.
+ */
+export async function clearStaleSocket(fs: UnixFs, path: string): Promise<void> {
+  for (let attempt = 0; attempt < 3; attempt++) {
+    const info = await fs.lstat(path);
+    if (info === null) return;
+    if (info.kind !== "socket") throw notASocket(path, info);
+    if (await fs.knock(path) === "live") throw inUse(path);
+    if (await removeSocketFile(fs, path, info)) return;
+  }
+  throw inUse(path);
+}
+
+/** A socket bound and linked into place: its identity, for removing only this file later. */
+export interface PlacedSocket<L> {
+  readonly listener: L;
+  readonly info: PathInfo;
+}
+
+/**
+ * Binds a Unix socket at `path` with `mode`: binds under a fresh sibling name, sets the mode,
+ * then hard-links it into place (which fails rather than replace anything that appeared).
+ *
+ * @param bind Binds a listener at a path.
+ * @param close Closes such a listener.
+ * @param maxPath The OS limit on socket path length in bytes.
+ */
+export async function placeSocket<L>(
+  fs: UnixFs,
+  path: string,
+  mode: number,
+  maxPath: number,
+  bind: (path: string) => Promise<L>,
+  close: (listener: L) => Promise<void>,
+): Promise<PlacedSocket<L>> {
+  await clearStaleSocket(fs, path);
+  const slash = path.lastIndexOf("/");
+  const temp = `${path.slice(0, slash + 1)}.${suffix()}.pb`;
+  const direct = new TextEncoder().encode(temp).length > maxPath;
+  const where = direct ? path : temp;
+  let listener: L;
+  try {
+    listener = await bind(where);
+  } catch (err) {
+    throw toListenError(err, path);
+  }
+  try {
+    await fs.chmod(where, mode);
+    if (!direct) {
+      try {
+        await fs.link(temp, path);
+      } catch (err) {
+        throw errorCode(err) === "EEXIST" ? inUse(path) : toListenError(err, path);
+      } finally {
+        await fs.unlink(temp).catch(() => {});
+      }
+    }
+    const info = await fs.lstat(path);
+    if (info === null || info.kind !== "socket") throw inUse(path);
+    return { listener, info };
+  } catch (err) {
+    await close(listener).catch(() => {});
+    throw toListenError(err, path);
+  }
+}
