@@ -3,6 +3,7 @@
 // pulls from the buffer. Node's and Bun's connections differ only in the hooks below.
 
 import type { Addr, Conn } from "../src/types.ts";
+import { readableFrom, writableTo } from "./_streams.ts";
 
 /** Bytes buffered before the socket is paused. */
 const HIGH_WATER = 64 * 1024;
@@ -96,24 +97,11 @@ export abstract class PushConn implements Conn {
   }
 
   get readable(): ReadableStream<Uint8Array> {
-    return this.#readable ??= new ReadableStream<Uint8Array>({
-      pull: async (controller) => {
-        const chunk = await this.readChunk();
-        if (chunk === null) controller.close();
-        else controller.enqueue(chunk);
-      },
-      cancel: () => this.close(),
-    }, { highWaterMark: 0 });
+    return this.#readable ??= readableFrom(() => this.readChunk(), () => this.close());
   }
 
   get writable(): WritableStream<Uint8Array> {
-    return this.#writable ??= new WritableStream<Uint8Array>({
-      write: async (chunk) => {
-        await this.write(chunk);
-      },
-      close: () => this.closeWrite(),
-      abort: () => this.close(),
-    });
+    return this.#writable ??= writableTo((p) => this.write(p), () => this.closeWrite(), () => this.close());
   }
 
   close(): void {

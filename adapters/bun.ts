@@ -16,6 +16,7 @@ interface BunSocket {
   shutdown(): void;
   end(): void;
   terminate(): void;
+  close(): void;
   pause(): void;
   resume(): void;
   setNoDelay(on: boolean): boolean;
@@ -112,7 +113,7 @@ export class BunConn extends PushConn {
   }
 
   protected destroy(): void {
-    if (!this.#gone) this.native.terminate();
+    if (!this.#gone) this.native.close();
   }
 }
 

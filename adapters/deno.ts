@@ -5,6 +5,7 @@
 import type { Adapter, RawDatagram, RawListener } from "../src/adapter.ts";
 import type { Addr, Conn, NetAddr } from "../src/types.ts";
 import { lookupAll, posixFs } from "./_posix.ts";
+import { readableFrom, writableTo } from "./_streams.ts";
 
 /** The parts of Deno's API this adapter uses. */
 interface DenoAddr {
@@ -58,12 +59,17 @@ function toAddr(a: DenoAddr): Addr {
     : { transport: "tcp", hostname: a.hostname ?? "", port: a.port ?? 0 };
 }
 
-/** A Deno.Conn as a Conn: Deno's own streams, with write() writing all bytes. */
+/** Bytes read at a time for `readable`. */
+const CHUNK = 64 * 1024;
+
+/** A Deno.Conn as a Conn, with write() writing all bytes and streams that half-close like elsewhere. */
 class DenoConnView implements Conn {
   readonly native: DenoConn;
   readonly localAddr: Addr;
   readonly remoteAddr: Addr;
   #closed = false;
+  #readable?: ReadableStream<Uint8Array>;
+  #writable?: WritableStream<Uint8Array>;
 
   constructor(conn: DenoConn) {
     this.native = conn;
@@ -72,11 +78,17 @@ class DenoConnView implements Conn {
   }
 
   get readable(): ReadableStream<Uint8Array> {
-    return this.native.readable;
+    return this.#readable ??= readableFrom(() => this.#readChunk(), () => this.close());
   }
 
   get writable(): WritableStream<Uint8Array> {
-    return this.native.writable;
+    return this.#writable ??= writableTo((p) => this.write(p), () => this.closeWrite(), () => this.close());
+  }
+
+  async #readChunk(): Promise<Uint8Array | null> {
+    const buf = new Uint8Array(CHUNK);
+    const n = await this.native.read(buf);
+    return n === null ? null : buf.subarray(0, n);
   }
 
   read(p: Uint8Array): Promise<number | null> {

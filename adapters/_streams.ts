@@ -1,0 +1,44 @@
+// Web streams over a connection's pull-style read and write: one definition for every adapter,
+// so that on each runtime the end of `readable` leaves writing open and closing `writable`
+// only half-closes (Deno's own conn streams close the whole connection instead).
+
+/**
+ * A readable stream that pulls one chunk at a time from `next`.
+ *
+ * @param next The next chunk, or `null` at end of stream.
+ * @param cancel Called when the reader cancels.
+ */
+export function readableFrom(
+  next: () => Promise<Uint8Array | null>,
+  cancel: () => void,
+): ReadableStream<Uint8Array> {
+  return new ReadableStream<Uint8Array>({
+    pull: async (controller) => {
+      const chunk = await next();
+      if (chunk === null) controller.close();
+      else controller.enqueue(chunk);
+    },
+    cancel,
+  }, { highWaterMark: 0 });
+}
+
+/**
+ * A writable stream over `write`, whose close half-closes the connection.
+ *
+ * @param write Writes one chunk whole.
+ * @param closeWrite Sends end-of-stream.
+ * @param abort Closes the connection.
+ */
+export function writableTo(
+  write: (chunk: Uint8Array) => Promise<unknown>,
+  closeWrite: () => Promise<void>,
+  abort: () => void,
+): WritableStream<Uint8Array> {
+  return new WritableStream<Uint8Array>({
+    write: async (chunk) => {
+      await write(chunk);
+    },
+    close: closeWrite,
+    abort,
+  });
+}

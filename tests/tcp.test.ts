@@ -1,0 +1,183 @@
+// One TCP listener on loopback with real node:net clients: accept, read, write, streams,
+// errors, IPv6 and rebinding.
+
+import { describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { connect } from "node:net";
+import { capabilities, createListener, ListenError } from "../mod.ts";
+import { dial, exchange, portOf, readAll, serveUpper } from "./_helpers.ts";
+
+const T = { timeout: 20_000 };
+
+describe("createListener (TCP)", () => {
+  test("accepts, reads, writes and reports addresses", T, async () => {
+    await using listener = await createListener({ host: "127.0.0.1", port: 0 });
+    assert.equal(listener.addr.transport, "tcp");
+    assert.equal(listener.addr.transport === "tcp" && listener.addr.hostname, "127.0.0.1");
+    const port = portOf(listener);
+    assert.ok(port > 0);
+    assert.ok(listener.native);
+    const reply = exchange(port, "hello");
+    const conn = await listener.accept();
+    assert.equal(conn.localAddr.transport === "tcp" && conn.localAddr.port, port);
+    assert.equal(conn.remoteAddr.transport === "tcp" && conn.remoteAddr.hostname, "127.0.0.1");
+    conn.setNoDelay(true);
+    conn.setKeepAlive(true);
+    assert.equal(await readAll(conn), "hello");
+    assert.equal(await conn.write(new TextEncoder().encode("world")), 5);
+    conn.close();
+    conn.close();
+    assert.equal(await reply, "world");
+  });
+
+  test("half close: the peer sees the end and can still send", T, async () => {
+    await using listener = await createListener({ port: 0 });
+    const client = await dial(portOf(listener));
+    const conn = await listener.accept();
+    const ended = new Promise((resolve) => client.once("end", resolve));
+    client.resume();
+    await conn.write(new TextEncoder().encode("bye"));
+    await conn.closeWrite();
+    await ended;
+    client.end("late");
+    assert.equal(await readAll(conn), "late");
+    conn.close();
+    client.destroy();
+  });
+
+  test("readable and writable streams", T, async () => {
+    await using listener = await createListener({ port: 0 });
+    const big = "x".repeat(1 << 20);
+    const reply = exchange(portOf(listener), big);
+    const conn = await listener.accept();
+    let received = 0;
+    const chunks: Uint8Array[] = [];
+    const reader = conn.readable.getReader();
+    for (let r = await reader.read(); !r.done; r = await reader.read()) {
+      received += r.value.length;
+      chunks.push(r.value);
+    }
+    assert.equal(received, big.length);
+    const writer = conn.writable.getWriter();
+    await writer.write(new TextEncoder().encode("streamed"));
+    await writer.close();
+    assert.equal(await reply, "streamed");
+    conn.close();
+  });
+
+  test("large writes are delivered whole, with backpressure", T, async () => {
+    await using listener = await createListener({ port: 0 });
+    const client = await dial(portOf(listener));
+    const conn = await listener.accept();
+    const size = 8 << 20;
+    let got = 0;
+    const done = new Promise<void>((resolve) => {
+      client.on("data", (c: Buffer) => {
+        got += c.length;
+        if (got === size) resolve();
+      });
+    });
+    assert.equal(await conn.write(new Uint8Array(size)), size);
+    await done;
+    conn.close();
+    client.destroy();
+  });
+
+  test("iteration ends and accept rejects once closed; close is idempotent", T, async () => {
+    const listener = await createListener({ port: 0 });
+    const served = { count: 0 };
+    const serving = serveUpper(listener, served);
+    assert.equal(await exchange(portOf(listener), "abc"), "ABC");
+    const pending = listener.accept();
+    await listener.close();
+    await listener.close();
+    await serving;
+    await assert.rejects(pending, (err: ListenError) => err instanceof ListenError && err.code === "ECLOSED");
+    await assert.rejects(listener.accept(), ListenError);
+    assert.equal(served.count, 1);
+  });
+
+  test("a second listener on the same address fails fast with EADDRINUSE", T, async () => {
+    await using first = await createListener({ port: 0 });
+    const port = portOf(first);
+    await assert.rejects(createListener({ port }), (err: ListenError) => {
+      assert.ok(err instanceof ListenError);
+      assert.equal(err.code, "EADDRINUSE");
+      assert.equal(err.address, `127.0.0.1:${port}`);
+      assert.equal(err.message, `Address 127.0.0.1:${port} is already in use. Is another server running?`);
+      assert.ok(err.cause !== undefined);
+      return true;
+    });
+    const serving = serveUpper(first);
+    assert.equal(await exchange(port, "still"), "STILL", "the first listener is untouched");
+    await first.close();
+    await serving;
+  });
+
+  test("rebinds its port at once after closing, with connections in TIME_WAIT", T, async () => {
+    const first = await createListener({ port: 0 });
+    const port = portOf(first);
+    for (let i = 0; i < 3; i++) {
+      const client = await dial(port);
+      const conn = await first.accept();
+      const ended = new Promise((resolve) => client.once("end", resolve));
+      client.resume();
+      conn.close();
+      await ended;
+      client.destroy();
+    }
+    await first.close();
+    await using again = await createListener({ port });
+    assert.equal(portOf(again), port);
+  });
+
+  test("an unresolvable host names the host", T, async () => {
+    await assert.rejects(createListener({ host: "no-such-host.invalid", port: 0 }), (err: ListenError) => {
+      assert.equal(err.code, "ENOTFOUND");
+      assert.match(err.message, /"no-such-host\.invalid"/);
+      return true;
+    });
+  });
+
+  test("host names are resolved", T, async () => {
+    await using listener = await createListener({ host: "localhost", port: 0 });
+    assert.equal(listener.addr.transport, "tcp");
+    const host = listener.addr.transport === "tcp" ? listener.addr.hostname : "";
+    assert.ok(host === "127.0.0.1" || host === "::1", host);
+  });
+
+  test("an address not on this machine gives EADDRNOTAVAIL", T, async () => {
+    await assert.rejects(createListener({ host: "192.0.2.1", port: 0 }), { code: "EADDRNOTAVAIL" });
+  });
+
+  test('"::" is dual-stack: IPv4 and IPv6 clients connect', T, async () => {
+    await using listener = await createListener({ host: "::", port: 0 });
+    const serving = serveUpper(listener);
+    assert.equal(await exchange(portOf(listener), "v4", "127.0.0.1"), "V4");
+    assert.equal(await exchange(portOf(listener), "v6", "::1"), "V6");
+    await listener.close();
+    await serving;
+  });
+
+  test('"::1" is IPv6 only', T, async () => {
+    await using listener = await createListener({ host: "::1", port: 0 });
+    assert.equal(listener.addr.transport === "tcp" && listener.addr.hostname, "::1");
+    await assert.rejects(
+      new Promise((resolve, reject) => {
+        const s = connect(portOf(listener), "127.0.0.1", () => resolve(s.destroy()));
+        s.once("error", reject);
+      }),
+      { code: "ECONNREFUSED" },
+    );
+  });
+
+  test("the listen backlog is applied where the runtime can set it", T, async () => {
+    await using listener = await createListener({ port: 0, backlog: 16 });
+    // For a listening socket, ss shows the backlog as Send-Q.
+    const ss = spawnSync("ss", ["-Hltn", `sport = :${portOf(listener)}`], { encoding: "utf8" });
+    const sendQ = Number(ss.stdout.trim().split(/\s+/)[2]);
+    if (capabilities().backlog) assert.equal(sendQ, 16);
+    else assert.notEqual(sendQ, 16, "capabilities().backlog is false, yet the backlog was applied");
+  });
+});
