@@ -95,8 +95,16 @@ export async function placeSocket<L>(
   bind: (path: string) => Promise<L>,
   close: (listener: L) => Promise<void>,
 ): Promise<PlacedSocket<L>> {
-  await clearStaleSocket(fs, path);
   const slash = path.lastIndexOf("/");
+  const dir = path.slice(0, Math.max(slash, 1));
+  if ((await fs.lstat(dir)) === null) {
+    // Checked first: Node reports a missing directory as EACCES.
+    throw new ListenError(`Cannot bind ${path} as its directory ${dir} does not exist. Create the directory first.`, {
+      code: "ENOENT",
+      address: path,
+    });
+  }
+  await clearStaleSocket(fs, path);
   const temp = `${path.slice(0, slash + 1)}.${suffix()}.pb`;
   const direct = new TextEncoder().encode(temp).length > maxPath;
   const where = direct ? path : temp;
