@@ -6,6 +6,7 @@ import type { Adapter, RawListener } from "../src/adapter.ts";
 import type { Addr, Conn, TcpAddr } from "../src/types.ts";
 import { listenDgram } from "./_dgram.ts";
 import { reusePortBindsInChild } from "./_probe_child.ts";
+import { attempt } from "./_attempt.ts";
 import { lookupAll, posixFs } from "./_posix.ts";
 import { PushConn } from "./_push_conn.ts";
 
@@ -191,9 +192,9 @@ export const bunAdapter: Adapter = {
   runtime: "bun",
   version: bun()?.version ?? "",
   os: process.platform,
-  listenTcp: async ({ hostname, port, reusePort }) =>
-    listen({ hostname, port, reusePort, exclusive: !reusePort }, tcpAddr),
-  listenUnix: async ({ path }) => listen({ unix: path }, () => ({ transport: "unix" as const, path }), path),
+  listenTcp: ({ hostname, port, reusePort }) =>
+    attempt(() => listen({ hostname, port, reusePort, exclusive: !reusePort }, tcpAddr)),
+  listenUnix: ({ path }) => attempt(() => listen({ unix: path }, () => ({ transport: "unix" as const, path }), path)),
   listenUdp: listenDgram,
   lookup: lookupAll,
   reusePortBinds(transport) {

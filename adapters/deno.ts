@@ -4,6 +4,7 @@
 
 import type { Adapter, RawDatagram, RawListener } from "../src/adapter.ts";
 import type { Addr, Conn, NetAddr } from "../src/types.ts";
+import { attempt } from "./_attempt.ts";
 import { lookupAll, posixFs } from "./_posix.ts";
 import { readableFrom, writableTo } from "./_streams.ts";
 
@@ -189,12 +190,15 @@ export const denoAdapter: Adapter = {
   runtime: "deno",
   version: deno()?.version.deno ?? "",
   os: OS_NAMES[deno()?.build.os] ?? deno()?.build.os ?? "",
-  listenTcp: async ({ hostname, port, backlog, reusePort }) => {
-    const l = deno().listen({ hostname, port, tcpBacklog: backlog, ...(reusePort ? { reusePort } : {}) });
-    return wrap(l, { transport: "tcp", hostname: l.addr.hostname ?? hostname, port: l.addr.port ?? port });
-  },
-  listenUnix: async ({ path }) => wrap(deno().listen({ transport: "unix", path }), { transport: "unix", path }),
-  listenUdp: async ({ hostname, port }) => wrapDatagram(deno().listenDatagram!({ transport: "udp", hostname, port })),
+  listenTcp: ({ hostname, port, backlog, reusePort }) =>
+    attempt(() => {
+      const l = deno().listen({ hostname, port, tcpBacklog: backlog, ...(reusePort ? { reusePort } : {}) });
+      return wrap(l, { transport: "tcp", hostname: l.addr.hostname ?? hostname, port: l.addr.port ?? port });
+    }),
+  listenUnix: ({ path }) =>
+    attempt(() => wrap(deno().listen({ transport: "unix", path }), { transport: "unix", path })),
+  listenUdp: ({ hostname, port }) =>
+    attempt(() => wrapDatagram(deno().listenDatagram!({ transport: "udp", hostname, port }))),
   lookup: lookupAll,
   reusePortBinds(transport) {
     if (transport === "udp") return false;

@@ -152,7 +152,9 @@ export function normalizeConfig(config: ServerConfig, os: string): NormalizedCon
       : checkInteger("udsMode", config.udsMode, 0, 0o777, "an integer from 0 to 0o777 (511)");
     return { kind: "unix", path: checkPath(config.uds, os), backlog, mode };
   }
-  if (config.udsMode !== undefined) checkInteger("udsMode", config.udsMode, 0, 0o777, "an integer from 0 to 0o777 (511)");
+  if (config.udsMode !== undefined) {
+    checkInteger("udsMode", config.udsMode, 0, 0o777, "an integer from 0 to 0o777 (511)");
+  }
   const host = config.host === undefined ? DEFAULTS.host : checkHost(config.host);
   const port = config.port === undefined ? DEFAULTS.port : checkInteger("port", config.port, 0, 65535);
   return { kind: "inet", host, port, backlog };

@@ -26,7 +26,9 @@ async function bindDatagrams(config: ServerConfig, count: number): Promise<Datag
   const a = adapter();
   const c = normalizeConfig(config, a.os);
   if (c.kind === "unix") {
-    throw new TypeError(`Cannot listen for UDP on a Unix socket path: current value of 'uds' is ${JSON.stringify(c.path)}`);
+    throw new TypeError(
+      `Cannot listen for UDP on a Unix socket path: current value of 'uds' is ${JSON.stringify(c.path)}`,
+    );
   }
   const address = formatHostPort(c.host, c.port);
   if (!a.udp) {

@@ -1,6 +1,6 @@
 // Turns views of raw runtime sockets into the public Listener and DatagramListener objects.
 
-import type { Conn, DatagramListener, Listener, NetAddr, UdpAddr, Addr } from "./types.ts";
+import type { Addr, Conn, DatagramListener, Listener, NetAddr, UdpAddr } from "./types.ts";
 import type { View } from "./shared.ts";
 
 async function* iterate<T>(view: View<T>): AsyncGenerator<T, void, undefined> {

@@ -73,7 +73,9 @@ export async function tempDir(): Promise<{ path: string; cleanup(): Promise<void
 }
 
 /** Runs a Node.js server in another process listening on the Unix socket `path`. */
-export async function otherProcessServer(path: string): Promise<{ kill(signal?: "SIGKILL" | "SIGTERM"): Promise<void> }> {
+export async function otherProcessServer(
+  path: string,
+): Promise<{ kill(signal?: "SIGKILL" | "SIGTERM"): Promise<void> }> {
   const code = `const s=require("net").createServer(c=>{c.on("error",()=>{});c.end("other")});` +
     `s.listen(${JSON.stringify(path)},()=>process.stdout.write("ready"));setTimeout(()=>{},60000)`;
   const child = spawn("node", ["-e", code], { stdio: ["ignore", "pipe", "inherit"] });

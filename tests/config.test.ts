@@ -33,7 +33,12 @@ describe("normalizeConfig", () => {
     ["udsMode too big", { uds: "/tmp/a", udsMode: 0o1000 }, RangeError, /'udsMode'.*512/],
     ["negative udsMode", { uds: "/tmp/a", udsMode: -1 }, RangeError, /'udsMode'.*-1/],
     ["empty host", { host: "" }, RangeError, /'host'.*""/],
-    ["bad IPv4", { host: "127.0.0.300" }, RangeError, /'host' is not a valid IPv4 address: current value is "127.0.0.300"/],
+    [
+      "bad IPv4",
+      { host: "127.0.0.300" },
+      RangeError,
+      /'host' is not a valid IPv4 address: current value is "127.0.0.300"/,
+    ],
     ["bad IPv6", { host: "::g" }, RangeError, /'host' is not a valid IPv6 address: current value is "::g"/],
     ["host not a string", { host: 1 }, TypeError, /'host' must be a string: current value is 1/],
     ["empty uds", { uds: "" }, RangeError, /'uds'.*""/],

@@ -23,7 +23,10 @@ async function spread(listeners: Listener[], n: number): Promise<number[]> {
 
 describe("createListeners", () => {
   test("count must be a positive integer", T, async () => {
-    await assert.rejects(createListeners({ port: 0 }, 0), { name: "RangeError", message: "count must be >= 1 (got 0)" });
+    await assert.rejects(createListeners({ port: 0 }, 0), {
+      name: "RangeError",
+      message: "count must be >= 1 (got 0)",
+    });
     await assert.rejects(createListeners({ port: 0 }, 2.5), RangeError);
   });
 
