@@ -32,3 +32,12 @@ export { ListenError } from "./src/errors.ts";
 export { capabilities, hasReusePort } from "./src/capabilities.ts";
 export { cleanupUnixSocket, createListener, createListeners, type CreateListenersOptions } from "./src/listen.ts";
 export { createUdpListener, createUdpListeners } from "./src/udp.ts";
+export {
+  checkPlan,
+  type ListenerPlan,
+  type PlanAddress,
+  planListeners,
+  type PlanOptions,
+  type PlanStrategy,
+} from "./src/plan.ts";
+export { listenFromPlan, type PreparedPlan, preparePlan, type ServeOptions, serveOptions } from "./src/workers.ts";

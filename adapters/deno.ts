@@ -214,4 +214,5 @@ export const denoAdapter: Adapter = {
       ? "Deno needs the --unstable-net flag for it"
       : "Deno's UDP sockets have no reusePort option",
   fs: posixFs,
+  serveUnixKey: "path",
 };

@@ -1,6 +1,7 @@
 // The Node.js adapter: node:net servers and sockets, node:dgram for UDP.
 
-import { createServer, type Server, type Socket } from "node:net";
+import type { ChildProcess } from "node:child_process";
+import { createServer, Server, type Socket } from "node:net";
 import process from "node:process";
 import type { Adapter, RawListener } from "../src/adapter.ts";
 import type { Addr, Conn } from "../src/types.ts";
@@ -145,4 +146,26 @@ export const nodeAdapter: Adapter = {
       ? "UDP is always available on Node.js"
       : `Node.js ${process.versions.node} ignores reusePort (it needs 22.12 or 23.1 and later)`,
   fs: posixFs,
+  serveUnixKey: "path",
+  handOff: {
+    send(child, native, addr) {
+      (child as ChildProcess).send({ polybind: "listener", addr }, native as Server);
+    },
+    receive(timeoutMs) {
+      return new Promise((resolve, reject) => {
+        const timer = setTimeout(() => {
+          process.off("message", onMessage);
+          reject(new Error(`No listening socket arrived from the parent process within ${timeoutMs} ms`));
+        }, timeoutMs);
+        const onMessage = (message: unknown, handle: unknown) => {
+          const m = message as { polybind?: string; addr?: Addr } | null;
+          if (m?.polybind !== "listener" || !(handle instanceof Server) || !m.addr) return;
+          clearTimeout(timer);
+          process.off("message", onMessage);
+          resolve(acceptQueue(handle, m.addr, m.addr.transport === "unix" ? m.addr.path : undefined));
+        };
+        process.on("message", onMessage);
+      });
+    },
+  },
 };

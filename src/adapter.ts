@@ -1,7 +1,7 @@
 // The primitives a runtime adapter provides, and the one slot that holds the adapter in use.
 // The core composes these into listeners; an adapter implements them and decides no policy.
 
-import type { Conn, NetAddr, Runtime, TcpAddr, UdpAddr } from "./types.ts";
+import type { Addr, Conn, NetAddr, Runtime, TcpAddr, UdpAddr } from "./types.ts";
 
 /** A bound stream socket as the runtime gives it; the core adds state, views and cleanup. */
 export interface RawListener<A> {
@@ -68,6 +68,18 @@ export interface Adapter {
   /** A sentence saying what is needed to get `feature` on this runtime, for error messages. */
   missing(feature: "udp" | "reusePort.tcp" | "reusePort.udp"): string;
   readonly fs: UnixFs;
+  /** The option naming a Unix socket path in the runtime's own HTTP server (`Bun.serve` says `unix`). */
+  readonly serveUnixKey: "path" | "unix";
+  /** Passing a listening socket to child processes, where the runtime can (Node.js IPC). */
+  readonly handOff?: HandOff;
+}
+
+/** Sends a listening socket to a child process, and receives it there. */
+export interface HandOff {
+  /** In the parent: sends `native` (a listener's native object) to `child` (a ChildProcess with IPC). */
+  send(child: unknown, native: unknown, addr: Addr): void;
+  /** In the child: waits for the socket the parent sends, at most `timeoutMs`. */
+  receive(timeoutMs: number): Promise<RawListener<Addr>>;
 }
 
 let current: Adapter | undefined;

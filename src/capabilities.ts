@@ -33,6 +33,7 @@ export function capabilities(): Capabilities {
     udp: a.udp,
     unix: a.unix,
     backlog: a.backlog,
+    processShare: a.handOff !== undefined,
   });
   return cached;
 }

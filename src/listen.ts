@@ -24,7 +24,8 @@ function describe(addr: Addr): string {
   return addr.transport === "unix" ? addr.path : formatHostPort(addr.hostname, addr.port);
 }
 
-function viewsOf(raw: RawListener<Addr>, count: number): Listener[] {
+/** Hands out one raw listener as `count` Listener views (internal). */
+export function viewsOf(raw: RawListener<Addr>, count: number): Listener[] {
   const address = describe(raw.addr);
   const views = shareSource<Conn>(
     { take: () => raw.accept(), close: () => raw.close() },
@@ -35,7 +36,12 @@ function viewsOf(raw: RawListener<Addr>, count: number): Listener[] {
   return views.map((view) => wrapListener(view, raw.addr, raw.native));
 }
 
-async function bindUnix(path: string, backlog: number, mode: number): Promise<RawListener<Addr>> {
+/** A Unix socket bound and linked into place, and the removal of its file (internal). */
+export async function placeUnix(
+  path: string,
+  backlog: number,
+  mode: number,
+): Promise<{ raw: RawListener<Addr>; remove(): Promise<void> }> {
   const a = adapter();
   const absolute = a.fs.resolve(path);
   const placed = await placeSocket(
@@ -48,12 +54,23 @@ async function bindUnix(path: string, backlog: number, mode: number): Promise<Ra
   );
   const raw = placed.listener;
   return {
-    addr: { transport: "unix", path },
-    native: raw.native,
-    accept: () => raw.accept(),
+    raw: {
+      addr: { transport: "unix", path },
+      native: raw.native,
+      accept: () => raw.accept(),
+      close: () => raw.close(),
+    },
+    remove: () => removeSocketFile(a.fs, absolute, placed.info).then(() => {}, () => {}),
+  };
+}
+
+async function bindUnix(path: string, backlog: number, mode: number): Promise<RawListener<Addr>> {
+  const { raw, remove } = await placeUnix(path, backlog, mode);
+  return {
+    ...raw,
     close: async () => {
       await raw.close();
-      await removeSocketFile(a.fs, absolute, placed.info).catch(() => {});
+      await remove();
     },
   };
 }

@@ -200,4 +200,6 @@ export interface Capabilities {
   readonly unix: boolean;
   /** Whether the listen backlog can be set (`Deno.listen` and `Bun.listen` have no such option). */
   readonly backlog: boolean;
+  /** Whether a listening socket can be handed to child processes (Node.js IPC handle passing). */
+  readonly processShare: boolean;
 }

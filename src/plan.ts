@@ -1,0 +1,132 @@
+// Worker plans: a serializable decision of how N workers (other processes or isolates) get
+// their listeners. Pure: the same config and capabilities always give the same plan.
+
+import { capabilities } from "./capabilities.ts";
+import { checkCount, normalizeConfig } from "./config.ts";
+import { kernelBalances } from "./strategy.ts";
+import type { Capabilities, ServerConfig } from "./types.ts";
+
+/** How the workers of a plan get their sockets. */
+export type PlanStrategy = "single" | "reuseport" | "shared";
+
+/** Where a plan listens. */
+export type PlanAddress =
+  | { readonly transport: "tcp"; readonly hostname: string; readonly port: number }
+  | { readonly transport: "unix"; readonly path: string };
+
+/**
+ * A plan for `workers` accepting workers, as plain JSON: send it to a worker in an environment
+ * variable or a message, and call {@linkcode listenFromPlan} there.
+ */
+export interface ListenerPlan {
+  /** Marks the object as a polybind plan. */
+  readonly kind: "polybind-plan";
+  /** `"reuseport"`: each worker binds its own socket on the port; `"shared"`: the primary binds one socket and hands it to each worker; `"single"`: one worker binds. */
+  readonly strategy: PlanStrategy;
+  /** Why this strategy, in words a person reads in a log. */
+  readonly reason: string;
+  /** How many workers were asked for. */
+  readonly requested: number;
+  /** How many workers accept connections (1 where the runtime can neither reuse nor share a port). */
+  readonly workers: number;
+  /** The address: host as configured (resolved by {@linkcode preparePlan}), or a socket path. */
+  readonly address: PlanAddress;
+  /** Listen backlog. */
+  readonly backlog: number;
+  /** Mode of the Unix socket file. */
+  readonly udsMode: number;
+  /** Whether {@linkcode preparePlan} has resolved the host and port for the workers. */
+  readonly prepared: boolean;
+}
+
+/** Options of {@linkcode planListeners}. */
+export interface PlanOptions {
+  /**
+   * One socket shared by all workers, even where SO_REUSEPORT would work.
+   * @default {false}
+   */
+  shared?: boolean;
+  /**
+   * The capabilities to plan for.
+   * @default {capabilities()}
+   */
+  capabilities?: Capabilities;
+}
+
+function decide(unix: boolean, count: number, shared: boolean, caps: Capabilities): [PlanStrategy, number, string] {
+  if (count === 1) return ["single", 1, "one worker: one socket"];
+  if (!unix && !shared && caps.reusePort.tcp) {
+    return ["reuseport", count, `SO_REUSEPORT on ${caps.os}: each of ${count} workers binds its own socket`];
+  }
+  const why = unix
+    ? "a Unix socket cannot be reused"
+    : shared
+    ? "shared was asked for"
+    : kernelBalances(caps.os)
+    ? `SO_REUSEPORT unavailable on ${caps.runtime} ${caps.version}`
+    : `SO_REUSEPORT does not balance load on ${caps.os}`;
+  if (caps.processShare) {
+    return ["shared", count, `${why}: one shared socket handed to ${count} worker processes`];
+  }
+  return ["single", 1, `${why}, and ${caps.runtime} cannot hand a socket to other processes: one accepting worker`];
+}
+
+/**
+ * Plans how `count` workers get listeners on `config`'s address. Pure: nothing is bound and the
+ * host is not resolved here (see {@linkcode preparePlan}).
+ *
+ * @param config Where to listen.
+ * @param count How many workers, from 1.
+ * @param options `shared`, and the capabilities to plan for (default: this runtime's).
+ * @returns A plan that serializes to JSON.
+ * @throws {RangeError} `count` is not a positive integer, or a config field is out of range.
+ * @throws {TypeError} A config field has the wrong type.
+ * @example
+ * ```ts
+ * import { planListeners } from "../mod.ts";
+ * const plan = planListeners({ port: 8000 }, 4);
+ * console.log(plan.strategy, plan.reason);
+ * ```
+ */
+export function planListeners(config: ServerConfig, count: number, options: PlanOptions = {}): ListenerPlan {
+  checkCount(count);
+  const caps = options.capabilities ?? capabilities();
+  const c = normalizeConfig(config, caps.os);
+  const unix = c.kind === "unix";
+  const [strategy, workers, reason] = decide(unix, count, options.shared === true, caps);
+  return {
+    kind: "polybind-plan",
+    strategy,
+    reason,
+    requested: count,
+    workers,
+    address: unix ? { transport: "unix", path: c.path } : { transport: "tcp", hostname: c.host, port: c.port },
+    backlog: c.backlog,
+    udsMode: unix ? c.mode : 0o660,
+    prepared: false,
+  };
+}
+
+/** The ServerConfig a plan stands for. */
+export function configOf(plan: ListenerPlan): ServerConfig {
+  const a = plan.address;
+  return a.transport === "unix"
+    ? { uds: a.path, backlog: plan.backlog, udsMode: plan.udsMode }
+    : { host: a.hostname, port: a.port, backlog: plan.backlog };
+}
+
+/**
+ * Checks that `value` is a plan (for example one parsed from JSON) and returns it.
+ *
+ * @throws {TypeError} `value` is not a polybind plan.
+ */
+export function checkPlan(value: unknown): ListenerPlan {
+  const p = value as Partial<ListenerPlan> | null;
+  const ok = typeof p === "object" && p !== null && p.kind === "polybind-plan" &&
+    (p.strategy === "single" || p.strategy === "reuseport" || p.strategy === "shared") &&
+    Number.isInteger(p.workers) && typeof p.address === "object" && p.address !== null;
+  if (!ok) {
+    throw new TypeError(`Cannot use plan as it is not a polybind plan: current value is ${JSON.stringify(value)}`);
+  }
+  return p as ListenerPlan;
+}
