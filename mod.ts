@@ -40,4 +40,5 @@ export {
   type PlanOptions,
   type PlanStrategy,
 } from "./src/plan.ts";
+export { type ConnectionSink, handOffConnections } from "./src/handoff.ts";
 export { listenFromPlan, type PreparedPlan, preparePlan, type ServeOptions, serveOptions } from "./src/workers.ts";

@@ -23,7 +23,10 @@ export abstract class PushConn implements Conn {
   protected abstract resume(): void;
   /** Closes the socket at once. */
   protected abstract destroy(): void;
+  /** Starts the flow of incoming bytes, on the first read (until then the socket is untouched). */
+  protected start(): void {}
 
+  #started = false;
   #chunks: Uint8Array[] = [];
   #buffered = 0;
   #paused = false;
@@ -65,6 +68,10 @@ export abstract class PushConn implements Conn {
 
   /** The next buffered chunk (whole), or `null` at end of stream. */
   async readChunk(max = Infinity): Promise<Uint8Array | null> {
+    if (!this.#started) {
+      this.#started = true;
+      this.start();
+    }
     while (this.#chunks.length === 0) {
       if (this.#error !== undefined) throw this.#error;
       if (this.#ended || this.#closed) return null;

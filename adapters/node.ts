@@ -25,10 +25,16 @@ export class NodeConn extends PushConn {
     this.remoteAddr = unixPath !== undefined
       ? { transport: "unix", path: "" }
       : { transport: "tcp", hostname: socket.remoteAddress ?? "", port: socket.remotePort ?? 0 };
+    socket.on("error", (err) => this.fail(err));
+  }
+
+  /** Listens for data only once read: until then `native` can be handed to an http.Server untouched. */
+  protected override start(): void {
+    const socket = this.native;
     socket.on("data", (chunk: Buffer) => this.push(chunk));
     socket.on("end", () => this.end());
     socket.on("close", () => this.end());
-    socket.on("error", (err) => this.fail(err));
+    if (socket.destroyed) this.end();
   }
 
   write(p: Uint8Array): Promise<number> {

@@ -2,7 +2,7 @@
 // listener's native socket, Deno.serve and Bun.serve on options derived from the plan.
 
 import { createServer } from "node:http";
-import { capabilities, type ListenerPlan, listenFromPlan, serveOptions } from "../mod.ts";
+import { capabilities, handOffConnections, type ListenerPlan, listenFromPlan, serveOptions } from "../mod.ts";
 
 /** A running HTTP server of one worker. */
 export interface WorkerServer {
@@ -58,18 +58,15 @@ export async function startWorkerServer(plan: ListenerPlan, index: number): Prom
     counter.requests++;
     res.writeHead(200, headers).end(BODY);
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(listener.native as object, () => resolve());
-  });
+  const serving = handOffConnections(listener, server);
   return {
     get requests() {
       return counter.requests;
     },
-    stop: () =>
-      new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      }),
+    stop: async () => {
+      await listener.close();
+      await serving;
+      server.closeAllConnections();
+    },
   };
 }

@@ -6,6 +6,7 @@ import { availableParallelism } from "node:os";
 import process from "node:process";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
+import { runtimeCommand } from "./runtime_command.ts";
 import {
   capabilities,
   cleanupUnixSocket,
@@ -28,12 +29,11 @@ function startWorker(plan: ListenerPlan, index: number): ChildProcess {
     new URL(import.meta.url.endsWith(".ts") ? "./polybind.ts" : "./polybind.js", import.meta.url),
   );
   const env = { ...process.env, POLYBIND_PLAN: JSON.stringify(plan), POLYBIND_WORKER: String(index) };
-  const caps = capabilities();
   const stdio: ["ignore", "pipe", "inherit"] = ["ignore", "pipe", "inherit"];
-  if (caps.runtime === "node") return fork(cli, ["__worker"], { env, stdio: [...stdio, "ipc"] });
-  if (caps.runtime === "bun") return spawn(process.execPath, [cli, "__worker"], { env, stdio });
-  const flags = caps.udp ? ["--unstable-net"] : [];
-  return spawn(process.execPath, ["run", "-A", ...flags, cli, "__worker"], { env, stdio });
+  // Node.js workers get an IPC channel, over which a shared socket can be handed off.
+  if (capabilities().processShare) return fork(cli, ["__worker"], { env, stdio: [...stdio, "ipc"] });
+  const [command, args] = runtimeCommand(cli, ["__worker"]);
+  return spawn(command, args, { env, stdio });
 }
 
 function reports(child: ChildProcess, onReport: (r: WorkerReport) => void): void {

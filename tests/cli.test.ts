@@ -1,0 +1,98 @@
+// The polybind command on this runtime: probe, serve with several workers, errors, shutdown.
+
+import { describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { lstat } from "node:fs/promises";
+import { join } from "node:path";
+import { capabilities, createListener } from "../mod.ts";
+import { get, run } from "./_process.ts";
+import { portOf, tempDir } from "./_helpers.ts";
+
+const T = { timeout: 90_000 };
+
+/** Starts `polybind serve`, sends `n` requests, stops it, and returns the per-worker counts seen. */
+async function serveAndCount(args: string[], n: number, where?: string) {
+  const child = run("cli/polybind", ["serve", ...args]);
+  try {
+    const line = await child.line(/^polybind serve: listening on /, 60_000);
+    const url = where ?? line.split(" ")[4]!;
+    const seen = new Map<string, number>();
+    for (let i = 0; i < n; i++) {
+      const res = await get(url);
+      assert.equal(res.status, 200);
+      const w = String(res.headers["x-polybind-worker"]);
+      seen.set(w, (seen.get(w) ?? 0) + 1);
+    }
+    const code = await child.stop("SIGINT");
+    assert.equal(code, 0, child.stderr.join(""));
+    const reported = child.stdout.filter((l) => /^worker \d+ served \d+ requests$/.test(l));
+    return { seen, reported, stdout: child.stdout, strategy: child.stdout.find((l) => l.startsWith("strategy:"))! };
+  } finally {
+    await child.stop();
+  }
+}
+
+describe("polybind probe", () => {
+  test("prints what this runtime supports", T, async () => {
+    const child = run("cli/polybind", ["probe"]);
+    assert.equal(await child.exited, 0);
+    const caps = capabilities();
+    assert.ok(child.stdout.some((l) => l.includes(`${caps.runtime} ${caps.version}`)), child.stdout.join("\n"));
+    assert.ok(child.stdout.some((l) => /^SO_REUSEPORT \(TCP\)\s+(yes|no)$/.test(l)));
+    assert.ok(child.stdout.some((l) => /^4 workers\s+(reuseport|shared|single): /.test(l)));
+    const json = run("cli/polybind", ["probe", "--json"]);
+    assert.equal(await json.exited, 0);
+    assert.deepEqual(JSON.parse(json.stdout.join("\n")).capabilities, JSON.parse(JSON.stringify(caps)));
+  });
+});
+
+describe("polybind serve", () => {
+  test("--workers 2 answers from every worker it runs", T, async () => {
+    const { seen, reported, strategy } = await serveAndCount(["--port", "0", "--workers", "2"], 300);
+    const workers = capabilities().reusePort.tcp || capabilities().processShare ? 2 : 1;
+    assert.equal(seen.size, workers, `${strategy} ${JSON.stringify([...seen])}`);
+    for (const [, count] of seen) assert.ok(count > 0);
+    assert.equal(reported.length, workers);
+    const total = reported.reduce((sum, l) => sum + Number(l.split(" ")[3]), 0);
+    assert.equal(total, 300, reported.join("\n"));
+  });
+
+  test("--shared hands one socket to worker processes where the runtime can", T, async () => {
+    const { seen, strategy } = await serveAndCount(["--port", "0", "--workers", "2", "--shared"], 200);
+    if (capabilities().processShare) {
+      assert.match(strategy, /strategy: shared/);
+      assert.equal(seen.size, 2, JSON.stringify([...seen]));
+    } else {
+      assert.match(strategy, /strategy: single .*one accepting worker/);
+      assert.equal(seen.size, 1);
+    }
+  });
+
+  test("--uds serves on a Unix socket and removes it on shutdown", T, async () => {
+    const dir = await tempDir();
+    try {
+      const path = join(dir.path, "serve.sock");
+      const { seen } = await serveAndCount(["--uds", path, "--workers", "2"], 50, `unix:${path}`);
+      assert.equal([...seen.values()].reduce((a, b) => a + b, 0), 50);
+      await assert.rejects(lstat(path), { code: "ENOENT" });
+    } finally {
+      await dir.cleanup();
+    }
+  });
+
+  test("bad arguments: a one-line message, the usage, exit code 2", T, async () => {
+    for (const args of [["serve", "--port", "http"], ["serve", "--workers", "0"], ["serve", "--bogus"], ["nope"], []]) {
+      const child = run("cli/polybind", args);
+      assert.equal(await child.exited, 2, args.join(" "));
+      const err = child.stderr.join("");
+      assert.match(err, /^polybind: .+\nUsage:/, err);
+    }
+  });
+
+  test("a port in use: the actionable message, exit code 1", T, async () => {
+    await using taken = await createListener({ port: 0 });
+    const child = run("cli/polybind", ["serve", "--port", String(portOf(taken)), "--workers", "2"]);
+    assert.equal(await child.exited, 1);
+    assert.match(child.stderr.join(""), /is already in use\. Is another server running\?/);
+  });
+});
