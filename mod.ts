@@ -32,6 +32,8 @@ export { ListenError } from "./src/errors.ts";
 export { capabilities, hasReusePort } from "./src/capabilities.ts";
 export { cleanupUnixSocket, createListener, createListeners, type CreateListenersOptions } from "./src/listen.ts";
 export { createUdpListener, createUdpListeners } from "./src/udp.ts";
+export { createListenerPair, createListenerPairs, type ListenerPair } from "./src/pair.ts";
+export { formatAddress, parseAddress } from "./src/address.ts";
 export {
   checkPlan,
   type ListenerPlan,

@@ -5,6 +5,7 @@ import { promises as fsp } from "node:fs";
 import { lookup as dnsLookup } from "node:dns/promises";
 import { connect } from "node:net";
 import { resolve as resolvePath } from "node:path";
+import process from "node:process";
 import type { PathInfo, UnixFs } from "../src/adapter.ts";
 
 async function lstat(path: string): Promise<PathInfo | null> {
@@ -48,6 +49,12 @@ export const posixFs: UnixFs = {
   chmod: (path, mode) => fsp.chmod(path, mode),
   knock,
   resolve: (path) => resolvePath(path),
+};
+
+/** This process's id and environment, as every runtime's node:process gives them. */
+export const processInfo = {
+  pid: process.pid,
+  env: (name: string): string | undefined => process.env[name],
 };
 
 /** Resolves a host name to its addresses in the OS's order. */

@@ -7,8 +7,9 @@ import type { Addr, Conn, TcpAddr } from "../src/types.ts";
 import { listenDgram } from "./_dgram.ts";
 import { reusePortBindsInChild } from "./_probe_child.ts";
 import { attempt } from "./_attempt.ts";
-import { lookupAll, posixFs } from "./_posix.ts";
+import { lookupAll, posixFs, processInfo } from "./_posix.ts";
 import { PushConn } from "./_push_conn.ts";
+import { listenNodeFd } from "./node.ts";
 
 /** The part of a Bun socket this adapter uses. */
 interface BunSocket {
@@ -196,7 +197,10 @@ export const bunAdapter: Adapter = {
     attempt(() => listen({ hostname, port, reusePort, exclusive: !reusePort }, tcpAddr)),
   listenUnix: ({ path }) => attempt(() => listen({ unix: path }, () => ({ transport: "unix" as const, path }), path)),
   listenUdp: listenDgram,
+  // Bun.listen cannot take a descriptor; Bun's node:net can.
+  listenFd: listenNodeFd,
   lookup: lookupAll,
+  ...processInfo,
   reusePortBinds(transport) {
     if (!probed.has(transport)) {
       probed.set(transport, transport === "tcp" ? tcpReusePortBinds() : reusePortBindsInChild("udp"));

@@ -5,7 +5,7 @@
 import type { Adapter, RawDatagram, RawListener } from "../src/adapter.ts";
 import type { Addr, Conn, NetAddr } from "../src/types.ts";
 import { attempt } from "./_attempt.ts";
-import { lookupAll, posixFs } from "./_posix.ts";
+import { lookupAll, posixFs, processInfo } from "./_posix.ts";
 import { readableFrom, writableTo } from "./_streams.ts";
 
 /** The parts of Deno's API this adapter uses. */
@@ -132,16 +132,22 @@ class DenoConnView implements Conn {
 
 function wrap<A extends Addr>(listener: DenoListener, addr: A): RawListener<A> {
   let closed = false;
+  let pending: Promise<unknown> | undefined;
   return {
     addr,
     native: listener,
-    accept: async () => new DenoConnView(await listener.accept()),
-    close() {
-      if (!closed) {
-        closed = true;
-        listener.close();
-      }
-      return Promise.resolve();
+    async accept() {
+      const accepting = listener.accept();
+      pending = accepting;
+      return new DenoConnView(await accepting);
+    },
+    async close() {
+      if (closed) return;
+      closed = true;
+      listener.close();
+      // Deno frees the port only once a pending accept has settled: wait, so that the port is
+      // free when close() resolves, as on the other runtimes.
+      await pending?.catch(() => {});
     },
   };
 }
@@ -200,6 +206,7 @@ export const denoAdapter: Adapter = {
   listenUdp: ({ hostname, port }) =>
     attempt(() => wrapDatagram(deno().listenDatagram!({ transport: "udp", hostname, port }))),
   lookup: lookupAll,
+  ...processInfo,
   reusePortBinds(transport) {
     if (transport === "udp") return false;
     return tcpProbe ??= tcpReusePortBinds();

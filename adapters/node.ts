@@ -7,7 +7,7 @@ import type { Adapter, RawListener } from "../src/adapter.ts";
 import type { Addr, Conn } from "../src/types.ts";
 import { listenDgram } from "./_dgram.ts";
 import { reusePortBindsInChild } from "./_probe_child.ts";
-import { lookupAll, posixFs } from "./_posix.ts";
+import { lookupAll, posixFs, processInfo } from "./_posix.ts";
 import { PushConn } from "./_push_conn.ts";
 
 /** A node:net socket as a Conn. */
@@ -122,6 +122,18 @@ function listen(options: Record<string, unknown>): Promise<Server> {
   });
 }
 
+/** Listens with node:net on an inherited descriptor (also used by the Bun adapter). */
+export async function listenNodeFd({ fd, backlog }: { fd: number; backlog: number }): Promise<RawListener<Addr>> {
+  const server = await listen({ fd, backlog });
+  const a = server.address() as { address?: unknown; port?: unknown } | string | null;
+  if (typeof a === "object" && a !== null && typeof a.address === "string" && typeof a.port === "number") {
+    return acceptQueue(server, { transport: "tcp", hostname: a.address, port: a.port });
+  }
+  // A Unix socket: Node names its path, Bun does not.
+  const path = typeof a === "string" ? a : `fd://${fd}`;
+  return acceptQueue(server, { transport: "unix", path }, path);
+}
+
 const probed = new Map<"tcp" | "udp", boolean>();
 
 /** The Node.js adapter. */
@@ -139,7 +151,9 @@ export const nodeAdapter: Adapter = {
     return acceptQueue(server, { transport: "unix", path }, path);
   },
   listenUdp: listenDgram,
+  listenFd: listenNodeFd,
   lookup: lookupAll,
+  ...processInfo,
   reusePortBinds(transport) {
     if (!probed.has(transport)) probed.set(transport, reusePortBindsInChild(transport));
     return probed.get(transport)!;

@@ -1,25 +1,81 @@
-// Shared steps of every bind: resolving the host, binding N sockets on one port with cleanup on
-// failure, and turning raw sockets into views.
+// Shared steps of every bind: resolving hosts, binding several sockets on one port (the first
+// picks it when 0) with cleanup when any fails, and retrying while an address is in use.
 
 import type { Adapter } from "./adapter.ts";
-import { isIP } from "./config.ts";
-import { formatHostPort, hostNotFound, toListenError } from "./errors.ts";
+import { isIP, type RetryOptions } from "./config.ts";
+import { errorCode, formatHostPort, hostNotFound, toListenError } from "./errors.ts";
 
-/** Resolves `host` to the IP address to bind (IP literals are used as they are). */
-export async function resolveHost(a: Adapter, host: string): Promise<string> {
-  if (isIP(host)) return host;
-  let addresses: string[];
+/** An address to bind; an optional one is skipped where the machine does not have it. */
+export interface BindHost {
+  readonly address: string;
+  readonly optional: boolean;
+}
+
+/** Whether `host` names the loopback interface (RFC 6761: "localhost" and "*.localhost"). */
+export function isLocalhost(host: string): boolean {
+  const h = host.toLowerCase().replace(/\.$/, "");
+  return h === "localhost" || h.endsWith(".localhost");
+}
+
+async function lookup(a: Adapter, host: string): Promise<string[]> {
   try {
-    addresses = await a.lookup(host);
+    return [...new Set(await a.lookup(host))];
   } catch (err) {
     throw hostNotFound(host, err);
   }
-  if (addresses.length === 0) throw hostNotFound(host, undefined);
-  return addresses[0]!;
+}
+
+/**
+ * Resolves `host` to the IP addresses to bind, without duplicates (IP literals as they are).
+ * "localhost" always includes both loopback addresses, 127.0.0.1 and ::1, as browsers reach it
+ * on either whatever /etc/hosts says; the one the OS did not name is optional.
+ */
+export async function resolveHosts(a: Adapter, host: string): Promise<BindHost[]> {
+  if (isIP(host)) return [{ address: host, optional: false }];
+  if (isLocalhost(host)) {
+    const found = await lookup(a, host).catch((): string[] => []);
+    const extra = ["127.0.0.1", "::1"].filter((ip) => !found.includes(ip));
+    return [
+      ...found.map((address) => ({ address, optional: false })),
+      ...extra.map((address) => ({ address, optional: true })),
+    ];
+  }
+  const found = await lookup(a, host);
+  if (found.length === 0) throw hostNotFound(host, undefined);
+  return found.map((address) => ({ address, optional: false }));
+}
+
+/** Resolves `host` to the first address the OS prefers. */
+export async function resolveHost(a: Adapter, host: string): Promise<string> {
+  return (await resolveHosts(a, host))[0]!.address;
+}
+
+/** Codes of a bind to an address this machine does not have. */
+const ABSENT = new Set(["EADDRNOTAVAIL", "EAFNOSUPPORT"]);
+
+/**
+ * One bind step per host, each binding `perHost` sockets with `bind(host, port)` on the step's
+ * port; an optional host the machine does not have gives no sockets.
+ */
+export function hostSteps<S extends Closable>(
+  hosts: BindHost[],
+  perHost: number,
+  bind: (host: string, port: number) => Promise<S>,
+  portOf: (socket: S) => number,
+): PortStep[] {
+  return hosts.map(({ address, optional }) => async (port) => {
+    try {
+      const sockets = await bindEach(perHost, address, port, (at) => bind(address, at), portOf);
+      return { sockets, port: portOf(sockets[0]!) };
+    } catch (err) {
+      if (optional && ABSENT.has(errorCode(err))) return { sockets: [], port };
+      throw err;
+    }
+  });
 }
 
 /** Anything with an async close. */
-interface Closable {
+export interface Closable {
   close(): Promise<void>;
 }
 
@@ -46,5 +102,53 @@ export async function bindEach<S extends Closable>(
   } catch (err) {
     await Promise.allSettled(sockets.map((s) => s.close()));
     throw toListenError(err, formatHostPort(host, at));
+  }
+}
+
+/** How many fresh ports to try when a later bind finds the port the first one picked in use. */
+const FRESH_PORT_TRIES = 10;
+
+/** One step of {@linkcode bindOnOnePort}: binds on `port` and returns its sockets and their port. */
+export type PortStep = (port: number) => Promise<{ sockets: Closable[]; port: number }>;
+
+/**
+ * Runs `steps` in order on one port: the first on `port`, the rest on the port it got. If a
+ * step fails, every socket of the earlier steps is closed; when `port` was 0 and a later step
+ * found the port in use (another program has it on another address or protocol), everything
+ * is tried again on a fresh port, a bounded number of times.
+ *
+ * @returns The sockets of each step, in order.
+ */
+export async function bindOnOnePort(port: number, steps: PortStep[]): Promise<Closable[][]> {
+  for (let attempt = 1;; attempt++) {
+    const done: Closable[][] = [];
+    let at = port;
+    try {
+      for (const step of steps) {
+        const { sockets, port: got } = await step(at);
+        done.push(sockets);
+        at = got;
+      }
+      return done.filter((sockets) => sockets.length > 0);
+    } catch (err) {
+      await Promise.allSettled(done.flat().map((s) => s.close()));
+      const again = port === 0 && done.length > 0 && errorCode(err) === "EADDRINUSE" && attempt < FRESH_PORT_TRIES;
+      if (!again) throw err;
+    }
+  }
+}
+
+/**
+ * Calls `bind` until it does not fail with EADDRINUSE, at most `retry.attempts` times,
+ * `retry.delayMs` apart.
+ */
+export async function withRetry<T>(retry: RetryOptions, bind: () => Promise<T>): Promise<T> {
+  for (let attempt = 1;; attempt++) {
+    try {
+      return await bind();
+    } catch (err) {
+      if (attempt >= retry.attempts || errorCode(err) !== "EADDRINUSE") throw err;
+      await new Promise((resolve) => setTimeout(resolve, retry.delayMs));
+    }
   }
 }

@@ -14,10 +14,25 @@ export const DEFAULTS = Object.freeze({
 /** The largest backlog accepted (the kernel caps it further at net.core.somaxconn). */
 export const MAX_BACKLOG = 65535;
 
-/** A validated config: a TCP/UDP address or a Unix socket path. */
+/** How often, and how far apart, to try a bind again while its address is in use. */
+export interface RetryOptions {
+  /** Tries in all, from 1 (no retry) to 100. */
+  attempts: number;
+  /** Milliseconds between tries, from 0 to 60000. */
+  delayMs: number;
+}
+
+/** A validated config: a TCP/UDP address, a Unix socket path, an inherited descriptor or systemd's sockets. */
 export type NormalizedConfig =
-  | { kind: "inet"; host: string; port: number; backlog: number }
-  | { kind: "unix"; path: string; backlog: number; mode: number };
+  & (
+    | { kind: "inet"; host: string; port: number }
+    | { kind: "unix"; path: string; mode: number; abstract: boolean }
+    | { kind: "fd"; fd: number }
+    | { kind: "systemd"; name: string | undefined }
+  )
+  & { backlog: number; retry: RetryOptions };
+
+const NO_RETRY: RetryOptions = Object.freeze({ attempts: 1, delayMs: 0 });
 
 /** Formats a value for an error message: strings quoted, others as JavaScript shows them. */
 export function show(value: unknown): string {
@@ -115,8 +130,18 @@ function checkPath(value: unknown, os: string): string {
   if (value.length === 0) {
     throw new RangeError(`Cannot listen as 'uds' must be a non-empty path: current value is ""`);
   }
-  if (value.includes("\0")) {
+  if (value.lastIndexOf("\0") > 0) {
     throw new RangeError(`Cannot listen as 'uds' must not contain a NUL byte: current value is ${show(value)}`);
+  }
+  if (value.startsWith("\0") && os !== "linux" && os !== "android") {
+    throw new RangeError(
+      `Cannot listen as abstract Unix sockets ("@name") exist only on Linux, not ${os}: current value is ${
+        show(value)
+      }`,
+    );
+  }
+  if (value === "\0") {
+    throw new RangeError(`Cannot listen as an abstract Unix socket needs a name: current value is ${show(value)}`);
   }
   const bytes = new TextEncoder().encode(value).length;
   const max = maxSocketPath(os);
@@ -146,18 +171,42 @@ export function normalizeConfig(config: ServerConfig, os: string): NormalizedCon
   const backlog = config.backlog === undefined
     ? DEFAULTS.backlog
     : checkInteger("backlog", config.backlog, 1, MAX_BACKLOG);
-  if (config.uds !== undefined) {
-    const mode = config.udsMode === undefined
-      ? DEFAULTS.udsMode
-      : checkInteger("udsMode", config.udsMode, 0, 0o777, "an integer from 0 to 0o777 (511)");
-    return { kind: "unix", path: checkPath(config.uds, os), backlog, mode };
+  const retry = config.retry === undefined ? NO_RETRY : checkRetry(config.retry);
+  const mode = config.udsMode === undefined
+    ? DEFAULTS.udsMode
+    : checkInteger("udsMode", config.udsMode, 0, 0o777, "an integer from 0 to 0o777 (511)");
+  if (config.fd !== undefined) {
+    return { kind: "fd", fd: checkInteger("fd", config.fd, 0, 2 ** 31 - 1), backlog, retry };
   }
-  if (config.udsMode !== undefined) {
-    checkInteger("udsMode", config.udsMode, 0, 0o777, "an integer from 0 to 0o777 (511)");
+  if (config.systemd !== undefined) return { kind: "systemd", name: checkSystemd(config.systemd), backlog, retry };
+  if (config.uds !== undefined) {
+    const path = checkPath(config.uds, os);
+    return { kind: "unix", path, mode, abstract: path.startsWith("\0"), backlog, retry };
   }
   const host = config.host === undefined ? DEFAULTS.host : checkHost(config.host);
   const port = config.port === undefined ? DEFAULTS.port : checkInteger("port", config.port, 0, 65535);
-  return { kind: "inet", host, port, backlog };
+  return { kind: "inet", host, port, backlog, retry };
+}
+
+function checkSystemd(value: unknown): string | undefined {
+  if (value === true) return undefined;
+  if (typeof value !== "string" || value.length === 0 || /[:\s]/.test(value)) {
+    throw new TypeError(
+      `Cannot listen as 'systemd' must be true or a socket name without ':' or spaces: current value is ${show(value)}`,
+    );
+  }
+  return value;
+}
+
+function checkRetry(value: unknown): RetryOptions {
+  if (typeof value !== "object" || value === null) {
+    throw new TypeError(`Cannot listen as 'retry' must be { attempts, delayMs }: current value is ${show(value)}`);
+  }
+  const { attempts, delayMs } = value as Partial<RetryOptions>;
+  return {
+    attempts: checkInteger("retry.attempts", attempts, 1, 100),
+    delayMs: checkInteger("retry.delayMs", delayMs, 0, 60_000),
+  };
 }
 
 /**

@@ -1,14 +1,26 @@
-// createListener(s) and cleanupUnixSocket: TCP and Unix stream listeners, one or many.
+// createListener(s) and cleanupUnixSocket: TCP and Unix stream listeners, one or many, on
+// addresses, inherited descriptors or systemd's sockets.
 
-import { adapter, type RawListener } from "./adapter.ts";
+import { type Adapter, adapter, type RawListener } from "./adapter.ts";
+import { toConfig } from "./address.ts";
+import {
+  type BindHost,
+  bindOnOnePort,
+  type Closable,
+  hostSteps,
+  type PortStep,
+  resolveHosts,
+  withRetry,
+} from "./bind.ts";
 import { capabilities } from "./capabilities.ts";
-import { checkCount, maxSocketPath, normalizeConfig } from "./config.ts";
-import { closedError, formatHostPort } from "./errors.ts";
-import { bindEach, resolveHost } from "./bind.ts";
+import { checkCount, maxSocketPath, normalizeConfig, type NormalizedConfig } from "./config.ts";
+import { closedError, formatHostPort, ListenError, toListenError } from "./errors.ts";
+import { mergeSources } from "./merge.ts";
 import { shareSource } from "./shared.ts";
 import { chooseStrategy } from "./strategy.ts";
-import { clearStaleSocket, placeSocket, removeSocketFile } from "./unix.ts";
+import { systemdFds } from "./systemd.ts";
 import type { Addr, Conn, Listener, ServerConfig } from "./types.ts";
+import { clearStaleSocket, placeSocket, removeSocketFile } from "./unix.ts";
 import { wrapListener } from "./wrap.ts";
 
 /** Options of {@linkcode createListeners}. */
@@ -20,20 +32,20 @@ export interface CreateListenersOptions {
   shared?: boolean;
 }
 
-function describe(addr: Addr): string {
-  return addr.transport === "unix" ? addr.path : formatHostPort(addr.hostname, addr.port);
+/** An address as people read it. */
+export function describeAddr(addr: Addr): string {
+  if (addr.transport === "tcp") return formatHostPort(addr.hostname, addr.port);
+  return addr.path.startsWith("\0") ? `@${addr.path.slice(1)}` : addr.path;
 }
 
-/** Hands out one raw listener as `count` Listener views (internal). */
-export function viewsOf(raw: RawListener<Addr>, count: number): Listener[] {
-  const address = describe(raw.addr);
-  const views = shareSource<Conn>(
-    { take: () => raw.accept(), close: () => raw.close() },
-    count,
-    () => closedError(address),
-    (conn) => conn.close(),
-  );
-  return views.map((view) => wrapListener(view, raw.addr, raw.native));
+const closeConn = (conn: Conn) => conn.close();
+
+/** Hands out raw listeners (one per address, merged) as `count` Listener views (internal). */
+export function viewsOf(raws: RawListener<Addr>[], count: number): Listener[] {
+  const addrs = raws.map((r) => r.addr);
+  const source = mergeSources(raws.map((r) => ({ take: () => r.accept(), close: () => r.close() })), closeConn);
+  const views = shareSource<Conn>(source, count, () => closedError(describeAddr(addrs[0]!)), closeConn);
+  return views.map((view) => wrapListener(view, addrs, raws[0]!.native));
 }
 
 /** A Unix socket bound and linked into place, and the removal of its file (internal). */
@@ -75,12 +87,35 @@ async function bindUnix(path: string, backlog: number, mode: number): Promise<Ra
   };
 }
 
-async function bindStream(config: ServerConfig, count: number, shared: boolean): Promise<Listener[]> {
+/** The adapter's listenFd, or a ListenError saying the runtime has none. */
+function fdListener(address: string): NonNullable<Adapter["listenFd"]> {
   const a = adapter();
-  const c = normalizeConfig(config, a.os);
-  if (c.kind === "unix") return viewsOf(await bindUnix(c.path, c.backlog, c.mode), count);
-  const host = await resolveHost(a, c.host);
-  const { strategy } = chooseStrategy({
+  if (!a.listenFd) {
+    throw new ListenError(
+      `Cannot listen on ${address} as ${a.runtime} has no API to listen on an inherited descriptor`,
+      { code: "ENOTSUP", address },
+    );
+  }
+  return a.listenFd;
+}
+
+/** Listens on inherited descriptors (fd:// and systemd), where the runtime can. */
+async function adoptFds(fds: number[], backlog: number, address: string): Promise<RawListener<Addr>[]> {
+  const listenFd = fdListener(address);
+  const raws: RawListener<Addr>[] = [];
+  try {
+    for (const fd of fds) raws.push(await listenFd({ fd, backlog }));
+    return raws;
+  } catch (err) {
+    await Promise.allSettled(raws.map((r) => r.close()));
+    throw toListenError(err, address);
+  }
+}
+
+/** Whether `count` TCP listeners get SO_REUSEPORT sockets (internal). */
+export function tcpReusePort(count: number, shared: boolean): boolean {
+  const a = adapter();
+  return chooseStrategy({
     count,
     shared,
     unix: false,
@@ -88,44 +123,92 @@ async function bindStream(config: ServerConfig, count: number, shared: boolean):
     reusePort: count > 1 && !shared && capabilities().reusePort.tcp,
     os: a.os,
     missing: a.missing("reusePort.tcp"),
-  });
-  const sockets = strategy === "reuseport" ? count : 1;
-  const raws = await bindEach(
-    sockets,
-    host,
-    c.port,
-    (port) => a.listenTcp({ hostname: host, port, backlog: c.backlog, reusePort: strategy === "reuseport" }),
+  }).strategy === "reuseport";
+}
+
+/** One bind step per host, each binding `perHost` TCP sockets on the step's port (internal). */
+export function tcpSteps(hosts: BindHost[], perHost: number, backlog: number, reusePort: boolean): PortStep[] {
+  const a = adapter();
+  return hostSteps(
+    hosts,
+    perHost,
+    (hostname, port) => a.listenTcp({ hostname, port, backlog, reusePort }),
     (raw) => raw.addr.port,
   );
-  return strategy === "reuseport" ? raws.flatMap((raw) => viewsOf(raw, 1)) : viewsOf(raws[0]!, count);
+}
+
+/** `count` Listeners from per-host groups of raw sockets (internal). */
+export function tcpViews(groups: Closable[][], count: number, reusePort: boolean): Listener[] {
+  const raws = groups as RawListener<Addr>[][];
+  if (!reusePort) return viewsOf(raws.map((g) => g[0]!), count);
+  return Array.from({ length: count }, (_, i) => viewsOf(raws.map((g) => g[i]!), 1)[0]!);
+}
+
+async function bindInet(c: NormalizedConfig & { kind: "inet" }, count: number, shared: boolean) {
+  const hosts = await resolveHosts(adapter(), c.host);
+  const reusePort = tcpReusePort(count, shared);
+  const groups = await bindOnOnePort(c.port, tcpSteps(hosts, reusePort ? count : 1, c.backlog, reusePort));
+  return tcpViews(groups, count, reusePort);
+}
+
+async function bindOnce(c: NormalizedConfig, count: number, shared: boolean): Promise<Listener[]> {
+  const a = adapter();
+  switch (c.kind) {
+    case "unix": {
+      if (!c.abstract) return viewsOf([await bindUnix(c.path, c.backlog, c.mode)], count);
+      const raw = await a.listenUnix({ path: c.path, backlog: c.backlog }).catch((err) => {
+        throw toListenError(err, `@${c.path.slice(1)}`);
+      });
+      return viewsOf([raw], count);
+    }
+    case "fd":
+      return viewsOf(await adoptFds([c.fd], c.backlog, `fd://${c.fd}`), count);
+    case "systemd": {
+      const address = c.name ? `sd-listen:${c.name}` : "sd-listen";
+      fdListener(address);
+      const fds = systemdFds((n) => a.env(n), a.pid, c.name).map((f) => f.fd);
+      return viewsOf(await adoptFds(fds, c.backlog, address), count);
+    }
+    case "inet":
+      return await bindInet(c, count, shared);
+  }
+}
+
+/** Binds `count` stream listeners for `config` (internal: createListener(s) and pairs). */
+export async function bindStream(config: ServerConfig | string, count: number, shared: boolean): Promise<Listener[]> {
+  const c = normalizeConfig(toConfig(config), adapter().os);
+  return await withRetry(c.retry, () => bindOnce(c, count, shared));
 }
 
 /**
- * Binds one listener: TCP on `host:port`, or a Unix socket at `uds`.
+ * Binds one listener: TCP on `host:port` (on every address a host name resolves to), a Unix
+ * socket at `uds`, an inherited descriptor (`fd`) or systemd's sockets (`systemd`). An address
+ * string (see {@linkcode parseAddress}) may stand for the config.
  *
  * @param config Where to bind; see {@linkcode ServerConfig} for defaults.
  * @returns The listener, ready to accept.
  * @throws {TypeError} A config field has the wrong type.
- * @throws {RangeError} A config field is out of range.
+ * @throws {RangeError} A config field is out of range, or the address string is not one.
  * @throws {ListenError} The OS refused: address in use, permission, unknown host, ...
  * @example
  * ```ts
  * import { createListener } from "../mod.ts";
- * await using listener = await createListener({ host: "127.0.0.1", port: 0 });
+ * await using listener = await createListener("127.0.0.1:0");
  * console.assert(listener.addr.transport === "tcp" && listener.addr.port > 0);
  * ```
  */
-export async function createListener(config: ServerConfig): Promise<Listener> {
+export async function createListener(config: ServerConfig | string): Promise<Listener> {
   return (await bindStream(config, 1, false))[0]!;
 }
 
 /**
  * Binds `count` listeners for `count` workers. Where the kernel balances SO_REUSEPORT sockets
  * (Linux, with runtime support), each gets its own socket on the same port (port 0: the first
- * bind picks it). Otherwise, or with `shared`, or for a Unix socket, one socket is handed out as
- * `count` views: each view may be closed alone, and the socket closes with the last.
+ * bind picks it). Otherwise, or with `shared`, or for a Unix socket or inherited descriptor, one
+ * socket is handed out as `count` views: each view may be closed alone, and the socket closes
+ * with the last.
  *
- * @param config Where to bind.
+ * @param config Where to bind, or an address string.
  * @param count How many listeners, from 1.
  * @param options `shared: true` forces one shared socket.
  * @returns `count` listeners on one address.
@@ -140,7 +223,7 @@ export async function createListener(config: ServerConfig): Promise<Listener> {
  * ```
  */
 export async function createListeners(
-  config: ServerConfig,
+  config: ServerConfig | string,
   count: number,
   options: CreateListenersOptions = {},
 ): Promise<Listener[]> {
@@ -150,10 +233,10 @@ export async function createListeners(
 
 /**
  * Removes a leftover Unix socket file at `config.uds` if it is stale (nobody listens on it).
- * A no-op without `uds` or without a file; never removes a live socket or anything that is not
- * a socket.
+ * A no-op without `uds`, without a file, or for an abstract socket; never removes a live socket
+ * or anything that is not a socket.
  *
- * @param config The config whose `uds` to clean up.
+ * @param config The config (or address string) whose `uds` to clean up.
  * @throws {TypeError} `uds` is not a string.
  * @example
  * ```ts
@@ -161,10 +244,10 @@ export async function createListeners(
  * await cleanupUnixSocket({ uds: "/tmp/polybind-example.sock" });
  * ```
  */
-export async function cleanupUnixSocket(config: ServerConfig): Promise<void> {
+export async function cleanupUnixSocket(config: ServerConfig | string): Promise<void> {
   const a = adapter();
-  const c = normalizeConfig(config, a.os);
-  if (c.kind !== "unix") return;
+  const c = normalizeConfig(toConfig(config), a.os);
+  if (c.kind !== "unix" || c.abstract) return;
   await clearStaleSocket(a.fs, a.fs.resolve(c.path)).catch((err: { code?: string }) => {
     if (err.code !== "EADDRINUSE" && err.code !== "EEXIST") throw err;
   });

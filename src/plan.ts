@@ -1,6 +1,7 @@
 // Worker plans: a serializable decision of how N workers (other processes or isolates) get
 // their listeners. Pure: the same config and capabilities always give the same plan.
 
+import { formatAddress, toConfig } from "./address.ts";
 import { capabilities } from "./capabilities.ts";
 import { checkCount, normalizeConfig } from "./config.ts";
 import { kernelBalances } from "./strategy.ts";
@@ -88,10 +89,17 @@ function decide(unix: boolean, count: number, shared: boolean, caps: Capabilitie
  * console.log(plan.strategy, plan.reason);
  * ```
  */
-export function planListeners(config: ServerConfig, count: number, options: PlanOptions = {}): ListenerPlan {
+export function planListeners(config: ServerConfig | string, count: number, options: PlanOptions = {}): ListenerPlan {
   checkCount(count);
   const caps = options.capabilities ?? capabilities();
-  const c = normalizeConfig(config, caps.os);
+  const c = normalizeConfig(toConfig(config), caps.os);
+  if (c.kind === "fd" || c.kind === "systemd") {
+    throw new TypeError(
+      `Cannot plan workers for ${
+        formatAddress(toConfig(config))
+      }: inherited sockets are adopted with createListeners() in the process that inherited them`,
+    );
+  }
   const unix = c.kind === "unix";
   const [strategy, workers, reason] = decide(unix, count, options.shared === true, caps);
   return {

@@ -35,6 +35,18 @@ export interface ServerConfig {
    * @default {0o660}
    */
   udsMode?: number;
+  /** Listen on this inherited, already bound descriptor (TCP or Unix) instead of binding. */
+  fd?: number;
+  /**
+   * Listen on the sockets systemd passed (socket activation): `true` for all of them, a name
+   * for those whose `FileDescriptorName=` it is.
+   */
+  systemd?: true | string;
+  /**
+   * Try again while the address is in use (a restart whose old process is still letting go).
+   * @default {undefined} fail at once
+   */
+  retry?: { attempts: number; delayMs: number };
 }
 
 /** A TCP or UDP address: an IP address and a port. */
@@ -133,8 +145,10 @@ export interface Conn extends AsyncDisposable {
  * ```
  */
 export interface Listener extends AsyncIterable<Conn>, AsyncDisposable {
-  /** The bound address (for TCP, the real port when 0 was asked for). */
+  /** The bound address (for TCP, the real port when 0 was asked for); the first of `addrs`. */
   readonly addr: Addr;
+  /** Every address this listener accepts on (several when a host name resolves to several). */
+  readonly addrs: readonly Addr[];
   /** Resolves with the next connection; rejects with a `ListenError` once the listener is closed. */
   accept(): Promise<Conn>;
   /** Stops accepting and releases the socket (or this view of a shared one). Idempotent. */

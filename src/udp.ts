@@ -1,44 +1,71 @@
 // createUdpListener(s): UDP sockets for HTTP/3 and QUIC servers, one or many on one port.
 
 import { adapter, type RawDatagram } from "./adapter.ts";
-import { bindEach, resolveHost } from "./bind.ts";
+import { toConfig } from "./address.ts";
+import {
+  type BindHost,
+  bindOnOnePort,
+  type Closable,
+  hostSteps,
+  type PortStep,
+  resolveHosts,
+  withRetry,
+} from "./bind.ts";
 import { capabilities } from "./capabilities.ts";
-import { checkCount, normalizeConfig } from "./config.ts";
+import { checkCount, normalizeConfig, type NormalizedConfig } from "./config.ts";
 import { closedError, formatHostPort, ListenError } from "./errors.ts";
+import { mergeSources } from "./merge.ts";
 import { shareSource } from "./shared.ts";
 import { chooseStrategy } from "./strategy.ts";
 import type { DatagramListener, NetAddr, ServerConfig } from "./types.ts";
 import { wrapDatagram } from "./wrap.ts";
 
-function viewsOf(raw: RawDatagram, count: number): DatagramListener[] {
-  const address = formatHostPort(raw.addr.hostname, raw.addr.port);
-  const closed = () => closedError(address);
-  const views = shareSource<[Uint8Array, NetAddr]>(
-    { take: () => raw.receive(), close: () => raw.close() },
-    count,
-    closed,
-    () => {},
-  );
-  return views.map((view) => wrapDatagram(view, raw.addr, raw.native, (d, to) => raw.send(d, to), closed));
+type Datagram = [Uint8Array, NetAddr];
+
+/** Sends through the socket of the destination's address family (the first one otherwise). */
+function sender(raws: RawDatagram[]): (data: Uint8Array, to: NetAddr) => Promise<number> {
+  if (raws.length === 1) return (data, to) => raws[0]!.send(data, to);
+  return (data, to) => {
+    const v6 = to.hostname.includes(":");
+    const raw = raws.find((r) => r.addr.hostname.includes(":") === v6) ?? raws[0]!;
+    return raw.send(data, to);
+  };
 }
 
-async function bindDatagrams(config: ServerConfig, count: number): Promise<DatagramListener[]> {
+function viewsOf(raws: RawDatagram[], count: number): DatagramListener[] {
+  const first = raws[0]!;
+  const closed = () => closedError(formatHostPort(first.addr.hostname, first.addr.port));
+  const source = mergeSources<Datagram>(
+    raws.map((r) => ({ take: () => r.receive(), close: () => r.close() })),
+    () => {},
+  );
+  const send = sender(raws);
+  return shareSource<Datagram>(source, count, closed, () => {})
+    .map((view) => wrapDatagram(view, first.addr, first.native, send, closed));
+}
+
+/** Checks that UDP can be used with `c`, and returns its inet part (internal). */
+export function checkUdp(c: NormalizedConfig): NormalizedConfig & { kind: "inet" } {
   const a = adapter();
-  const c = normalizeConfig(config, a.os);
-  if (c.kind === "unix") {
+  if (c.kind !== "inet") {
     throw new TypeError(
-      `Cannot listen for UDP on a Unix socket path: current value of 'uds' is ${JSON.stringify(c.path)}`,
+      `Cannot listen for UDP on a ${c.kind === "unix" ? "Unix socket" : "descriptor"}: use host and port`,
     );
   }
-  const address = formatHostPort(c.host, c.port);
   if (!a.udp) {
+    const address = formatHostPort(c.host, c.port);
     throw new ListenError(`Cannot bind UDP ${address} as UDP is unavailable: ${a.missing("udp")}`, {
       code: "ENOTSUP",
       address,
     });
   }
-  const host = await resolveHost(a, c.host);
-  const { strategy } = chooseStrategy({
+  return c;
+}
+
+/** Whether `count` UDP sockets get SO_REUSEPORT (internal). */
+export function udpReusePort(count: number): boolean {
+  const a = adapter();
+  return chooseStrategy({
     count,
     shared: false,
     unix: false,
@@ -46,23 +73,44 @@ async function bindDatagrams(config: ServerConfig, count: number): Promise<Datag
     reusePort: count > 1 && capabilities().reusePort.udp,
     os: a.os,
     missing: a.missing("reusePort.udp"),
-  });
-  const reusePort = strategy === "reuseport";
-  const raws = await bindEach(
-    reusePort ? count : 1,
-    host,
-    c.port,
-    (port) => a.listenUdp({ hostname: host, port, reusePort }),
+  }).strategy === "reuseport";
+}
+
+/** One bind step per host, each binding `perHost` UDP sockets on the step's port (internal). */
+export function udpSteps(hosts: BindHost[], perHost: number, reusePort: boolean): PortStep[] {
+  const a = adapter();
+  return hostSteps(
+    hosts,
+    perHost,
+    (hostname, port) => a.listenUdp({ hostname, port, reusePort }),
     (raw) => raw.addr.port,
   );
-  return reusePort ? raws.flatMap((raw) => viewsOf(raw, 1)) : viewsOf(raws[0]!, count);
+}
+
+/** `count` DatagramListeners from per-host groups of raw sockets (internal). */
+export function udpViews(groups: Closable[][], count: number, reusePort: boolean): DatagramListener[] {
+  const raws = groups as RawDatagram[][];
+  if (!reusePort) return viewsOf(raws.map((g) => g[0]!), count);
+  return Array.from({ length: count }, (_, i) => viewsOf(raws.map((g) => g[i]!), 1)[0]!);
+}
+
+async function bindDatagrams(config: ServerConfig | string, count: number): Promise<DatagramListener[]> {
+  const a = adapter();
+  const c = checkUdp(normalizeConfig(toConfig(config), a.os));
+  const hosts = await resolveHosts(a, c.host);
+  const reusePort = udpReusePort(count);
+  return await withRetry(c.retry, async () => {
+    const groups = await bindOnOnePort(c.port, udpSteps(hosts, reusePort ? count : 1, reusePort));
+    return udpViews(groups, count, reusePort);
+  });
 }
 
 /**
- * Binds one UDP socket on `host:port` (port 0 picks a free one; to serve HTTP/3 beside TCP, pass
- * the TCP listener's port).
+ * Binds one UDP socket on `host:port` (port 0 picks a free one; to serve HTTP/3 beside TCP, see
+ * {@linkcode createListenerPair}). A host name that resolves to several addresses gets a socket
+ * on each, received from as one; replies leave through the socket of the receiver's family.
  *
- * @param config Where to bind (`uds` is not allowed).
+ * @param config Where to bind (`uds` and `fd` are not allowed), or an address string.
  * @returns The socket, ready to receive.
  * @throws {RangeError} A config field is out of range.
  * @throws {ListenError} The OS refused, or this runtime cannot do UDP (code `ENOTSUP`, with the fix).
@@ -75,7 +123,7 @@ async function bindDatagrams(config: ServerConfig, count: number): Promise<Datag
  * }
  * ```
  */
-export async function createUdpListener(config: ServerConfig): Promise<DatagramListener> {
+export async function createUdpListener(config: ServerConfig | string): Promise<DatagramListener> {
   return (await bindDatagrams(config, 1))[0]!;
 }
 
@@ -83,7 +131,7 @@ export async function createUdpListener(config: ServerConfig): Promise<DatagramL
  * Binds `count` UDP sockets for `count` workers: independent sockets on one port where UDP
  * SO_REUSEPORT really works, else one socket handed out as `count` views.
  *
- * @param config Where to bind.
+ * @param config Where to bind, or an address string.
  * @param count How many, from 1.
  * @returns `count` datagram listeners on one address.
  * @throws {RangeError} `count` is not a positive integer.
@@ -97,7 +145,7 @@ export async function createUdpListener(config: ServerConfig): Promise<DatagramL
  * }
  * ```
  */
-export async function createUdpListeners(config: ServerConfig, count: number): Promise<DatagramListener[]> {
+export async function createUdpListeners(config: ServerConfig | string, count: number): Promise<DatagramListener[]> {
   checkCount(count);
   return await bindDatagrams(config, count);
 }

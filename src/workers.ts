@@ -130,11 +130,11 @@ export async function listenFromPlan(plan: ListenerPlan, index: number): Promise
         cause: err,
       });
     });
-    return viewsOf(raw, 1)[0]!;
+    return viewsOf([raw], 1)[0]!;
   }
   if (address.transport !== "tcp") throw new TypeError("A reuseport plan must have a TCP address");
   const hostname = await resolveHost(a, address.hostname);
-  return viewsOf(await bindPlaceholder(plan, hostname, address.port, true), 1)[0]!;
+  return viewsOf([await bindPlaceholder(plan, hostname, address.port, true)], 1)[0]!;
 }
 
 function checkIndex(plan: ListenerPlan, index: number): void {

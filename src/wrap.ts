@@ -17,9 +17,10 @@ async function* iterate<T>(view: View<T>): AsyncGenerator<T, void, undefined> {
 }
 
 /** A Listener over one view of accepted connections. */
-export function wrapListener(view: View<Conn>, addr: Addr, native: unknown): Listener {
+export function wrapListener(view: View<Conn>, addrs: readonly Addr[], native: unknown): Listener {
   return {
-    addr,
+    addr: addrs[0]!,
+    addrs,
     native,
     accept: () => view.next(),
     close: () => view.close(),

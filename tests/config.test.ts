@@ -9,12 +9,21 @@ import { shareSource } from "../src/shared.ts";
 
 describe("normalizeConfig", () => {
   test("fills in defaults", () => {
-    assert.deepEqual(normalizeConfig({}, "linux"), { kind: "inet", host: "127.0.0.1", port: 8000, backlog: 2048 });
+    const retry = { attempts: 1, delayMs: 0 };
+    assert.deepEqual(normalizeConfig({}, "linux"), {
+      kind: "inet",
+      host: "127.0.0.1",
+      port: 8000,
+      backlog: 2048,
+      retry,
+    });
     assert.deepEqual(normalizeConfig({ uds: "/tmp/a.sock" }, "linux"), {
       kind: "unix",
       path: "/tmp/a.sock",
+      abstract: false,
       backlog: 2048,
       mode: 0o660,
+      retry,
     });
   });
 

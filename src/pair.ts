@@ -1,0 +1,76 @@
+// TCP and UDP on the same port, for HTTP/3 beside HTTP/1.1 and HTTP/2 (Alt-Svc needs one port).
+
+import { adapter } from "./adapter.ts";
+import { toConfig } from "./address.ts";
+import { bindOnOnePort, resolveHosts, withRetry } from "./bind.ts";
+import { checkCount, normalizeConfig } from "./config.ts";
+import { tcpReusePort, tcpSteps, tcpViews } from "./listen.ts";
+import type { DatagramListener, Listener, ServerConfig } from "./types.ts";
+import { checkUdp, udpReusePort, udpSteps, udpViews } from "./udp.ts";
+
+/** A TCP listener and a UDP socket on the same port. */
+export interface ListenerPair {
+  /** For HTTP/1.1 and HTTP/2. */
+  readonly tcp: Listener;
+  /** For HTTP/3 (QUIC). */
+  readonly udp: DatagramListener;
+}
+
+/**
+ * Binds `count` pairs of a TCP listener and a UDP socket on one port. With port 0 the TCP bind
+ * picks the port and UDP joins it; if another program has that UDP port, both are tried again on
+ * a fresh port (up to 10 times). Workers get reuseport sockets for both where both work, or one
+ * shared socket of each.
+ *
+ * @param config Where to bind (host and port), or an address string.
+ * @param count How many pairs, from 1.
+ * @returns The pairs, all on one port.
+ * @throws {ListenError} The OS refused, or this runtime cannot do UDP.
+ * @example
+ * ```ts
+ * import { capabilities, createListenerPairs } from "../mod.ts";
+ * if (capabilities().udp) {
+ *   const pairs = await createListenerPairs({ port: 0 }, 2);
+ *   await Promise.all(pairs.flatMap((p) => [p.tcp.close(), p.udp.close()]));
+ * }
+ * ```
+ */
+export async function createListenerPairs(config: ServerConfig | string, count: number): Promise<ListenerPair[]> {
+  checkCount(count);
+  const a = adapter();
+  const c = checkUdp(normalizeConfig(toConfig(config), a.os));
+  const hosts = await resolveHosts(a, c.host);
+  const reusePort = tcpReusePort(count, false) && udpReusePort(count);
+  const perHost = reusePort ? count : 1;
+  return await withRetry(c.retry, async () => {
+    const groups = await bindOnOnePort(c.port, [
+      ...tcpSteps(hosts, perHost, c.backlog, reusePort),
+      ...udpSteps(hosts, perHost, reusePort),
+    ]);
+    const half = groups.length / 2;
+    const tcp = tcpViews(groups.slice(0, half), count, reusePort);
+    const udp = udpViews(groups.slice(half), count, reusePort);
+    return tcp.map((t, i) => ({ tcp: t, udp: udp[i]! }));
+  });
+}
+
+/**
+ * Binds a TCP listener and a UDP socket on the same port (see {@linkcode createListenerPairs}).
+ *
+ * @param config Where to bind, or an address string.
+ * @returns The pair.
+ * @throws {ListenError} The OS refused, or this runtime cannot do UDP.
+ * @example
+ * ```ts
+ * import { capabilities, createListenerPair } from "../mod.ts";
+ * if (capabilities().udp) {
+ *   const { tcp, udp } = await createListenerPair("127.0.0.1:0");
+ *   console.assert(tcp.addr.transport === "tcp" && tcp.addr.port === udp.addr.port);
+ *   await tcp.close();
+ *   await udp.close();
+ * }
+ * ```
+ */
+export async function createListenerPair(config: ServerConfig | string): Promise<ListenerPair> {
+  return (await createListenerPairs(config, 1))[0]!;
+}
