@@ -67,6 +67,12 @@ function othersCanRun(file: string): boolean {
   }
 }
 
+/** The entries of `after` (from `fdList()` in a child) that are not in `before`. */
+export function openedSince(before: unknown, after: unknown): string[] {
+  const was = new Set(before as string[]);
+  return (after as string[]).filter((fd) => !was.has(fd));
+}
+
 /** A JSON message from a child, or its exit. */
 export type Message = Record<string, unknown>;
 
@@ -96,7 +102,7 @@ export interface SpawnOptions {
 /**
  * Writes `body` as an ES module after a prelude, and runs it with this runtime. The prelude
  * defines `lib` (polybind), `adapterMod` (src/adapter), `say(obj)` (one JSON line to stdout),
- * `fds()` (open descriptors), `nextLine()` (the next line of stdin, as an iterator result; stdin
+ * `fds()` (how many descriptors are open), `fdList()` (them, as "fd=target"), `nextLine()` (the next line of stdin, as an iterator result; stdin
  * is opened on first use, as Deno then duplicates its descriptor), and registers a
  * SIGTERM handler first thing: Deno 2.9 panics if it installs its signal handling lazily
  * while descriptors are exhausted.
@@ -105,13 +111,16 @@ export function spawnScript(body: string, opts: SpawnOptions = {}): Child {
   const dir = mkdtempSync(join(tmpdir(), "pb-child-"));
   chmodSync(dir, 0o755);
   const prelude = `import process from "node:process";
-import { readdirSync } from "node:fs";
+import { readdirSync, readlinkSync } from "node:fs";
 import { createInterface } from "node:readline";
 process.on("SIGTERM", () => process.exit(143));
 const lib = await import(${JSON.stringify(libraryUrl())});
 const adapterMod = await import(${JSON.stringify(libraryUrl("src/adapter"))});
 const say = (m) => process.stdout.write(JSON.stringify(m) + "\\n");
 const fds = () => readdirSync("/proc/self/fd").length - 1;
+const fdList = () => readdirSync("/proc/self/fd").flatMap((fd) => {
+  try { return [fd + "=" + readlinkSync("/proc/self/fd/" + fd)]; } catch { return []; }
+});
 let stdin;
 const nextLine = () => (stdin ??= createInterface({ input: process.stdin })[Symbol.asyncIterator]()).next();
 `;
