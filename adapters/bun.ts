@@ -9,7 +9,7 @@ import { reusePortBindsInChild } from "./_probe_child.ts";
 import { attempt } from "./_attempt.ts";
 import { lookupAll, posixFs, processInfo } from "./_posix.ts";
 import { PushConn } from "./_push_conn.ts";
-import { listenNodeFd } from "./node.ts";
+import { listenNodeFd } from "./_node_net.ts";
 
 /** The part of a Bun socket this adapter uses. */
 interface BunSocket {

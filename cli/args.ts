@@ -1,11 +1,15 @@
 // Command-line arguments of the polybind command: parsed and checked, or a UsageError.
 
 import { parseArgs } from "node:util";
+import { parseAddress } from "../mod.ts";
 
 /** The usage text. */
 export const USAGE = `Usage:
   polybind probe [--json]
-  polybind serve [--host H] [--port P] [--uds PATH] [--workers N] [--shared]`;
+  polybind serve [--host H] [--port P] [--uds PATH] [--listen ADDR]... [--workers N] [--shared]
+
+ADDR: 127.0.0.1:8000, :8000, [::1]:8000, localhost:3000, unix:/run/app.sock, @abstract,
+      fd://3, sd-listen, sd-listen:NAME`;
 
 /** Bad command-line arguments; the command exits with code 2. */
 export class UsageError extends Error {
@@ -15,7 +19,15 @@ export class UsageError extends Error {
 /** A parsed command. */
 export type Command =
   | { name: "probe"; json: boolean }
-  | { name: "serve"; host?: string; port?: number; uds?: string; workers?: number; shared: boolean }
+  | {
+    name: "serve";
+    host?: string;
+    port?: number;
+    uds?: string;
+    listen: string[];
+    workers?: number;
+    shared: boolean;
+  }
   | { name: "worker" };
 
 function integer(flag: string, text: string | undefined, min: number, max: number): number | undefined {
@@ -25,6 +37,15 @@ function integer(flag: string, text: string | undefined, min: number, max: numbe
     throw new UsageError(`--${flag} must be an integer from ${min} to ${max}: got ${JSON.stringify(text)}`);
   }
   return n;
+}
+
+function checkAddress(text: string): string {
+  try {
+    parseAddress(text);
+    return text;
+  } catch (err) {
+    throw new UsageError(`--listen: ${(err as Error).message}`);
+  }
 }
 
 /**
@@ -47,6 +68,7 @@ export function parseCommand(argv: string[]): Command {
           host: { type: "string" },
           port: { type: "string" },
           uds: { type: "string" },
+          listen: { type: "string", multiple: true },
           workers: { type: "string" },
           shared: { type: "boolean" },
         },
@@ -56,6 +78,7 @@ export function parseCommand(argv: string[]): Command {
         host: values.host,
         port: integer("port", values.port, 0, 65535),
         uds: values.uds,
+        listen: (values.listen ?? []).map(checkAddress),
         workers: integer("workers", values.workers, 1, 1024),
         shared: values.shared === true,
       };

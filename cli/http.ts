@@ -1,8 +1,15 @@
-// The worker's HTTP server, on each runtime's own server: Node's http.Server on the polybind
-// listener's native socket, Deno.serve and Bun.serve on options derived from the plan.
+// The workers' HTTP servers, on each runtime's own server: Node's http.Server fed by polybind
+// listeners, Deno.serve and Bun.serve on options derived from the plans.
 
-import { createServer } from "node:http";
-import { capabilities, handOffConnections, type ListenerPlan, listenFromPlan, serveOptions } from "../mod.ts";
+import { createServer, type Server } from "node:http";
+import {
+  capabilities,
+  handOffConnections,
+  type Listener,
+  type ListenerPlan,
+  listenFromPlan,
+  serveOptions,
+} from "../mod.ts";
 
 /** A running HTTP server of one worker. */
 export interface WorkerServer {
@@ -20,53 +27,72 @@ interface BunServe {
   serve(options: Record<string, unknown>): { stop(force?: boolean): Promise<void> | void };
 }
 
-/**
- * Starts worker `index`'s HTTP server for `plan`: every response carries `x-polybind-worker`.
- *
- * @returns The server, once it listens.
- */
-export async function startWorkerServer(plan: ListenerPlan, index: number): Promise<WorkerServer> {
-  const counter = { requests: 0 };
-  const headers = { "content-type": "text/plain", "x-polybind-worker": String(index) };
-  const respond = () => {
+function headers(index: number): Record<string, string> {
+  return { "content-type": "text/plain", "x-polybind-worker": String(index) };
+}
+
+/** Node's http.Server fed by `listeners` (Node.js, and Bun for inherited sockets). */
+function nodeHttp(listeners: Listener[], index: number, counter: { requests: number }): WorkerServer {
+  const h = headers(index);
+  const server: Server = createServer({ keepAlive: true }, (_req, res) => {
     counter.requests++;
-    return new Response(BODY, { headers });
-  };
-  const runtime = capabilities().runtime;
-  if (runtime === "deno") {
-    const deno = (globalThis as unknown as { Deno: DenoServe }).Deno;
-    const server = deno.serve({ ...await serveOptions(plan, index), onListen() {} }, respond);
-    return {
-      get requests() {
-        return counter.requests;
-      },
-      stop: () => server.shutdown(),
-    };
-  }
-  if (runtime === "bun") {
-    const bun = (globalThis as unknown as { Bun: BunServe }).Bun;
-    const server = bun.serve({ ...await serveOptions(plan, index), fetch: respond });
-    return {
-      get requests() {
-        return counter.requests;
-      },
-      stop: async () => void await server.stop(true),
-    };
-  }
-  const listener = await listenFromPlan(plan, index);
-  const server = createServer({ keepAlive: true }, (_req, res) => {
-    counter.requests++;
-    res.writeHead(200, headers).end(BODY);
+    res.writeHead(200, h).end(BODY);
   });
-  const serving = handOffConnections(listener, server);
+  const serving = listeners.map((l) => handOffConnections(l, server));
   return {
     get requests() {
       return counter.requests;
     },
     stop: async () => {
-      await listener.close();
-      await serving;
+      await Promise.all(listeners.map((l) => l.close()));
+      await Promise.all(serving);
       server.closeAllConnections();
     },
+  };
+}
+
+/** An HTTP server on listeners this process holds itself (inherited sockets). */
+export function startLocalServer(listeners: Listener[], index: number): WorkerServer {
+  return nodeHttp(listeners, index, { requests: 0 });
+}
+
+/**
+ * Starts worker `index`'s HTTP server on every plan it has a part in; every response carries
+ * `x-polybind-worker`.
+ *
+ * @returns The server, once it listens.
+ */
+export async function startWorkerServer(plans: ListenerPlan[], index: number): Promise<WorkerServer> {
+  const counter = { requests: 0 };
+  const mine = plans.filter((p) => index < p.workers);
+  const runtime = capabilities().runtime;
+  if (runtime === "node") {
+    const listeners: Listener[] = [];
+    for (const plan of mine) listeners.push(await listenFromPlan(plan, index));
+    return nodeHttp(listeners, index, counter);
+  }
+  const h = headers(index);
+  const respond = () => {
+    counter.requests++;
+    return new Response(BODY, { headers: h });
+  };
+  const stops: (() => Promise<void>)[] = [];
+  for (const plan of mine) {
+    const options = await serveOptions(plan, index);
+    if (runtime === "deno") {
+      const deno = (globalThis as unknown as { Deno: DenoServe }).Deno;
+      const server = deno.serve({ ...options, onListen() {} }, respond);
+      stops.push(() => server.shutdown());
+    } else {
+      const bun = (globalThis as unknown as { Bun: BunServe }).Bun;
+      const server = bun.serve({ ...options, fetch: respond });
+      stops.push(async () => void await server.stop(true));
+    }
+  }
+  return {
+    get requests() {
+      return counter.requests;
+    },
+    stop: async () => void await Promise.all(stops.map((s) => s())),
   };
 }

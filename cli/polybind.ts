@@ -10,9 +10,9 @@ import { runProbe } from "./probe.ts";
 import { runServe } from "./serve.ts";
 
 async function runWorker(): Promise<number> {
-  const plan = checkPlan(JSON.parse(process.env.POLYBIND_PLAN ?? "null"));
+  const plans = (JSON.parse(process.env.POLYBIND_PLANS ?? "[]") as unknown[]).map(checkPlan);
   const index = Number(process.env.POLYBIND_WORKER);
-  const server = await startWorkerServer(plan, index);
+  const server = await startWorkerServer(plans, index);
   const say = (report: object) => process.stdout.write(JSON.stringify(report) + "\n");
   say({ polybind: "ready", worker: index });
   await new Promise<void>((resolve) => {

@@ -1,34 +1,47 @@
-// `polybind serve`: an N-worker HTTP server. The primary plans and prepares the listeners,
-// starts one process per worker, hands off or releases sockets, and reports on shutdown.
+// `polybind serve`: an N-worker HTTP server. The primary plans and prepares the listeners of
+// every address, starts one process per worker, hands off or releases sockets, serves inherited
+// sockets itself where the runtime cannot pass them on, and reports on shutdown.
 
 import { type ChildProcess, fork, spawn } from "node:child_process";
 import { availableParallelism } from "node:os";
 import process from "node:process";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
-import { runtimeCommand } from "./runtime_command.ts";
 import {
   capabilities,
   cleanupUnixSocket,
+  createListener,
+  type Listener,
   type ListenerPlan,
   planListeners,
+  type PreparedPlan,
   preparePlan,
   type ServerConfig,
 } from "../mod.ts";
+import { startLocalServer, type WorkerServer } from "./http.ts";
+import { runtimeCommand } from "./runtime_command.ts";
 
 /** What the worker processes report on their stdout, one JSON object a line. */
-export type WorkerReport = { polybind: "ready"; worker: number } | {
-  polybind: "served";
-  worker: number;
-  requests: number;
-};
+export type WorkerReport =
+  | { polybind: "ready"; worker: number }
+  | { polybind: "served"; worker: number; requests: number };
 
-/** Starts a worker process of this same runtime, with the plan in its environment. */
-function startWorker(plan: ListenerPlan, index: number): ChildProcess {
+/** Options of `polybind serve`. */
+export interface ServeCommand {
+  host?: string;
+  port?: number;
+  uds?: string;
+  listen: string[];
+  workers?: number;
+  shared: boolean;
+}
+
+/** Starts a worker process of this same runtime, with the plans in its environment. */
+function startWorker(plans: ListenerPlan[], index: number): ChildProcess {
   const cli = fileURLToPath(
     new URL(import.meta.url.endsWith(".ts") ? "./polybind.ts" : "./polybind.js", import.meta.url),
   );
-  const env = { ...process.env, POLYBIND_PLAN: JSON.stringify(plan), POLYBIND_WORKER: String(index) };
+  const env = { ...process.env, POLYBIND_PLANS: JSON.stringify(plans), POLYBIND_WORKER: String(index) };
   const stdio: ["ignore", "pipe", "inherit"] = ["ignore", "pipe", "inherit"];
   // Node.js workers get an IPC channel, over which a shared socket can be handed off.
   if (capabilities().processShare) return fork(cli, ["__worker"], { env, stdio: [...stdio, "ipc"] });
@@ -36,7 +49,7 @@ function startWorker(plan: ListenerPlan, index: number): ChildProcess {
   return spawn(command, args, { env, stdio });
 }
 
-function reports(child: ChildProcess, onReport: (r: WorkerReport) => void): void {
+function onReports(child: ChildProcess, onReport: (r: WorkerReport) => void): void {
   createInterface({ input: child.stdout! }).on("line", (line) => {
     try {
       const r = JSON.parse(line) as WorkerReport;
@@ -47,66 +60,107 @@ function reports(child: ChildProcess, onReport: (r: WorkerReport) => void): void
   });
 }
 
+function describe(plan: ListenerPlan): string {
+  const a = plan.address;
+  if (a.transport === "unix") return `unix:${a.path.startsWith("\0") ? "@" + a.path.slice(1) : a.path}`;
+  if (a.transport === "inherited") return a.spec;
+  const url = (ip: string) => `http://${ip.includes(":") ? `[${ip}]` : ip}:${a.port}`;
+  return (plan.resolved ?? [a.hostname]).map(url).join(", ");
+}
+
+function describeListener(l: Listener): string {
+  return l.addrs.map((a) => (a.transport === "unix" ? `unix:${a.path}` : `http://${a.hostname}:${a.port}`)).join(", ");
+}
+
+/** Binds what the primary holds: prepared plans for the workers, and inherited sockets it serves itself. */
+async function prepareAll(configs: (ServerConfig | string)[], count: number, shared: boolean) {
+  const prepared: PreparedPlan[] = [];
+  const local: Listener[] = [];
+  const plans = configs.map((c) => planListeners(c, count, { shared }));
+  try {
+    for (const plan of plans) {
+      const inherited = plan.address.transport === "inherited" ? plan.address.spec : undefined;
+      if (inherited !== undefined && plan.strategy === "single") local.push(await createListener(inherited));
+      else prepared.push(await preparePlan(plan));
+    }
+  } catch (err) {
+    await Promise.all([...prepared.map((p) => p.close()), ...local.map((l) => l.close())]);
+    throw err;
+  }
+  return { plans, prepared, local };
+}
+
 /** Runs `polybind serve`; resolves with the exit code once the server has shut down. */
-export async function runServe(options: ServerConfig & { workers?: number; shared: boolean }): Promise<number> {
+export async function runServe(options: ServeCommand): Promise<number> {
   const count = options.workers ?? availableParallelism();
-  const config: ServerConfig = options.uds !== undefined
-    ? { uds: options.uds }
-    : { host: options.host ?? "127.0.0.1", port: options.port ?? 8000 };
-  const prepared = await preparePlan(planListeners(config, count, { shared: options.shared }));
-  const { plan } = prepared;
+  const configs: (ServerConfig | string)[] = options.listen.length > 0 ? options.listen : [
+    options.uds !== undefined
+      ? { uds: options.uds }
+      : { host: options.host ?? "127.0.0.1", port: options.port ?? 8000 },
+  ];
+  const { plans, prepared, local } = await prepareAll(configs, count, options.shared);
+  const remote = prepared.map((p) => p.plan);
+  const workers = remote.length === 0 ? 0 : Math.max(...remote.map((p) => p.workers));
   const served = new Map<number, number>();
   const children: ChildProcess[] = [];
   let stopping = false;
   let ready = 0;
   let onAllReady!: () => void;
   const allReady = new Promise<void>((resolve) => (onAllReady = resolve));
-  const exited = Array.from({ length: plan.workers }, (_, i) => {
-    const child = startWorker(plan, i);
+  if (workers === 0) onAllReady();
+  const exited = Array.from({ length: workers }, (_, i) => {
+    const child = startWorker(remote, i);
     children.push(child);
-    if (plan.strategy === "shared") prepared.handOff(child);
-    reports(child, (r) => {
-      if (r.polybind === "ready" && ++ready === plan.workers) onAllReady();
+    for (const p of prepared) if (p.plan.strategy === "shared" && i < p.plan.workers) p.handOff(child);
+    onReports(child, (r) => {
+      if (r.polybind === "ready" && ++ready === workers) onAllReady();
       if (r.polybind === "served") served.set(r.worker, r.requests);
     });
     return new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
   });
-  const failed = Promise.race(exited).then((code) => (stopping ? 0 : code ?? 1));
+  const failed = exited.length > 0
+    ? Promise.race(exited).then((code) => (stopping ? 0 : code ?? 1))
+    : new Promise<number>(() => {});
   const started = await Promise.race([allReady.then(() => 0), failed.then((code) => code || 1)]);
-  await prepared.release();
-  const a = plan.address;
-  const where = a.transport === "unix"
-    ? `unix:${a.path}`
-    : `http://${a.hostname.includes(":") ? `[${a.hostname}]` : a.hostname}:${a.port}`;
+  await Promise.all(prepared.map((p) => p.release()));
+  const own: WorkerServer | undefined = local.length > 0 ? startLocalServer(local, workers) : undefined;
+
   if (started === 0) {
-    console.log(`polybind serve: listening on ${where} with ${plan.workers} worker(s) on ${capabilities().runtime}`);
-    console.log(`strategy: ${plan.strategy} (${plan.reason})`);
+    const where = [...remote.map(describe), ...local.map(describeListener)].join(", ");
+    const total = workers + (own ? 1 : 0);
+    console.log(`polybind serve: listening on ${where} with ${total} worker(s) on ${capabilities().runtime}`);
+    for (const plan of plans) console.log(`strategy: ${plan.strategy} (${plan.reason})`);
   } else console.error("polybind serve: a worker failed to start");
 
+  let wake!: () => void;
+  const stopped = new Promise<void>((resolve) => (wake = resolve));
   const stop = () => {
     if (stopping) return;
     stopping = true;
     for (const c of children) c.kill("SIGTERM");
+    wake();
   };
   process.once("SIGINT", stop);
   process.once("SIGTERM", stop);
   if (started !== 0) stop();
-  const crashed = await Promise.race([failed, Promise.all(exited).then(() => 0)]);
-  if (crashed !== 0 && !stopping) {
-    console.error("polybind serve: a worker stopped unexpectedly; stopping the others");
-    stop();
-  }
+  const crashed = await Promise.race([failed, stopped.then(() => 0)]);
+  if (crashed !== 0 && !stopping) console.error("polybind serve: a worker stopped unexpectedly; stopping the others");
+  stop();
   await Promise.all(exited);
+  if (own) {
+    await own.stop();
+    served.set(workers, own.requests);
+  }
   process.off("SIGINT", stop);
   process.off("SIGTERM", stop);
-  await prepared.close();
-  if (config.uds !== undefined) await cleanupUnixSocket(config);
+  await Promise.all(prepared.map((p) => p.close()));
+  for (const c of configs) await cleanupUnixSocket(c);
   let total = 0;
-  for (let i = 0; i < plan.workers; i++) {
+  for (let i = 0; i < workers + (own ? 1 : 0); i++) {
     const n = served.get(i) ?? 0;
     total += n;
     console.log(`worker ${i} served ${n} requests`);
   }
   console.log(`total ${total} requests`);
-  return started !== 0 || (crashed !== 0 && crashed !== null) ? 1 : 0;
+  return started !== 0 || crashed !== 0 ? 1 : 0;
 }

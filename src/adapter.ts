@@ -79,12 +79,21 @@ export interface Adapter {
   readonly handOff?: HandOff;
 }
 
-/** Sends a listening socket to a child process, and receives it there. */
+/** A socket bound (or inherited) but not accepting, to be handed to child processes. */
+export interface PassableSocket {
+  readonly addr: Addr;
+  readonly native: unknown;
+  close(): Promise<void>;
+}
+
+/** Passes a socket to child processes, which ask for it by key and listen on it. */
 export interface HandOff {
-  /** In the parent: sends `native` (a listener's native object) to `child` (a ChildProcess with IPC). */
-  send(child: unknown, native: unknown, addr: Addr): void;
-  /** In the child: waits for the socket the parent sends, at most `timeoutMs`. */
-  receive(timeoutMs: number): Promise<RawListener<Addr>>;
+  /** In the parent: binds without listening (or takes an inherited descriptor), so the parent accepts nothing. */
+  bind(target: { hostname: string; port: number } | { path: string } | { fd: number }): Promise<PassableSocket>;
+  /** In the parent: sends `socket` to `child` (a ChildProcess with IPC) when it asks for `key`. */
+  offer(child: unknown, key: string, socket: PassableSocket, backlog: number): void;
+  /** In the child: asks the parent for the socket `key` and waits for it, at most `timeoutMs`. */
+  receive(key: string, timeoutMs: number): Promise<RawListener<Addr>>;
 }
 
 let current: Adapter | undefined;

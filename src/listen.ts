@@ -2,7 +2,7 @@
 // addresses, inherited descriptors or systemd's sockets.
 
 import { type Adapter, adapter, type RawListener } from "./adapter.ts";
-import { toConfig } from "./address.ts";
+import { formatAddress, toConfig } from "./address.ts";
 import {
   type BindHost,
   bindOnOnePort,
@@ -48,12 +48,8 @@ export function viewsOf(raws: RawListener<Addr>[], count: number): Listener[] {
   return views.map((view) => wrapListener(view, addrs, raws[0]!.native));
 }
 
-/** A Unix socket bound and linked into place, and the removal of its file (internal). */
-export async function placeUnix(
-  path: string,
-  backlog: number,
-  mode: number,
-): Promise<{ raw: RawListener<Addr>; remove(): Promise<void> }> {
+/** Binds a Unix socket file at `path` (safely, see placeSocket); closing removes the file. */
+async function bindUnix(path: string, backlog: number, mode: number): Promise<RawListener<Addr>> {
   const a = adapter();
   const absolute = a.fs.resolve(path);
   const placed = await placeSocket(
@@ -66,23 +62,12 @@ export async function placeUnix(
   );
   const raw = placed.listener;
   return {
-    raw: {
-      addr: { transport: "unix", path },
-      native: raw.native,
-      accept: () => raw.accept(),
-      close: () => raw.close(),
-    },
-    remove: () => removeSocketFile(a.fs, absolute, placed.info).then(() => {}, () => {}),
-  };
-}
-
-async function bindUnix(path: string, backlog: number, mode: number): Promise<RawListener<Addr>> {
-  const { raw, remove } = await placeUnix(path, backlog, mode);
-  return {
-    ...raw,
+    addr: { transport: "unix", path },
+    native: raw.native,
+    accept: () => raw.accept(),
     close: async () => {
       await raw.close();
-      await remove();
+      await removeSocketFile(a.fs, absolute, placed.info).catch(() => {});
     },
   };
 }
@@ -151,6 +136,22 @@ async function bindInet(c: NormalizedConfig & { kind: "inet" }, count: number, s
   return tcpViews(groups, count, reusePort);
 }
 
+/** The descriptors of an fd:// or sd-listen config (internal). */
+export function inheritedFds(config: ServerConfig): number[] {
+  const a = adapter();
+  const c = normalizeConfig(config, a.os);
+  if (c.kind === "fd") return [c.fd];
+  if (c.kind !== "systemd") throw new TypeError("Not an inherited socket: use fd:// or sd-listen");
+  return systemdFds((n) => a.env(n), a.pid, c.name).map((f) => f.fd);
+}
+
+/** The raw listeners of an fd:// or sd-listen config (internal). */
+async function adoptRaw(config: ServerConfig, backlog: number): Promise<RawListener<Addr>[]> {
+  const spec = formatAddress(config);
+  fdListener(spec);
+  return await adoptFds(inheritedFds(config), backlog, spec);
+}
+
 async function bindOnce(c: NormalizedConfig, count: number, shared: boolean): Promise<Listener[]> {
   const a = adapter();
   switch (c.kind) {
@@ -162,13 +163,8 @@ async function bindOnce(c: NormalizedConfig, count: number, shared: boolean): Pr
       return viewsOf([raw], count);
     }
     case "fd":
-      return viewsOf(await adoptFds([c.fd], c.backlog, `fd://${c.fd}`), count);
-    case "systemd": {
-      const address = c.name ? `sd-listen:${c.name}` : "sd-listen";
-      fdListener(address);
-      const fds = systemdFds((n) => a.env(n), a.pid, c.name).map((f) => f.fd);
-      return viewsOf(await adoptFds(fds, c.backlog, address), count);
-    }
+    case "systemd":
+      return viewsOf(await adoptRaw(c.kind === "fd" ? { fd: c.fd } : { systemd: c.name ?? true }, c.backlog), count);
     case "inet":
       return await bindInet(c, count, shared);
   }

@@ -13,7 +13,8 @@ export type PlanStrategy = "single" | "reuseport" | "shared";
 /** Where a plan listens. */
 export type PlanAddress =
   | { readonly transport: "tcp"; readonly hostname: string; readonly port: number }
-  | { readonly transport: "unix"; readonly path: string };
+  | { readonly transport: "unix"; readonly path: string }
+  | { readonly transport: "inherited"; readonly spec: string };
 
 /**
  * A plan for `workers` accepting workers, as plain JSON: send it to a worker in an environment
@@ -38,6 +39,10 @@ export interface ListenerPlan {
   readonly udsMode: number;
   /** Whether {@linkcode preparePlan} has resolved the host and port for the workers. */
   readonly prepared: boolean;
+  /** How many sockets each worker gets from the primary (several where systemd passed several). */
+  readonly sockets: number;
+  /** The IP addresses a TCP host resolved to, all bound on the plan's port (set by {@linkcode preparePlan}). */
+  readonly resolved?: readonly string[];
 }
 
 /** Options of {@linkcode planListeners}. */
@@ -54,13 +59,20 @@ export interface PlanOptions {
   capabilities?: Capabilities;
 }
 
-function decide(unix: boolean, count: number, shared: boolean, caps: Capabilities): [PlanStrategy, number, string] {
+function decide(
+  kind: "inet" | "unix" | "inherited",
+  count: number,
+  shared: boolean,
+  caps: Capabilities,
+): [PlanStrategy, number, string] {
   if (count === 1) return ["single", 1, "one worker: one socket"];
-  if (!unix && !shared && caps.reusePort.tcp) {
+  if (kind === "inet" && !shared && caps.reusePort.tcp) {
     return ["reuseport", count, `SO_REUSEPORT on ${caps.os}: each of ${count} workers binds its own socket`];
   }
-  const why = unix
+  const why = kind === "unix"
     ? "a Unix socket cannot be reused"
+    : kind === "inherited"
+    ? "an inherited socket cannot be bound again"
     : shared
     ? "shared was asked for"
     : kernelBalances(caps.os)
@@ -93,31 +105,31 @@ export function planListeners(config: ServerConfig | string, count: number, opti
   checkCount(count);
   const caps = options.capabilities ?? capabilities();
   const c = normalizeConfig(toConfig(config), caps.os);
-  if (c.kind === "fd" || c.kind === "systemd") {
-    throw new TypeError(
-      `Cannot plan workers for ${
-        formatAddress(toConfig(config))
-      }: inherited sockets are adopted with createListeners() in the process that inherited them`,
-    );
-  }
-  const unix = c.kind === "unix";
-  const [strategy, workers, reason] = decide(unix, count, options.shared === true, caps);
+  const kind = c.kind === "fd" || c.kind === "systemd" ? "inherited" : c.kind;
+  const [strategy, workers, reason] = decide(kind, count, options.shared === true, caps);
+  const address: PlanAddress = c.kind === "unix"
+    ? { transport: "unix", path: c.path }
+    : c.kind === "inet"
+    ? { transport: "tcp", hostname: c.host, port: c.port }
+    : { transport: "inherited", spec: formatAddress(toConfig(config)) };
   return {
     kind: "polybind-plan",
     strategy,
     reason,
     requested: count,
     workers,
-    address: unix ? { transport: "unix", path: c.path } : { transport: "tcp", hostname: c.host, port: c.port },
+    address,
     backlog: c.backlog,
-    udsMode: unix ? c.mode : 0o660,
+    udsMode: c.kind === "unix" ? c.mode : 0o660,
     prepared: false,
+    sockets: 1,
   };
 }
 
 /** The ServerConfig a plan stands for. */
 export function configOf(plan: ListenerPlan): ServerConfig {
   const a = plan.address;
+  if (a.transport === "inherited") return { ...toConfig(a.spec), backlog: plan.backlog };
   return a.transport === "unix"
     ? { uds: a.path, backlog: plan.backlog, udsMode: plan.udsMode }
     : { host: a.hostname, port: a.port, backlog: plan.backlog };

@@ -1,14 +1,16 @@
 // From a plan to listeners in worker processes: the primary prepares the plan (binds first,
 // resolves the port, holds or hands off the socket), each worker listens from it.
 
-import { adapter, type RawListener } from "./adapter.ts";
-import { resolveHost } from "./bind.ts";
+import { adapter, type HandOff, type PassableSocket, type RawListener } from "./adapter.ts";
+import { type BindHost, bindOnOnePort, hostSteps, resolveHost, resolveHosts } from "./bind.ts";
+import { maxSocketPath } from "./config.ts";
 import { show } from "./config.ts";
-import { formatHostPort, ListenError, toListenError } from "./errors.ts";
-import { createListener, placeUnix, viewsOf } from "./listen.ts";
+import { formatHostPort, ListenError } from "./errors.ts";
+import { createListener, inheritedFds, tcpSteps, viewsOf } from "./listen.ts";
+import { toConfig } from "./address.ts";
 import { checkPlan, configOf, type ListenerPlan } from "./plan.ts";
-import type { Addr, Listener } from "./types.ts";
-import { clearStaleSocket } from "./unix.ts";
+import type { Addr, Listener, TcpAddr } from "./types.ts";
+import { clearStaleSocket, placeSocket, removeSocketFile } from "./unix.ts";
 
 /** A plan made ready by the primary process, with the sockets it holds for the workers. */
 export interface PreparedPlan {
@@ -25,13 +27,15 @@ export interface PreparedPlan {
 /** How long a worker waits for the primary to hand it the shared socket. */
 const HAND_OFF_TIMEOUT_MS = 30_000;
 
-async function bindPlaceholder(plan: ListenerPlan, hostname: string, port: number, reusePort: boolean) {
-  const address = formatHostPort(hostname, port);
-  try {
-    return await adapter().listenTcp({ hostname, port, backlog: plan.backlog, reusePort });
-  } catch (err) {
-    throw toListenError(err, address);
-  }
+/** Binds one TCP socket on each of `hosts`, all on one port (the first picks it when 0). */
+async function bindHosts(
+  plan: ListenerPlan,
+  hosts: BindHost[],
+  port: number,
+  reusePort: boolean,
+): Promise<RawListener<TcpAddr>[]> {
+  const groups = await bindOnOnePort(port, tcpSteps(hosts, 1, plan.backlog, reusePort));
+  return groups.map((g) => g[0] as RawListener<TcpAddr>);
 }
 
 /**
@@ -57,32 +61,64 @@ async function bindPlaceholder(plan: ListenerPlan, hostname: string, port: numbe
 export async function preparePlan(plan: ListenerPlan): Promise<PreparedPlan> {
   checkPlan(plan);
   const a = adapter();
-  let held: RawListener<Addr> | undefined;
+  const shared = plan.strategy === "shared";
+  if (shared && !a.handOff) {
+    throw new TypeError(`Cannot prepare a shared plan as ${a.runtime} cannot hand sockets to other processes`);
+  }
+  let held: Held[] = [];
   let removeFile = async () => {};
   let address = plan.address;
+  let resolved: string[] | undefined;
   if (address.transport === "tcp") {
-    const hostname = await resolveHost(a, address.hostname);
-    const raw = await bindPlaceholder(plan, hostname, address.port, plan.strategy === "reuseport");
-    address = { transport: "tcp", hostname, port: raw.addr.port };
-    if (plan.strategy === "single") await raw.close();
-    else held = raw;
-  } else if (plan.strategy === "shared") {
-    const placed = await placeUnix(address.path, plan.backlog, plan.udsMode);
-    held = placed.raw;
-    removeFile = placed.remove;
+    const hosts = await resolveHosts(a, address.hostname);
+    const sockets = shared
+      ? await bindPassable(a.handOff!, hosts, address.port)
+      : await bindHosts(plan, hosts, address.port, plan.strategy === "reuseport");
+    resolved = sockets.map((s) => (s.addr as TcpAddr).hostname);
+    address = { transport: "tcp", hostname: resolved[0]!, port: (sockets[0]!.addr as TcpAddr).port };
+    if (plan.strategy === "single") await Promise.all(sockets.map((s) => s.close()));
+    else held = sockets;
+  } else if (address.transport === "inherited") {
+    if (!shared) {
+      throw new TypeError(
+        `Cannot prepare a ${plan.strategy} plan of inherited sockets: call createListener(${
+          JSON.stringify(address.spec)
+        }) in the process that inherited them`,
+      );
+    }
+    const fds = inheritedFds(toConfig(address.spec));
+    for (const fd of fds) held.push(await a.handOff!.bind({ fd }));
+  } else if (shared) {
+    const path = a.fs.resolve(address.path);
+    const placed = await placeSocket(
+      a.fs,
+      path,
+      plan.udsMode,
+      maxSocketPath(a.os),
+      (at) => a.handOff!.bind({ path: at }),
+      (s) => s.close(),
+    );
+    held = [{ ...placed.listener, addr: { transport: "unix", path: address.path } }];
+    removeFile = () => removeSocketFile(a.fs, path, placed.info).then(() => {}, () => {});
   } else {
     await clearStaleSocket(a.fs, a.fs.resolve(address.path));
   }
-  const ready: ListenerPlan = { ...plan, address, prepared: true };
+  const ready: ListenerPlan = {
+    ...plan,
+    address,
+    prepared: true,
+    sockets: Math.max(held.length, 1),
+    ...(resolved ? { resolved } : {}),
+  };
   let released: Promise<void> | undefined;
-  const release = () => released ??= held?.close() ?? Promise.resolve();
+  const release = () => released ??= Promise.all(held.map((s) => s.close())).then(() => {});
   return {
     plan: ready,
     handOff(child) {
-      if (plan.strategy !== "shared" || !held || !a.handOff) {
+      if (!shared) {
         throw new TypeError(`Cannot hand off a socket as the plan's strategy is ${show(plan.strategy)}, not "shared"`);
       }
-      a.handOff.send(child, held.native, held.addr);
+      held.forEach((s, i) => a.handOff!.offer(child, handOffKey(ready, i), s as PassableSocket, plan.backlog));
     },
     release,
     async close() {
@@ -90,6 +126,31 @@ export async function preparePlan(plan: ListenerPlan): Promise<PreparedPlan> {
       await removeFile();
     },
   };
+}
+
+/** What the primary holds for its workers: reuseport placeholders or passable sockets. */
+type Held = { readonly addr: Addr; readonly native: unknown; close(): Promise<void> };
+
+/** Binds a passable (not listening) socket on each of `hosts`, all on one port. */
+async function bindPassable(handOff: HandOff, hosts: BindHost[], port: number): Promise<PassableSocket[]> {
+  const steps = hostSteps(
+    hosts,
+    1,
+    (hostname, at) => handOff.bind({ hostname, port: at }),
+    (s) => (s.addr as TcpAddr).port,
+  );
+  return (await bindOnOnePort(port, steps)).map((g) => g[0] as PassableSocket);
+}
+
+/** The key a worker asks the primary for socket `i` of `plan` by. */
+function handOffKey(plan: ListenerPlan, i: number): string {
+  return `${JSON.stringify(plan.address)}#${i}`;
+}
+
+/** A plan's address as people read it. */
+function describePlan(plan: ListenerPlan): string {
+  const a = plan.address;
+  return a.transport === "unix" ? a.path : a.transport === "inherited" ? a.spec : formatHostPort(a.hostname, a.port);
 }
 
 /**
@@ -114,27 +175,32 @@ export async function listenFromPlan(plan: ListenerPlan, index: number): Promise
   checkIndex(plan, index);
   const a = adapter();
   const address = plan.address;
-  if (plan.strategy === "single") return await createListener(configOf(plan));
+  if (plan.strategy === "single" && address.transport !== "tcp") return await createListener(configOf(plan));
   if (plan.strategy === "shared") {
-    const where = address.transport === "unix" ? address.path : formatHostPort(address.hostname, address.port);
-    if (!a.handOff) {
+    const where = describePlan(plan);
+    const handOff = a.handOff;
+    if (!handOff) {
       throw new ListenError(`Cannot receive a shared socket for ${where} as ${a.runtime} cannot pass sockets`, {
         code: "ENOTSUP",
         address: where,
       });
     }
-    const raw = await a.handOff.receive(HAND_OFF_TIMEOUT_MS).catch((err) => {
+    const raws = await Promise.all(
+      Array.from({ length: plan.sockets }, (_, i) => handOff.receive(handOffKey(plan, i), HAND_OFF_TIMEOUT_MS)),
+    ).catch((err) => {
       throw new ListenError(`Cannot listen on ${where}: ${(err as Error).message}`, {
         code: "ETIMEDOUT",
         address: where,
         cause: err,
       });
     });
-    return viewsOf([raw], 1)[0]!;
+    return viewsOf(raws, 1)[0]!;
   }
   if (address.transport !== "tcp") throw new TypeError("A reuseport plan must have a TCP address");
-  const hostname = await resolveHost(a, address.hostname);
-  return viewsOf([await bindPlaceholder(plan, hostname, address.port, true)], 1)[0]!;
+  // reuseport, or single: bind every address the host resolved to.
+  const hosts = plan.resolved?.map((ip) => ({ address: ip, optional: false })) ??
+    await resolveHosts(a, address.hostname);
+  return viewsOf(await bindHosts(plan, hosts, address.port, plan.strategy === "reuseport"), 1)[0]!;
 }
 
 function checkIndex(plan: ListenerPlan, index: number): void {
@@ -178,9 +244,9 @@ export async function serveOptions(plan: ListenerPlan, index: number): Promise<S
   checkIndex(plan, index);
   const a = adapter();
   const address = plan.address;
-  if (plan.strategy === "shared") {
+  if (plan.strategy === "shared" || address.transport === "inherited") {
     throw new TypeError(
-      "Cannot derive serve options from a shared plan: use listenFromPlan() and hand its native over",
+      "Cannot derive serve options from a shared plan or inherited sockets: use listenFromPlan() and handOffConnections()",
     );
   }
   if (address.transport === "unix") {

@@ -305,7 +305,9 @@ describe("TCP and UDP on one port (HTTP/3 pairs)", { skip: !caps.udp && "UDP nee
   });
 
   test("a fixed port whose UDP side is taken fails and leaves the TCP port free", T, async () => {
-    const taken = await createUdpListener({ port: 0 });
+    // A port free for TCP whose UDP side another socket holds.
+    const { tcp, udp: taken } = await createListenerPair("127.0.0.1:0");
+    await tcp.close();
     const port = taken.addr.port;
     try {
       await assert.rejects(createListenerPair({ port }), { code: "EADDRINUSE" });

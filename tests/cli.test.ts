@@ -80,8 +80,87 @@ describe("polybind serve", () => {
     }
   });
 
+  test("--listen, repeated: every address served by the workers", T, async () => {
+    const dir = await tempDir();
+    try {
+      const path = join(dir.path, "l.sock");
+      const child = run("cli/polybind", [
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--listen",
+        `unix:${path}`,
+        "--workers",
+        "2",
+      ]);
+      try {
+        const line = await child.line(/^polybind serve: listening on /, 60_000);
+        const url = /http:\/\/127\.0\.0\.1:\d+/.exec(line)![0];
+        assert.match(line, new RegExp(`unix:${path}`));
+        for (const where of [url, `unix:${path}`]) {
+          for (let i = 0; i < 10; i++) assert.equal((await get(where)).status, 200);
+        }
+        assert.equal(await child.stop("SIGINT"), 0);
+        assert.ok(child.stdout.includes("total 20 requests"), child.stdout.join("\n"));
+      } finally {
+        await child.stop();
+      }
+    } finally {
+      await dir.cleanup();
+    }
+  });
+
+  test("--listen sd-listen serves the socket systemd passed", T, async () => {
+    const { spawn } = await import("node:child_process");
+    const { runtimeCommand } = await import("../cli/runtime_command.ts");
+    const { projectFile } = await import("./_process.ts");
+    const free = await createListener({ port: 0 });
+    const port = portOf(free);
+    await free.close();
+    const [command, args] = runtimeCommand(projectFile("cli/polybind"), [
+      "serve",
+      "--listen",
+      "sd-listen",
+      "--workers",
+      "2",
+    ]);
+    const child = spawn("systemd-socket-activate", ["-l", `127.0.0.1:${port}`, command, ...args], {
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let out = "";
+    child.stdout!.on("data", (d) => (out += d));
+    child.stderr!.on("data", (d) => (out += d));
+    const closed = new Promise((resolve) => child.once("close", resolve));
+    try {
+      for (let waited = 0; !/Listening on/.test(out); waited += 20) {
+        assert.ok(waited < 10_000, `systemd-socket-activate did not start: ${out}`);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      if (capabilities().runtime === "deno") {
+        await get(`http://127.0.0.1:${port}`).catch(() => {});
+        await closed;
+        assert.match(out, /deno has no API to listen on an inherited descriptor/);
+        return;
+      }
+      const seen = new Set<string>();
+      for (let i = 0; i < 40; i++) {
+        seen.add(String((await get(`http://127.0.0.1:${port}`)).headers["x-polybind-worker"]));
+      }
+      assert.equal(seen.size, capabilities().processShare ? 2 : 1, out);
+    } finally {
+      if (child.exitCode === null && child.signalCode === null) child.kill("SIGINT");
+      await closed;
+    }
+  });
+
   test("bad arguments: a one-line message, the usage, exit code 2", T, async () => {
-    for (const args of [["serve", "--port", "http"], ["serve", "--workers", "0"], ["serve", "--bogus"], ["nope"], []]) {
+    for (
+      const args of [["serve", "--port", "http"], ["serve", "--workers", "0"], ["serve", "--bogus"], ["nope"], [], [
+        "serve",
+        "--listen",
+        "nonsense",
+      ]]
+    ) {
       const child = run("cli/polybind", args);
       assert.equal(await child.exited, 2, args.join(" "));
       const err = child.stderr.join("");

@@ -1,0 +1,119 @@
+// Passing a socket from a Node.js parent to its child processes over IPC, the way node:cluster
+// shares handles: the parent binds without listening (so it accepts nothing itself), each child
+// asks for the handle by key and listens on it.
+
+import type { ChildProcess } from "node:child_process";
+import * as net from "node:net";
+import process from "node:process";
+import { getSystemErrorName } from "node:util";
+import type { HandOff, PassableSocket } from "../src/adapter.ts";
+import type { Addr } from "../src/types.ts";
+import { acceptQueue } from "./_node_net.ts";
+
+/** A bound, not listening, libuv handle (TCP or Pipe). */
+interface Handle {
+  getsockname?(out: Record<string, unknown>): number;
+  close(cb?: () => void): void;
+}
+
+/** node:net's own handle factory, which node:cluster uses for the same purpose. */
+type CreateServerHandle = (
+  address: string | null,
+  port: number | null,
+  addressType: number | null,
+  fd?: number | null,
+) => Handle | number;
+
+function systemError(errno: number): Error {
+  const code = getSystemErrorName(errno);
+  return Object.assign(new Error(`bind ${code}`), { code, errno, syscall: "bind" });
+}
+
+function createHandle(...args: Parameters<CreateServerHandle>): Handle {
+  const create = (net as unknown as { _createServerHandle?: CreateServerHandle })._createServerHandle;
+  if (typeof create !== "function") throw new Error("this Node.js has no net._createServerHandle");
+  const handle = create(...args);
+  if (typeof handle === "number") throw systemError(handle);
+  return handle;
+}
+
+/** The bound TCP address; libuv reports a bind's EADDRINUSE only here (or at listen). */
+function boundPort(handle: Handle): number {
+  const out: Record<string, unknown> = {};
+  const errno = handle.getsockname?.(out) ?? 0;
+  if (errno !== 0) {
+    handle.close();
+    throw systemError(errno);
+  }
+  return Number(out.port);
+}
+
+function passable(handle: Handle, addr: Addr): PassableSocket {
+  let closed: Promise<void> | undefined;
+  return {
+    addr,
+    native: handle,
+    close: () => closed ??= new Promise<void>((resolve) => handle.close(() => resolve())),
+  };
+}
+
+/** Socket hand-off between Node.js processes. */
+export const nodeHandOff: HandOff = {
+  bind(target) {
+    return new Promise((resolve) => {
+      // Thrown errors reject this promise.
+      if ("fd" in target) {
+        const handle = createHandle(null, null, null, target.fd);
+        const out: Record<string, unknown> = {};
+        const ok = handle.getsockname?.(out) === 0 && typeof out.port === "number";
+        resolve(passable(
+          handle,
+          ok ? { transport: "tcp", hostname: String(out.address), port: Number(out.port) } : {
+            transport: "unix",
+            path: `fd://${target.fd}`,
+          },
+        ));
+      } else if ("path" in target) {
+        resolve(passable(createHandle(target.path, -1, -1), { transport: "unix", path: target.path }));
+      } else {
+        const handle = createHandle(target.hostname, target.port, target.hostname.includes(":") ? 6 : 4);
+        resolve(passable(handle, { transport: "tcp", hostname: target.hostname, port: boundPort(handle) }));
+      }
+    });
+  },
+  offer(child, key, socket, backlog) {
+    const c = child as ChildProcess;
+    c.on("message", (message: { polybind?: string; key?: string } | null) => {
+      if (message?.polybind === "want" && message.key === key && c.connected) {
+        c.send({ polybind: "listener", key, addr: socket.addr, backlog }, socket.native as net.Server);
+      }
+    });
+  },
+  receive(key, timeoutMs) {
+    return new Promise((resolve, reject) => {
+      if (!process.send) {
+        reject(new Error("this process has no IPC channel to its parent"));
+        return;
+      }
+      const timer = setTimeout(() => {
+        process.off("message", onMessage);
+        reject(new Error(`no listening socket arrived from the parent process within ${timeoutMs} ms`));
+      }, timeoutMs);
+      const onMessage = (message: unknown, handle: unknown) => {
+        const m = message as { polybind?: string; key?: string; addr?: Addr; backlog?: number } | null;
+        if (m?.polybind !== "listener" || m.key !== key || !m.addr || !handle) return;
+        clearTimeout(timer);
+        process.off("message", onMessage);
+        const addr = m.addr;
+        const server = net.createServer({ allowHalfOpen: true });
+        server.once("error", reject);
+        server.listen(handle as net.Server, m.backlog, () => {
+          server.off("error", reject);
+          resolve(acceptQueue(server, addr, addr.transport === "unix" ? addr.path : undefined));
+        });
+      };
+      process.on("message", onMessage);
+      process.send({ polybind: "want", key });
+    });
+  },
+};
