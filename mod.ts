@@ -20,6 +20,7 @@ export type {
   Capabilities,
   Conn,
   DatagramListener,
+  DrainOptions,
   Listener,
   NetAddr,
   Runtime,

@@ -12,9 +12,13 @@ export function listenDgram(opts: { hostname: string; port: number; reusePort: b
   const type = opts.hostname.includes(":") ? "udp6" : "udp4";
   const socket: Socket = createSocket({ type, reusePort: opts.reusePort } as Parameters<typeof createSocket>[0]);
   return new Promise((resolve, reject) => {
-    socket.once("error", reject);
+    const fail = (err: Error) => {
+      socket.close();
+      reject(err);
+    };
+    socket.once("error", fail);
     socket.bind({ address: opts.hostname, port: opts.port, exclusive: true }, () => {
-      socket.off("error", reject);
+      socket.off("error", fail);
       resolve(wrapDgram(socket));
     });
   });

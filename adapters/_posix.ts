@@ -47,6 +47,8 @@ export const posixFs: UnixFs = {
   rename: (from, to) => fsp.rename(from, to),
   link: (from, to) => fsp.link(from, to),
   chmod: (path, mode) => fsp.chmod(path, mode),
+  mkdtemp: (prefix) => fsp.mkdtemp(prefix),
+  rmdir: (path) => fsp.rmdir(path),
   knock,
   resolve: (path) => resolvePath(path),
 };

@@ -137,9 +137,21 @@ function wrap<A extends Addr>(listener: DenoListener, addr: A): RawListener<A> {
     addr,
     native: listener,
     async accept() {
-      const accepting = listener.accept();
-      pending = accepting;
-      return new DenoConnView(await accepting);
+      while (true) {
+        const accepting = listener.accept();
+        pending = accepting;
+        const conn = await accepting;
+        try {
+          return new DenoConnView(conn);
+        } catch {
+          // Reset before it was accepted (ENOTCONN reading its address): drop it, accept the next.
+          try {
+            conn.close();
+          } catch {
+            // Already gone.
+          }
+        }
+      }
     },
     async close() {
       if (closed) return;

@@ -38,6 +38,9 @@ export interface UnixFs {
   /** Hard link; fails with EEXIST when `to` exists (an atomic no-replace). */
   link(from: string, to: string): Promise<void>;
   chmod(path: string, mode: number): Promise<void>;
+  /** Creates a fresh folder `prefix` + random characters, mode 0o700, and returns its path. */
+  mkdtemp(prefix: string): Promise<string>;
+  rmdir(path: string): Promise<void>;
   /** Connects to a Unix socket: `"live"` if accepted, `"refused"` if nobody listens. */
   knock(path: string): Promise<"live" | "refused">;
   /** An absolute form of `path`. */

@@ -29,7 +29,7 @@ function parseHostPort(text: string, rest: string): ServerConfig {
 }
 
 function parseUnix(text: string, path: string): ServerConfig {
-  if (path.startsWith("//")) path = path.slice(2);
+  if (path.startsWith("///")) path = path.slice(2);
   if (path === "") throw bad(text, "a Unix socket path is needed after unix:");
   if (path.startsWith("@")) {
     if (path.length === 1) throw bad(text, "an abstract socket needs a name after @");
@@ -100,10 +100,18 @@ export function parseAddress(text: string): ServerConfig {
 export function formatAddress(config: ServerConfig): string {
   if (config.fd !== undefined) return `fd://${config.fd}`;
   if (config.systemd !== undefined) return config.systemd === true ? "sd-listen" : `sd-listen:${config.systemd}`;
-  if (config.uds !== undefined) return config.uds.startsWith("\0") ? `@${config.uds.slice(1)}` : `unix:${config.uds}`;
+  if (config.uds !== undefined) {
+    const uds = config.uds;
+    if (uds.startsWith("\0")) return `@${uds.slice(1)}`;
+    if (uds.startsWith("/")) return uds;
+    // A relative file whose name starts with "@" is not an abstract socket.
+    return uds.startsWith("@") ? `unix:./${uds}` : `unix:${uds}`;
+  }
   const host = config.host ?? "127.0.0.1";
   const port = config.port ?? 8000;
-  return host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
+  if (host.includes(":")) return `[${host}]:${port}`;
+  // A host named like a prefix ("unix:80", "sd-listen:80") needs the scheme to stay a host.
+  return /^(unix|sd-listen)$/.test(host) ? `tcp://${host}:${port}` : `${host}:${port}`;
 }
 
 /** A config from a string or a config object. */

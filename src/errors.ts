@@ -65,6 +65,11 @@ export function errorCode(err: unknown): string {
   return "EUNKNOWN";
 }
 
+/** Whether an address (as in a ListenError) is a socket path rather than host:port. */
+function isPath(address: string): boolean {
+  return address.startsWith("/") || address.startsWith(".") || !/:\d+$/.test(address);
+}
+
 /** Formats host and port as an address, with brackets for IPv6. */
 export function formatHostPort(host: string, port: number): string {
   return host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
@@ -89,9 +94,13 @@ function hintFor(code: string, address: string, err: unknown): string {
       return `Address ${address} is already in use. Is another server running?`;
     case "EACCES":
     case "EPERM":
-      return `Permission denied binding to ${address}. Try a port > 1024 or run with elevated permissions.`;
+      return isPath(address)
+        ? `Permission denied creating ${address}. Check that this user can write to its folder.`
+        : `Permission denied binding to ${address}. Try a port > 1024 or run with elevated permissions.`;
     case "EADDRNOTAVAIL":
       return `Address ${address} is not available on this machine. Check the host is one of its addresses.`;
+    case "ENOTDIR":
+      return `Cannot bind ${address} as part of its folder path is not a directory.`;
     case "ENOENT":
       return `Cannot bind ${address} as its directory does not exist. Create the directory first.`;
     default: {

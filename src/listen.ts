@@ -13,8 +13,8 @@ import {
   withRetry,
 } from "./bind.ts";
 import { capabilities } from "./capabilities.ts";
-import { checkCount, maxSocketPath, normalizeConfig, type NormalizedConfig } from "./config.ts";
-import { closedError, formatHostPort, ListenError, toListenError } from "./errors.ts";
+import { checkCount, maxSocketPath, normalizeConfig, type NormalizedConfig, show } from "./config.ts";
+import { closedError, errorCode, formatHostPort, ListenError, toListenError } from "./errors.ts";
 import { mergeSources } from "./merge.ts";
 import { shareSource } from "./shared.ts";
 import { chooseStrategy } from "./strategy.ts";
@@ -40,12 +40,27 @@ export function describeAddr(addr: Addr): string {
 
 const closeConn = (conn: Conn) => conn.close();
 
+/** Accept errors that pass (descriptor or memory exhaustion, a peer that left): wait and accept again. */
+const TRANSIENT = new Set(["EMFILE", "ENFILE", "ENOBUFS", "ENOMEM", "ECONNABORTED", "EPROTO", "ECONNRESET"]);
+
+/** Accepts from `raw`, riding out transient errors with a backoff from 5 ms to 1 s, so the accept loop never dies of them. */
+async function acceptPatiently(raw: RawListener<Addr>): Promise<Conn> {
+  for (let delay = 5;; delay = Math.min(delay * 2, 1000)) {
+    try {
+      return await raw.accept();
+    } catch (err) {
+      if (!TRANSIENT.has(errorCode(err))) throw err;
+      await new Promise((resolve) => setTimeout(resolve, delay));
+    }
+  }
+}
+
 /** Hands out raw listeners (one per address, merged) as `count` Listener views (internal). */
 export function viewsOf(raws: RawListener<Addr>[], count: number): Listener[] {
   const addrs = raws.map((r) => r.addr);
-  const source = mergeSources(raws.map((r) => ({ take: () => r.accept(), close: () => r.close() })), closeConn);
+  const source = mergeSources(raws.map((r) => ({ take: () => acceptPatiently(r), close: () => r.close() })), closeConn);
   const views = shareSource<Conn>(source, count, () => closedError(describeAddr(addrs[0]!)), closeConn);
-  return views.map((view) => wrapListener(view, addrs, raws[0]!.native));
+  return views.map((view) => wrapListener(view, addrs, raws[0]!.native, count > 1));
 }
 
 /** Binds a Unix socket file at `path` (safely, see placeSocket); closing removes the file. */
@@ -221,10 +236,23 @@ export async function createListener(config: ServerConfig | string): Promise<Lis
 export async function createListeners(
   config: ServerConfig | string,
   count: number,
-  options: CreateListenersOptions = {},
+  options?: CreateListenersOptions,
 ): Promise<Listener[]> {
   checkCount(count);
-  return await bindStream(config, count, options.shared === true);
+  return await bindStream(config, count, checkShared(options));
+}
+
+/** Checks the options of createListeners and returns `shared`. */
+function checkShared(options: unknown): boolean {
+  if (options === undefined) return false;
+  if (typeof options !== "object" || options === null || Array.isArray(options)) {
+    throw new TypeError(`Cannot listen as 'options' must be an object: current value is ${show(options)}`);
+  }
+  const { shared } = options as { shared?: unknown };
+  if (shared !== undefined && typeof shared !== "boolean") {
+    throw new TypeError(`Cannot listen as 'shared' must be a boolean: current value is ${show(shared)}`);
+  }
+  return shared === true;
 }
 
 /**

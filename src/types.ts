@@ -153,8 +153,31 @@ export interface Listener extends AsyncIterable<Conn>, AsyncDisposable {
   accept(): Promise<Conn>;
   /** Stops accepting and releases the socket (or this view of a shared one). Idempotent. */
   close(): Promise<void>;
+  /**
+   * Closes without dropping what is queued: keeps handing connections to the running accept
+   * loop until an accept() has waited `idleMs` with nothing to take (the queue is empty), then
+   * closes. Closing a SO_REUSEPORT socket outright drops its queue on Linux; this does not. On a
+   * view of a shared socket it is `close()`: the other views take the queue. Idempotent.
+   *
+   * @param options How long the queue must stay empty, and the longest wait.
+   */
+  drain(options?: DrainOptions): Promise<void>;
   /** The runtime's own listener object, for hand-off to an HTTP server. */
   readonly native: unknown;
+}
+
+/** Options of {@linkcode Listener.drain}. */
+export interface DrainOptions {
+  /**
+   * How long an accept() must wait with nothing to take before the queue counts as empty.
+   * @default {50}
+   */
+  idleMs?: number;
+  /**
+   * The longest drain; then the listener closes whatever is left.
+   * @default {10000}
+   */
+  timeoutMs?: number;
 }
 
 /**

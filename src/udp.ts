@@ -12,7 +12,7 @@ import {
   withRetry,
 } from "./bind.ts";
 import { capabilities } from "./capabilities.ts";
-import { checkCount, normalizeConfig, type NormalizedConfig } from "./config.ts";
+import { checkCount, normalizeConfig, type NormalizedConfig, show } from "./config.ts";
 import { closedError, formatHostPort, ListenError } from "./errors.ts";
 import { mergeSources } from "./merge.ts";
 import { shareSource } from "./shared.ts";
@@ -48,8 +48,13 @@ function viewsOf(raws: RawDatagram[], count: number): DatagramListener[] {
 export function checkUdp(c: NormalizedConfig): NormalizedConfig & { kind: "inet" } {
   const a = adapter();
   if (c.kind !== "inet") {
+    const [field, value] = c.kind === "unix"
+      ? ["uds", show(c.path)]
+      : c.kind === "fd"
+      ? ["fd", String(c.fd)]
+      : ["systemd", show(c.name ?? true)];
     throw new TypeError(
-      `Cannot listen for UDP on a ${c.kind === "unix" ? "Unix socket" : "descriptor"}: use host and port`,
+      `Cannot listen for UDP as '${field}' names no UDP address: current value is ${value}`,
     );
   }
   if (!a.udp) {

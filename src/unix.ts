@@ -22,9 +22,20 @@ function inUse(path: string): ListenError {
   });
 }
 
+/** Runs a file-system step, turning what it throws into a ListenError about `path`. */
+async function step<T>(path: string, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    throw toListenError(err, path);
+  }
+}
+
 /**
- * Removes the socket file at `path` only if it is still the one described by `expected`: it is
- * moved aside first, checked there, and put back untouched if something else had been swapped in.
+ * Removes the socket file at `path` only if it is still the one described by `expected` and
+ * nobody listens on it: it is moved aside first, checked there, and put back untouched if
+ * something else had been swapped in (a new socket can reuse the inode of a removed one, so a
+ * live listener is also checked for).
  *
  * @returns Whether the file was removed.
  */
@@ -37,7 +48,8 @@ export async function removeSocketFile(fs: UnixFs, path: string, expected: PathI
     throw toListenError(err, path);
   }
   const info = await fs.lstat(aside);
-  if (info && info.kind === "socket" && info.ino === expected.ino && info.dev === expected.dev) {
+  const same = info?.kind === "socket" && info.ino === expected.ino && info.dev === expected.dev;
+  if (same && await fs.knock(aside) === "refused") {
     await fs.unlink(aside);
     return true;
   }
@@ -64,13 +76,31 @@ export async function removeSocketFile(fs: UnixFs, path: string, expected: PathI
  */
 export async function clearStaleSocket(fs: UnixFs, path: string): Promise<void> {
   for (let attempt = 0; attempt < 3; attempt++) {
-    const info = await fs.lstat(path);
+    const info = await step(path, () => fs.lstat(path));
     if (info === null) return;
     if (info.kind !== "socket") throw notASocket(path, info);
     if (await fs.knock(path) === "live") throw inUse(path);
     if (await removeSocketFile(fs, path, info)) return;
   }
   throw inUse(path);
+}
+
+/**
+ * A fresh folder only this user can enter, on the same file system as `dir` (so a socket in it
+ * can be hard-linked into `dir`), short enough for a socket path: in `dir` itself, or else in
+ * the nearest ancestor that fits and is writable. `undefined` if there is none.
+ */
+async function privateFolder(fs: UnixFs, dir: string, maxPath: number): Promise<string | undefined> {
+  const device = (await fs.lstat(dir))?.dev;
+  for (let at = dir; at !== ""; at = at === "/" ? "" : at.slice(0, Math.max(at.lastIndexOf("/"), 1))) {
+    const base = at.endsWith("/") ? at : `${at}/`;
+    // ".pb-" + 6 random characters + "/s"
+    if (new TextEncoder().encode(base).length + 12 > maxPath) continue;
+    if ((await fs.lstat(at).catch(() => null))?.dev !== device) return undefined;
+    const made = await fs.mkdtemp(`${base}.pb-`).catch(() => undefined);
+    if (made !== undefined) return made;
+  }
+  return undefined;
 }
 
 /** A socket bound and linked into place: its identity, for removing only this file later. */
@@ -80,8 +110,10 @@ export interface PlacedSocket<L> {
 }
 
 /**
- * Binds a Unix socket at `path` with `mode`: binds under a fresh sibling name, sets the mode,
- * then hard-links it into place (which fails rather than replace anything that appeared).
+ * Binds a Unix socket at `path` with `mode`. It is bound inside a fresh private folder (mode
+ * 0o700, so nobody can connect while its mode is not yet set) on the same file system, given its
+ * mode, then hard-linked into place, which fails rather than replace anything that appeared
+ * meanwhile. Only where no such folder can be made is it bound in place, its mode set right after.
  *
  * @param bind Binds a listener at a path.
  * @param close Closes such a listener.
@@ -97,7 +129,7 @@ export async function placeSocket<L>(
 ): Promise<PlacedSocket<L>> {
   const slash = path.lastIndexOf("/");
   const dir = path.slice(0, Math.max(slash, 1));
-  if ((await fs.lstat(dir)) === null) {
+  if ((await step(path, () => fs.lstat(dir))) === null) {
     // Checked first: Node reports a missing directory as EACCES.
     throw new ListenError(`Cannot bind ${path} as its directory ${dir} does not exist. Create the directory first.`, {
       code: "ENOENT",
@@ -105,31 +137,35 @@ export async function placeSocket<L>(
     });
   }
   await clearStaleSocket(fs, path);
-  const temp = `${path.slice(0, slash + 1)}.${suffix()}.pb`;
-  const direct = new TextEncoder().encode(temp).length > maxPath;
-  const where = direct ? path : temp;
-  let listener: L;
+  const private_ = await privateFolder(fs, dir, maxPath);
+  const where = private_ === undefined ? path : `${private_}/s`;
   try {
-    listener = await bind(where);
-  } catch (err) {
-    throw toListenError(err, path);
-  }
-  try {
-    await fs.chmod(where, mode);
-    if (!direct) {
-      try {
-        await fs.link(temp, path);
-      } catch (err) {
-        throw errorCode(err) === "EEXIST" ? inUse(path) : toListenError(err, path);
-      } finally {
-        await fs.unlink(temp).catch(() => {});
-      }
+    let listener: L;
+    try {
+      listener = await bind(where);
+    } catch (err) {
+      throw toListenError(err, path);
     }
-    const info = await fs.lstat(path);
-    if (info === null || info.kind !== "socket") throw inUse(path);
-    return { listener, info };
-  } catch (err) {
-    await close(listener).catch(() => {});
-    throw toListenError(err, path);
+    try {
+      await fs.chmod(where, mode);
+      if (private_ !== undefined) {
+        try {
+          await fs.link(where, path);
+        } catch (err) {
+          throw errorCode(err) === "EEXIST" ? inUse(path) : toListenError(err, path);
+        }
+      }
+      const info = await fs.lstat(path);
+      if (info === null || info.kind !== "socket") throw inUse(path);
+      return { listener, info };
+    } catch (err) {
+      await close(listener).catch(() => {});
+      throw toListenError(err, path);
+    }
+  } finally {
+    if (private_ !== undefined) {
+      await fs.unlink(where).catch(() => {});
+      await fs.rmdir(private_).catch(() => {});
+    }
   }
 }

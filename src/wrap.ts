@@ -1,6 +1,6 @@
 // Turns views of raw runtime sockets into the public Listener and DatagramListener objects.
 
-import type { Addr, Conn, DatagramListener, Listener, NetAddr, UdpAddr } from "./types.ts";
+import type { Addr, Conn, DatagramListener, DrainOptions, Listener, NetAddr, UdpAddr } from "./types.ts";
 import type { View } from "./shared.ts";
 
 async function* iterate<T>(view: View<T>): AsyncGenerator<T, void, undefined> {
@@ -16,15 +16,48 @@ async function* iterate<T>(view: View<T>): AsyncGenerator<T, void, undefined> {
   }
 }
 
-/** A Listener over one view of accepted connections. */
-export function wrapListener(view: View<Conn>, addrs: readonly Addr[], native: unknown): Listener {
+/**
+ * A Listener over one view of accepted connections. `shared` says other views share its socket,
+ * in which case draining it is closing it (the others go on accepting what is queued).
+ */
+export function wrapListener(view: View<Conn>, addrs: readonly Addr[], native: unknown, shared: boolean): Listener {
+  // Since when an accept() has been waiting with nothing to take: the socket's queue is empty.
+  let waitingSince: number | undefined;
+  let waiting = 0;
+  const next = async () => {
+    if (waiting++ === 0) waitingSince = Date.now();
+    try {
+      return await view.next();
+    } finally {
+      waitingSince = --waiting === 0 ? undefined : Date.now();
+    }
+  };
+  const counted: View<Conn> = {
+    next,
+    close: () => view.close(),
+    get closed() {
+      return view.closed;
+    },
+  };
+  let draining: Promise<void> | undefined;
+  const drain = (options: DrainOptions = {}) =>
+    draining ??= (async () => {
+      const idleMs = options.idleMs ?? 50;
+      const deadline = Date.now() + (options.timeoutMs ?? 10_000);
+      while (!shared && !view.closed && Date.now() < deadline) {
+        if (waitingSince !== undefined && Date.now() - waitingSince >= idleMs) break;
+        await new Promise((resolve) => setTimeout(resolve, Math.max(5, idleMs / 5)));
+      }
+      await view.close();
+    })();
   return {
     addr: addrs[0]!,
     addrs,
     native,
-    accept: () => view.next(),
+    accept: next,
     close: () => view.close(),
-    [Symbol.asyncIterator]: () => iterate(view),
+    drain,
+    [Symbol.asyncIterator]: () => iterate(counted),
     [Symbol.asyncDispose]: () => view.close(),
   };
 }

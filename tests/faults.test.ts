@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { lstat, mkdir, readdir, readFile, readlink, rename, rm, symlink, writeFile } from "node:fs/promises";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { connect, type Socket } from "node:net";
 import process from "node:process";
 import {
@@ -445,7 +445,9 @@ describe("security of Unix socket files", () => {
         await withAdapter((real) => ({
           async listenUnix(opts) {
             const raw = await real.listenUnix(opts);
-            seen.push((await lstat(opts.path)).mode & 0o777);
+            // What others can reach: nothing while the socket sits in a folder only we can enter.
+            const folder = (await lstat(dirname(opts.path))).mode & 0o777;
+            seen.push(folder === 0o700 && opts.path !== path ? 0 : (await lstat(opts.path)).mode & 0o777);
             return raw;
           },
         }), async () => {

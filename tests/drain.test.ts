@@ -1,14 +1,8 @@
-// PENDING (not run: rename to drain.test.ts once the feature exists).
-// Tests for a feature issue 6 asks for and polybind does not have yet:
-//   - Listener.drain(): close one listener without dropping the connections already queued on it.
-// (The parseAddress/formatAddress round-trip tests planned here went into fuzz.test.ts, as
-// parseAddress landed in 92249d2.)
-//
-// The contract of drain() these tests assume:
-//   - drain(): Promise<void>. From the call on, the socket takes no new connection (for a reuseport
-//     listener the kernel sends them to the other sockets of the group); every connection already
-//     queued is still handed out by accept() and the async iterator; then the listener closes, the
-//     iterator ends, accept() rejects with ECLOSED, and the promise resolves. Idempotent.
+// Listener.drain(): closing one listener without dropping the connections queued on it.
+// The contract:
+//   - drain(): Promise<void>. Every connection already queued is still handed out by accept() and
+//     the async iterator until an accept() waits with nothing to take; then the listener closes,
+//     the iterator ends, accept() rejects with ECLOSED, and the promise resolves. Idempotent.
 //   - On a view of a shared socket it is the same as close(): the socket stays open for the others.
 //   - Linux drops the queue of a reuseport socket that is closed (unless net.ipv4.tcp_migrate_req=1,
 //     Linux 5.14+); drain() must not.
@@ -19,7 +13,7 @@ import { connect } from "node:net";
 import { join } from "node:path";
 import { capabilities, createListener, createListeners, type Listener } from "../mod.ts";
 import { exchange, serveUpper, tempDir } from "./_helpers.ts";
-import { canCountFds, fdDiff, fdTargets, settleFds } from "./_fd.ts";
+import { canCountFds, fdTargets, leakedFds } from "./_fd.ts";
 
 const T = { timeout: 30_000 };
 
@@ -59,10 +53,7 @@ describe("Listener.drain()", () => {
     await listeners[0]!.drain(); // idempotent
     await Promise.all(listeners.map((l) => l.close()));
     await Promise.all(serving);
-    if (canCountFds) {
-      const now = await settleFds(fds.size);
-      assert.equal(now.size, fds.size, fdDiff(fds, now));
-    }
+    if (canCountFds) assert.deepEqual(await leakedFds(fds), [], "no descriptor left open");
   });
 
   test("connections that arrive while draining a lone listener are served or refused, never reset", T, async () => {
