@@ -40,17 +40,25 @@ export function describeAddr(addr: Addr): string {
 
 const closeConn = (conn: Conn) => conn.close();
 
-/** Accept errors that pass (descriptor or memory exhaustion, a peer that left): wait and accept again. */
-const TRANSIENT = new Set(["EMFILE", "ENFILE", "ENOBUFS", "ENOMEM", "ECONNABORTED", "EPROTO", "ECONNRESET"]);
+/** Accept errors of a peer that left before it was accepted: accept the next one at once. */
+const PEER_GONE = new Set(["ECONNABORTED", "ECONNRESET", "ENOTCONN", "EPROTO"]);
+/** Accept errors of exhausted descriptors or memory: wait, then accept again. */
+const EXHAUSTED = new Set(["EMFILE", "ENFILE", "ENOBUFS", "ENOMEM"]);
 
-/** Accepts from `raw`, riding out transient errors with a backoff from 5 ms to 1 s, so the accept loop never dies of them. */
+/**
+ * Accepts from `raw`, riding out errors that pass, so that the accept loop never dies of them:
+ * a peer that left is skipped, exhaustion is waited out with a backoff from 5 ms to 1 s.
+ */
 async function acceptPatiently(raw: RawListener<Addr>): Promise<Conn> {
-  for (let delay = 5;; delay = Math.min(delay * 2, 1000)) {
+  for (let delay = 5;;) {
     try {
       return await raw.accept();
     } catch (err) {
-      if (!TRANSIENT.has(errorCode(err))) throw err;
+      const code = errorCode(err);
+      if (PEER_GONE.has(code)) continue;
+      if (!EXHAUSTED.has(code)) throw err;
       await new Promise((resolve) => setTimeout(resolve, delay));
+      delay = Math.min(delay * 2, 1000);
     }
   }
 }
