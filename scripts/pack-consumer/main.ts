@@ -1,0 +1,180 @@
+// A program a TypeScript user of the npm package would write, using every export of "polybind".
+// scripts/pack-check.mjs copies it into a folder where the packed tarball is installed, compiles
+// it with tsc against the installed types and runs it on Node.js. It prints "consumer ok".
+
+import { createConnection } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import process from "node:process";
+import {
+  type Addr,
+  type Capabilities,
+  capabilities,
+  checkPlan,
+  cleanupUnixSocket,
+  type Conn,
+  type ConnectionSink,
+  createListener,
+  createListenerPair,
+  createListenerPairs,
+  createListeners,
+  type CreateListenersOptions,
+  createUdpListener,
+  createUdpListeners,
+  type DatagramListener,
+  type DrainOptions,
+  formatAddress,
+  handOffConnections,
+  hasReusePort,
+  type Listener,
+  type ListenerPair,
+  type ListenerPlan,
+  ListenError,
+  listenFromPlan,
+  type NetAddr,
+  parseAddress,
+  type PlanAddress,
+  planListeners,
+  type PlanOptions,
+  type PlanStrategy,
+  type PreparedPlan,
+  preparePlan,
+  type Runtime,
+  type ServeOptions,
+  serveOptions,
+  type ServerConfig,
+  type TcpAddr,
+  type UdpAddr,
+  type UnixAddr,
+} from "polybind";
+
+function check(ok: boolean, what: string): asserts ok {
+  if (!ok) throw new Error(`consumer: ${what}`);
+}
+
+/** Connects to `addr`, sends `text`, and resolves with what came back. */
+function roundTrip(addr: TcpAddr, text: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let got = "";
+    const socket = createConnection({ host: addr.hostname, port: addr.port }, () => socket.end(text));
+    socket.on("data", (d: Uint8Array) => (got += new TextDecoder().decode(d)));
+    socket.on("close", () => resolve(got));
+    socket.on("error", reject);
+  });
+}
+
+async function echoOnce(listener: Listener): Promise<void> {
+  const conn: Conn = await listener.accept();
+  const buf = new Uint8Array(64);
+  const n = await conn.read(buf);
+  if (n !== null) await conn.write(buf.subarray(0, n));
+  await conn.closeWrite();
+  conn.close();
+}
+
+async function tcp(config: ServerConfig): Promise<void> {
+  const listener: Listener = await createListener(config);
+  try {
+    const addr: Addr = listener.addr;
+    check(addr.transport === "tcp", "a TCP address");
+    const tcpAddr: TcpAddr = addr;
+    const [echoed] = await Promise.all([roundTrip(tcpAddr, "ping"), echoOnce(listener)]);
+    check(echoed === "ping", `echo: ${echoed}`);
+    try {
+      await createListener({ host: tcpAddr.hostname, port: tcpAddr.port });
+      check(false, "a second listener on a port in use");
+    } catch (err) {
+      check(err instanceof ListenError && err.code === "EADDRINUSE", `ListenError: ${err}`);
+    }
+  } finally {
+    await listener.close();
+  }
+  const options: CreateListenersOptions = { shared: true };
+  const many: Listener[] = await createListeners(config, 2, options);
+  await Promise.all(many.map((l) => l.close()));
+}
+
+async function handOff(config: ServerConfig): Promise<void> {
+  const listener = await createListener(config);
+  let received = 0;
+  const sink: ConnectionSink = {
+    emit(_event, socket) {
+      received++;
+      const native = socket as { destroy?(): void; terminate?(): void };
+      if (native.destroy) native.destroy();
+      else native.terminate?.();
+      return true;
+    },
+  };
+  const done = handOffConnections(listener, sink);
+  const addr = listener.addr as TcpAddr;
+  const client = createConnection({ host: addr.hostname, port: addr.port });
+  client.on("error", () => {});
+  for (let waited = 0; received === 0 && waited < 5000; waited += 10) {
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  client.destroy();
+  await listener.drain({ idleMs: 10, timeoutMs: 1000 } satisfies DrainOptions);
+  await done;
+  check(received === 1, `handed off ${received} connections`);
+}
+
+async function udp(config: ServerConfig): Promise<void> {
+  const socket: DatagramListener = await createUdpListener(config);
+  try {
+    const addr: UdpAddr = socket.addr;
+    const to: NetAddr = addr;
+    await socket.send(new TextEncoder().encode("hello"), to);
+    const [data, from]: [Uint8Array, NetAddr] = await socket.receive();
+    check(new TextDecoder().decode(data) === "hello" && from.transport === "udp", "a UDP datagram");
+  } finally {
+    await socket.close();
+  }
+  const sockets: DatagramListener[] = await createUdpListeners(config, 2);
+  await Promise.all(sockets.map((s) => s.close()));
+  const pair: ListenerPair = await createListenerPair(config);
+  check(pair.tcp.addr.transport === "tcp" && (pair.tcp.addr as TcpAddr).port === pair.udp.addr.port, "a pair");
+  await Promise.all([pair.tcp.close(), pair.udp.close()]);
+  const pairs: ListenerPair[] = await createListenerPairs(config, 2);
+  await Promise.all(pairs.flatMap((p) => [p.tcp.close(), p.udp.close()]));
+}
+
+async function unix(): Promise<void> {
+  const path = join(tmpdir(), `polybind-consumer-${process.pid}.sock`);
+  const listener = await createListener({ uds: path });
+  const addr = listener.addr;
+  check(addr.transport === "unix", "a Unix address");
+  const unixAddr: UnixAddr = addr;
+  check(unixAddr.path === path, `Unix path ${unixAddr.path}`);
+  await listener.close();
+  await cleanupUnixSocket({ uds: path });
+}
+
+async function plans(config: ServerConfig): Promise<void> {
+  const options: PlanOptions = { shared: false };
+  const plan: ListenerPlan = checkPlan(JSON.parse(JSON.stringify(planListeners(config, 1, options))));
+  const strategy: PlanStrategy = plan.strategy;
+  const address: PlanAddress = plan.address;
+  check(strategy === "single" && address.transport === "tcp", `plan ${strategy}`);
+  const prepared: PreparedPlan = await preparePlan(plan);
+  try {
+    const serve: ServeOptions = await serveOptions(prepared.plan, 0);
+    check("port" in serve && serve.port > 0, `serve options ${JSON.stringify(serve)}`);
+    const listener = await listenFromPlan(prepared.plan, 0);
+    await listener.close();
+  } finally {
+    await prepared.close();
+  }
+}
+
+const caps: Capabilities = capabilities();
+const runtime: Runtime = caps.runtime;
+check(typeof hasReusePort() === "boolean", "hasReusePort");
+const config: ServerConfig = parseAddress("127.0.0.1:0");
+check(formatAddress(config) === "127.0.0.1:0", `formatAddress: ${formatAddress(config)}`);
+await tcp(config);
+await handOff(config);
+if (caps.udp) await udp(config);
+if (caps.unix) await unix();
+await plans(config);
+console.log(`consumer ok on ${runtime} ${caps.version}`);
