@@ -3,24 +3,17 @@
 
 import { createServer, type Server, type Socket } from "node:net";
 import type { RawListener } from "../src/adapter.ts";
-import type { Addr, Conn } from "../src/types.ts";
+import type { Addr } from "../src/types.ts";
+import { AcceptQueue } from "./_accept_queue.ts";
 import { PushConn } from "./_push_conn.ts";
 
 /** A node:net socket as a Conn. */
 export class NodeConn extends PushConn {
   readonly native: Socket;
-  readonly localAddr: Addr;
-  readonly remoteAddr: Addr;
 
   constructor(socket: Socket, unixPath: string | undefined) {
-    super();
+    super(socket, unixPath);
     this.native = socket;
-    this.localAddr = unixPath !== undefined
-      ? { transport: "unix", path: unixPath }
-      : { transport: "tcp", hostname: socket.localAddress ?? "", port: socket.localPort ?? 0 };
-    this.remoteAddr = unixPath !== undefined
-      ? { transport: "unix", path: "" }
-      : { transport: "tcp", hostname: socket.remoteAddress ?? "", port: socket.remotePort ?? 0 };
     socket.on("error", (err) => this.fail(err));
   }
 
@@ -56,22 +49,6 @@ export class NodeConn extends PushConn {
     return new Promise((resolve) => this.native.end(() => resolve()));
   }
 
-  setNoDelay(on = true): void {
-    if (this.localAddr.transport === "tcp") this.native.setNoDelay(on);
-  }
-
-  setKeepAlive(on = true): void {
-    if (this.localAddr.transport === "tcp") this.native.setKeepAlive(on);
-  }
-
-  protected pause(): void {
-    this.native.pause();
-  }
-
-  protected resume(): void {
-    this.native.resume();
-  }
-
   protected destroy(): void {
     this.native.destroy();
   }
@@ -79,31 +56,13 @@ export class NodeConn extends PushConn {
 
 /** Queues a server's connections for accept(). */
 export function acceptQueue<A extends Addr>(server: Server, addr: A, unixPath?: string): RawListener<A> {
-  const queue: Conn[] = [];
-  const waiters: { resolve(c: Conn): void; reject(e: unknown): void }[] = [];
-  let closed: Error | undefined;
-  server.on("connection", (socket: Socket) => {
-    const conn = new NodeConn(socket, unixPath);
-    const w = waiters.shift();
-    if (w) w.resolve(conn);
-    else queue.push(conn);
-  });
+  const queue = new AcceptQueue();
+  server.on("connection", (socket: Socket) => queue.push(new NodeConn(socket, unixPath)));
   return {
     addr,
     native: server,
-    accept() {
-      const conn = queue.shift();
-      if (conn) return Promise.resolve(conn);
-      if (closed) return Promise.reject(closed);
-      return new Promise((resolve, reject) => waiters.push({ resolve, reject }));
-    },
-    close() {
-      if (closed) return Promise.resolve();
-      closed = new Error("Listener closed");
-      for (const w of waiters.splice(0)) w.reject(closed);
-      for (const c of queue.splice(0)) c.close();
-      return new Promise((resolve) => server.close(() => resolve()));
-    },
+    accept: () => queue.accept(),
+    close: () => queue.close() ? new Promise((resolve) => server.close(() => resolve())) : Promise.resolve(),
   };
 }
 

@@ -8,19 +8,51 @@ import { readableFrom, writableTo } from "./_streams.ts";
 /** Bytes buffered before the socket is paused. */
 const HIGH_WATER = 64 * 1024;
 
+/** What node:net sockets and Bun sockets have alike. */
+export interface PushSocket {
+  readonly localAddress?: string;
+  readonly localPort?: number;
+  readonly remoteAddress?: string;
+  readonly remotePort?: number;
+  pause(): unknown;
+  resume(): unknown;
+  setNoDelay(on: boolean): unknown;
+  setKeepAlive(on: boolean): unknown;
+}
+
 /** The runtime-specific half of a pushed connection. */
 export abstract class PushConn implements Conn {
-  abstract readonly localAddr: Addr;
-  abstract readonly remoteAddr: Addr;
+  readonly localAddr: Addr;
+  readonly remoteAddr: Addr;
+  readonly #socket: PushSocket;
+
+  /**
+   * @param socket The runtime's socket.
+   * @param unixPath The listener's path, for a Unix socket connection.
+   */
+  constructor(socket: PushSocket, unixPath: string | undefined) {
+    this.#socket = socket;
+    this.localAddr = unixPath !== undefined
+      ? { transport: "unix", path: unixPath }
+      : { transport: "tcp", hostname: socket.localAddress ?? "", port: socket.localPort ?? 0 };
+    this.remoteAddr = unixPath !== undefined
+      ? { transport: "unix", path: "" }
+      : { transport: "tcp", hostname: socket.remoteAddress ?? "", port: socket.remotePort ?? 0 };
+  }
+
   abstract readonly native: unknown;
   /** Writes all of `p`. */
   abstract write(p: Uint8Array): Promise<number>;
   abstract closeWrite(): Promise<void>;
-  abstract setNoDelay(on?: boolean): void;
-  abstract setKeepAlive(on?: boolean): void;
-  /** Stops and restarts the flow of incoming bytes. */
-  protected abstract pause(): void;
-  protected abstract resume(): void;
+
+  setNoDelay(on = true): void {
+    if (this.localAddr.transport === "tcp") this.#socket.setNoDelay(on);
+  }
+
+  setKeepAlive(on = true): void {
+    if (this.localAddr.transport === "tcp") this.#socket.setKeepAlive(on);
+  }
+
   /** Closes the socket at once. */
   protected abstract destroy(): void;
   /** Starts the flow of incoming bytes, on the first read (until then the socket is untouched). */
@@ -43,7 +75,7 @@ export abstract class PushConn implements Conn {
     this.#buffered += chunk.length;
     if (this.#buffered >= HIGH_WATER && !this.#paused) {
       this.#paused = true;
-      this.pause();
+      this.#socket.pause();
     }
     this.#notify();
   }
@@ -77,7 +109,7 @@ export abstract class PushConn implements Conn {
       if (this.#ended || this.#closed) return null;
       if (this.#paused) {
         this.#paused = false;
-        this.resume();
+        this.#socket.resume();
       }
       await new Promise<void>((resolve) => (this.#wake = resolve));
     }
@@ -91,7 +123,7 @@ export abstract class PushConn implements Conn {
     this.#buffered -= chunk.length;
     if (this.#paused && this.#buffered < HIGH_WATER / 2) {
       this.#paused = false;
-      this.resume();
+      this.#socket.resume();
     }
     return chunk;
   }

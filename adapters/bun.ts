@@ -3,9 +3,10 @@
 
 import process from "node:process";
 import type { Adapter, RawListener } from "../src/adapter.ts";
-import type { Addr, Conn, TcpAddr } from "../src/types.ts";
+import type { Addr, TcpAddr } from "../src/types.ts";
 import { listenDgram } from "./_dgram.ts";
 import { reusePortBindsInChild } from "./_probe_child.ts";
+import { AcceptQueue } from "./_accept_queue.ts";
 import { attempt } from "./_attempt.ts";
 import { lookupAll, posixFs, processInfo } from "./_posix.ts";
 import { PushConn } from "./_push_conn.ts";
@@ -45,21 +46,13 @@ const bun = (): BunApi => (globalThis as unknown as { Bun: BunApi }).Bun;
 /** A Bun socket as a Conn. */
 export class BunConn extends PushConn {
   readonly native: BunSocket;
-  readonly localAddr: Addr;
-  readonly remoteAddr: Addr;
   #writing: Promise<unknown> = Promise.resolve();
   #drained: (() => void) | undefined;
   #gone = false;
 
   constructor(socket: BunSocket, unixPath: string | undefined) {
-    super();
+    super(socket, unixPath);
     this.native = socket;
-    this.localAddr = unixPath !== undefined
-      ? { transport: "unix", path: unixPath }
-      : { transport: "tcp", hostname: socket.localAddress ?? "", port: socket.localPort ?? 0 };
-    this.remoteAddr = unixPath !== undefined
-      ? { transport: "unix", path: "" }
-      : { transport: "tcp", hostname: socket.remoteAddress ?? "", port: socket.remotePort ?? 0 };
   }
 
   /** Called from Bun's drain handler. */
@@ -98,22 +91,6 @@ export class BunConn extends PushConn {
     if (!this.#gone) this.native.shutdown();
   }
 
-  setNoDelay(on = true): void {
-    if (this.localAddr.transport === "tcp") this.native.setNoDelay(on);
-  }
-
-  setKeepAlive(on = true): void {
-    if (this.localAddr.transport === "tcp") this.native.setKeepAlive(on);
-  }
-
-  protected pause(): void {
-    this.native.pause();
-  }
-
-  protected resume(): void {
-    this.native.resume();
-  }
-
   protected destroy(): void {
     if (!this.#gone) this.native.close();
   }
@@ -125,9 +102,7 @@ function listen<A extends Addr>(
   addrOf: (l: BunListener) => A,
   unixPath?: string,
 ): RawListener<A> {
-  const queue: Conn[] = [];
-  const waiters: { resolve(c: Conn): void; reject(e: unknown): void }[] = [];
-  let closed: Error | undefined;
+  const queue = new AcceptQueue();
   const listener = bun().listen({
     ...options,
     allowHalfOpen: true,
@@ -136,9 +111,7 @@ function listen<A extends Addr>(
       open(socket: BunSocket) {
         const conn = new BunConn(socket, unixPath);
         socket.data = conn;
-        const w = waiters.shift();
-        if (w) w.resolve(conn);
-        else queue.push(conn);
+        queue.push(conn);
       },
       data: (socket: BunSocket, chunk: Uint8Array) => socket.data?.push(chunk),
       drain: (socket: BunSocket) => socket.data?.drained(),
@@ -150,18 +123,9 @@ function listen<A extends Addr>(
   return {
     addr: addrOf(listener),
     native: listener,
-    accept() {
-      const conn = queue.shift();
-      if (conn) return Promise.resolve(conn);
-      if (closed) return Promise.reject(closed);
-      return new Promise((resolve, reject) => waiters.push({ resolve, reject }));
-    },
+    accept: () => queue.accept(),
     close() {
-      if (closed) return Promise.resolve();
-      closed = new Error("Listener closed");
-      for (const w of waiters.splice(0)) w.reject(closed);
-      for (const c of queue.splice(0)) c.close();
-      listener.stop(false);
+      if (queue.close()) listener.stop(false);
       return Promise.resolve();
     },
   };

@@ -23,6 +23,8 @@ export class ListenError extends Error {
   readonly address: string;
 
   /**
+   * Creates a ListenError for what the OS refused at `address`.
+   *
    * @param message The message, with a hint.
    * @param options The code, the address and the original error.
    */

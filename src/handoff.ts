@@ -5,6 +5,13 @@ import type { Listener } from "./types.ts";
 
 /** A server that takes accepted sockets through a "connection" event, like Node's `http.Server`. */
 export interface ConnectionSink {
+  /**
+   * Takes one accepted connection.
+   *
+   * @param event Always "connection".
+   * @param socket The connection's native socket.
+   * @returns Ignored.
+   */
   emit(event: "connection", socket: unknown): unknown;
 }
 

@@ -138,7 +138,15 @@ export function configOf(plan: ListenerPlan): ServerConfig {
 /**
  * Checks that `value` is a plan (for example one parsed from JSON) and returns it.
  *
+ * @param value A plan, for example parsed from JSON in a worker.
+ * @returns The value, typed as a ListenerPlan.
  * @throws {TypeError} `value` is not a polybind plan.
+ * @example
+ * ```ts
+ * import { checkPlan, planListeners } from "../mod.ts";
+ * const plan = checkPlan(JSON.parse(JSON.stringify(planListeners({ port: 0 }, 2))));
+ * console.assert(plan.requested === 2);
+ * ```
  */
 export function checkPlan(value: unknown): ListenerPlan {
   const p = value as Partial<ListenerPlan> | null;

@@ -13,9 +13,8 @@ import {
   createListenerPair,
   createListenerPairs,
   createListeners,
-  createUdpListener,
   formatAddress,
-  ListenError,
+  type ListenError,
   parseAddress,
   type ServerConfig,
 } from "../mod.ts";
