@@ -16,18 +16,20 @@ export class UsageError extends Error {
   override name = "UsageError";
 }
 
+/** Options of `polybind serve`. */
+export interface ServeCommand {
+  host?: string;
+  port?: number;
+  uds?: string;
+  listen: string[];
+  workers?: number;
+  shared: boolean;
+}
+
 /** A parsed command. */
 export type Command =
   | { name: "probe"; json: boolean }
-  | {
-    name: "serve";
-    host?: string;
-    port?: number;
-    uds?: string;
-    listen: string[];
-    workers?: number;
-    shared: boolean;
-  }
+  | ({ name: "serve" } & ServeCommand)
   | { name: "worker" };
 
 function integer(flag: string, text: string | undefined, min: number, max: number): number | undefined {

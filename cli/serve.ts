@@ -19,22 +19,13 @@ import {
   type ServerConfig,
 } from "../mod.ts";
 import { startLocalServer, type WorkerServer } from "./http.ts";
+import type { ServeCommand } from "./args.ts";
 import { runtimeCommand } from "./runtime_command.ts";
 
 /** What the worker processes report on their stdout, one JSON object a line. */
 export type WorkerReport =
   | { polybind: "ready"; worker: number }
   | { polybind: "served"; worker: number; requests: number };
-
-/** Options of `polybind serve`. */
-export interface ServeCommand {
-  host?: string;
-  port?: number;
-  uds?: string;
-  listen: string[];
-  workers?: number;
-  shared: boolean;
-}
 
 /** Starts a worker process of this same runtime, with the plans in its environment. */
 function startWorker(plans: ListenerPlan[], index: number): ChildProcess {

@@ -5,7 +5,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
-import { connect } from "node:net";
+import { openClients } from "../tests/_helpers.ts";
 import { capabilities, createListeners } from "../mod.ts";
 import { figure, runClient, serveLines } from "./_serve.ts";
 
@@ -25,17 +25,7 @@ test("a listener that stopped accepting is closed with its queue full", { timeou
   const port = (listeners[0]!.addr as { port: number }).port;
   const serving = listeners.slice(1).map((l) => serveLines(l));
   const n = 2000;
-  let connected = 0;
-  const replies = Array.from({ length: n }, (_, i) =>
-    new Promise<string>((resolve) => {
-      const socket = connect({ port, host: "127.0.0.1" }, () => void connected++);
-      let reply = "";
-      socket.on("data", (chunk: Buffer) => void (reply += chunk.toString()));
-      socket.on("error", (err: { code?: string }) => resolve(`error ${err.code}`));
-      socket.on("close", () => resolve(reply === "" ? "closed" : reply));
-      socket.write(`ping ${i}\n`);
-    }));
-  while (connected < n) await new Promise((resolve) => setTimeout(resolve, 10));
+  const replies = await openClients(port, n, (socket, i) => socket.write(`ping ${i}\n`));
   await new Promise((resolve) => setTimeout(resolve, 500));
   await listeners[0]!.close();
   const results = await Promise.all(replies);

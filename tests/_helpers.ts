@@ -40,6 +40,29 @@ export async function exchange(to: number | string, text: string, host?: string)
   return Buffer.concat(chunks).toString();
 }
 
+/**
+ * Opens `n` node:net clients to `port`; `send` writes each one's request. Resolves once all are
+ * connected, with each client's reply, `"closed"` if none came, or `"error CODE"`.
+ */
+export async function openClients(
+  port: number,
+  n: number,
+  send: (socket: Socket, i: number) => void,
+): Promise<Promise<string>[]> {
+  let connected = 0;
+  const replies = Array.from({ length: n }, (_, i) =>
+    new Promise<string>((resolve) => {
+      const socket = connect({ port, host: "127.0.0.1" }, () => void connected++);
+      let reply = "";
+      socket.on("data", (chunk: Buffer) => void (reply += chunk.toString()));
+      socket.on("error", (err: { code?: string }) => resolve(`error ${err.code}`));
+      socket.on("close", () => resolve(reply === "" ? "closed" : reply));
+      send(socket, i);
+    }));
+  while (connected < n) await new Promise((resolve) => setTimeout(resolve, 10));
+  return replies;
+}
+
 /** Reads a connection to its end. */
 export async function readAll(conn: Conn): Promise<string> {
   const buf = new Uint8Array(65536);

@@ -9,28 +9,16 @@
 
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { connect } from "node:net";
 import { join } from "node:path";
 import { capabilities, createListener, createListeners, type Listener } from "../mod.ts";
-import { exchange, serveUpper, tempDir } from "./_helpers.ts";
+import { exchange, openClients, serveUpper, tempDir } from "./_helpers.ts";
 import { canCountFds, fdTargets, leakedFds } from "./_fd.ts";
 
 const T = { timeout: 30_000 };
 
 /** Opens `n` clients that each send a line and wait for the reply; resolves when all are connected. */
-async function clients(port: number, n: number): Promise<Promise<string>[]> {
-  let connected = 0;
-  const replies = Array.from({ length: n }, (_, i) =>
-    new Promise<string>((resolve) => {
-      const socket = connect({ port, host: "127.0.0.1" }, () => void connected++);
-      let reply = "";
-      socket.on("data", (chunk: Buffer) => void (reply += chunk.toString()));
-      socket.on("error", (err: { code?: string }) => resolve(`error ${err.code}`));
-      socket.on("close", () => resolve(reply === "" ? "closed" : reply));
-      socket.end(`req ${i}`);
-    }));
-  while (connected < n) await new Promise((resolve) => setTimeout(resolve, 10));
-  return replies;
+function clients(port: number, n: number): Promise<Promise<string>[]> {
+  return openClients(port, n, (socket, i) => socket.end(`req ${i}`));
 }
 
 describe("Listener.drain()", () => {

@@ -21,7 +21,7 @@ import {
 } from "../mod.ts";
 import { type Adapter, adapter, type RawDatagram, useAdapter } from "../src/adapter.ts";
 import { _resetCapabilities } from "../src/capabilities.ts";
-import { exchange, leaveStaleSocket, otherProcessServer, serveUpper, tempDir } from "./_helpers.ts";
+import { exchange, leaveStaleSocket, openClients, otherProcessServer, serveUpper, tempDir } from "./_helpers.ts";
 import { canCountFds, fdTargets, leakedFds, openedSince, openFds, spawnScript } from "./_fd.ts";
 
 const T = { timeout: 30_000 };
@@ -405,17 +405,7 @@ describe("closing one of several listeners under load", () => {
     const port = (listeners[0]!.addr as { port: number }).port;
     const serving = listeners.slice(1).map((l) => serveLines(l));
     const n = 200;
-    let connected = 0;
-    const replies = Array.from({ length: n }, (_, i) =>
-      new Promise<string>((resolve) => {
-        const socket = connect({ port, host: "127.0.0.1" }, () => void connected++);
-        let reply = "";
-        socket.on("data", (chunk: Buffer) => void (reply += chunk.toString()));
-        socket.on("error", (err: { code?: string }) => resolve(`error ${err.code}`));
-        socket.on("close", () => resolve(reply === "" ? "closed" : reply));
-        socket.write(`ping ${i}\n`);
-      }));
-    while (connected < n) await new Promise((resolve) => setTimeout(resolve, 10));
+    const replies = await openClients(port, n, (socket, i) => socket.write(`ping ${i}\n`));
     await new Promise((resolve) => setTimeout(resolve, 300));
     await listeners[0]!.close(); // nobody accepted on this one: its queue is what is lost
     const results = await Promise.all(replies);
