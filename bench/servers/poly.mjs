@@ -1,0 +1,100 @@
+// The polybind side of every measure: the same work as bench/servers/raw_*.mjs, written on
+// polybind's Listener, Conn and DatagramListener. Run by any of the three runtimes with one
+// JSON argument: { mode, lib, maxMs }, where lib is the URL of polybind's entry point.
+
+import {
+  bound,
+  CLOSE_RESPONSE,
+  createScanner,
+  HOST,
+  indexResponse,
+  options,
+  ready,
+  RESPONSE,
+  runtime,
+} from "./_common.mjs";
+
+/** Keep-alive HTTP through Conn.read and Conn.write. */
+async function serveReadWrite(conn) {
+  const buf = new Uint8Array(4096);
+  const scan = createScanner();
+  try {
+    for (let n = await conn.read(buf); n !== null; n = await conn.read(buf)) {
+      for (let k = scan(buf, n); k > 0; k--) await conn.write(RESPONSE);
+    }
+  } catch {
+    // The client went away.
+  } finally {
+    conn.close();
+  }
+}
+
+/** Keep-alive HTTP through Conn.readable and Conn.writable. */
+async function serveStreams(conn) {
+  const scan = createScanner();
+  const writer = conn.writable.getWriter();
+  try {
+    for await (const chunk of conn.readable) {
+      for (let k = scan(chunk, chunk.length); k > 0; k--) await writer.write(RESPONSE);
+    }
+  } catch {
+    // The client went away.
+  } finally {
+    conn.close();
+  }
+}
+
+/** One request, one response, then close: the accept path. */
+async function serveOnce(conn, response) {
+  const buf = new Uint8Array(4096);
+  const scan = createScanner();
+  try {
+    for (let n = await conn.read(buf); n !== null; n = await conn.read(buf)) {
+      if (scan(buf, n) > 0) {
+        await conn.write(response);
+        break;
+      }
+    }
+  } catch {
+    // The client went away.
+  } finally {
+    conn.close();
+  }
+}
+
+async function acceptAll(listener, serve) {
+  for await (const conn of listener) serve(conn);
+}
+
+async function main() {
+  const { mode, lib, maxMs } = options();
+  const pb = await import(lib);
+  bound(maxMs);
+  const caps = pb.capabilities();
+  if (mode === "caps") {
+    ready({ caps });
+    return;
+  }
+  if (mode === "udp") {
+    const udp = await pb.createUdpListener({ host: HOST, port: 0 });
+    ready({ port: udp.addr.port, runtime: runtime() });
+    for await (const [data, from] of udp) udp.send(data, from).catch(() => {});
+    return;
+  }
+  if (mode === "balance") {
+    const listeners = await pb.createListeners({ host: HOST, port: 0 }, 4);
+    ready({ port: listeners[0].addr.port, runtime: runtime(), caps });
+    await Promise.all(listeners.map((l, i) => {
+      const response = indexResponse(i);
+      return acceptAll(l, (conn) => serveOnce(conn, response));
+    }));
+    return;
+  }
+  const serve = { rw: serveReadWrite, stream: serveStreams, close: (c) => serveOnce(c, CLOSE_RESPONSE) }[mode];
+  if (serve === undefined) throw new TypeError(`Unknown mode: ${mode}`);
+  const listener = await pb.createListener({ host: HOST, port: 0 });
+  ready({ port: listener.addr.port, runtime: runtime() });
+  await acceptAll(listener, serve);
+}
+
+await main();
