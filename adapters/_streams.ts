@@ -19,7 +19,7 @@ export function readableFrom(
       else controller.enqueue(chunk);
     },
     cancel,
-  }, { highWaterMark: 0 });
+  }, { highWaterMark: 1 });
 }
 
 /**

@@ -71,6 +71,7 @@ class DenoConnView implements Conn {
   #closed = false;
   #readable?: ReadableStream<Uint8Array>;
   #writable?: WritableStream<Uint8Array>;
+  #buffer?: Uint8Array;
 
   constructor(conn: DenoConn) {
     this.native = conn;
@@ -87,9 +88,10 @@ class DenoConnView implements Conn {
   }
 
   async #readChunk(): Promise<Uint8Array | null> {
-    const buf = new Uint8Array(CHUNK);
-    const n = await this.native.read(buf);
-    return n === null ? null : buf.subarray(0, n);
+    // One buffer per connection; each chunk is a copy of just the bytes read.
+    this.#buffer ??= new Uint8Array(CHUNK);
+    const n = await this.native.read(this.#buffer);
+    return n === null ? null : this.#buffer.slice(0, n);
   }
 
   read(p: Uint8Array): Promise<number | null> {
