@@ -6,34 +6,12 @@ import { spawn } from "node:child_process";
 import { dirname, join } from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
-import { capabilities, type Listener } from "../mod.ts";
+import { capabilities } from "../mod.ts";
 
 /** Prints a measured figure, tagged so that run.mjs can list it at the end. */
 export function figure(text: string): void {
   const caps = capabilities();
   console.log(`[figure] ${caps.runtime} ${caps.version}: ${text}`);
-}
-
-/** Serves `listener`: answers each line-terminated request with `OK <request>`; counts accepts. */
-export async function serveLines(listener: Listener, served = { count: 0, errors: 0 }): Promise<void> {
-  for await (const conn of listener) {
-    served.count++;
-    void (async () => {
-      try {
-        const buf = new Uint8Array(256);
-        let text = "";
-        for (let n = await conn.read(buf); n !== null; n = await conn.read(buf)) {
-          text += new TextDecoder().decode(buf.subarray(0, n));
-          if (text.includes("\n")) break;
-        }
-        await conn.write(new TextEncoder().encode(`OK ${text}`));
-      } catch {
-        served.errors++;
-      } finally {
-        conn.close();
-      }
-    })();
-  }
 }
 
 /** The repository root, from here or from the tsc output in .build/. */

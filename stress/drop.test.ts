@@ -5,9 +5,9 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
-import { openClients } from "../tests/_helpers.ts";
 import { capabilities, createListeners } from "../mod.ts";
-import { figure, runClient, serveLines } from "./_serve.ts";
+import { figure, runClient } from "./_serve.ts";
+import { openClients, serveLines } from "../tests/_helpers.ts";
 
 const reusePort = capabilities().reusePort.tcp;
 const kind = reusePort ? "reuseport sockets" : "shared views";

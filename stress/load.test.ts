@@ -6,7 +6,8 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { capabilities, createListeners } from "../mod.ts";
 import { canCountFds, fdTargets, leakedFds } from "../tests/_fd.ts";
-import { figure, runClient, serveLines } from "./_serve.ts";
+import { figure, runClient } from "./_serve.ts";
+import { serveLines } from "../tests/_helpers.ts";
 
 const TOTAL = 20_000;
 capabilities(); // probed before descriptors are counted: Bun keeps an event loop from its probe

@@ -89,6 +89,31 @@ export async function serveUpper(listener: Listener, served: { count: number } =
   }
 }
 
+/**
+ * Serves `listener`: answers each line-terminated request with `OK <request>`; counts accepts,
+ * and connections that failed (a client that went away).
+ */
+export async function serveLines(listener: Listener, served = { count: 0, errors: 0 }): Promise<void> {
+  for await (const conn of listener) {
+    served.count++;
+    void (async () => {
+      try {
+        const buf = new Uint8Array(256);
+        let text = "";
+        for (let n = await conn.read(buf); n !== null; n = await conn.read(buf)) {
+          text += new TextDecoder().decode(buf.subarray(0, n));
+          if (text.includes("\n")) break;
+        }
+        await conn.write(new TextEncoder().encode(`OK ${text}`));
+      } catch {
+        served.errors++;
+      } finally {
+        conn.close();
+      }
+    })();
+  }
+}
+
 /** A fresh temporary folder with a short path, removed by `cleanup`. */
 export async function tempDir(): Promise<{ path: string; cleanup(): Promise<void> }> {
   const path = await mkdtemp(join(tmpdir(), "pb-"));

@@ -16,12 +16,19 @@ import {
   createListener,
   createListeners,
   createUdpListeners,
-  type Listener,
   ListenError,
 } from "../mod.ts";
 import { type Adapter, adapter, type RawDatagram, useAdapter } from "../src/adapter.ts";
 import { _resetCapabilities } from "../src/capabilities.ts";
-import { exchange, leaveStaleSocket, openClients, otherProcessServer, serveUpper, tempDir } from "./_helpers.ts";
+import {
+  exchange,
+  leaveStaleSocket,
+  openClients,
+  otherProcessServer,
+  serveLines,
+  serveUpper,
+  tempDir,
+} from "./_helpers.ts";
 import { canCountFds, fdTargets, leakedFds, openedSince, openFds, spawnScript } from "./_fd.ts";
 
 const T = { timeout: 30_000 };
@@ -67,28 +74,6 @@ function ping(port: number, i: number, ms = 5000): Promise<string> {
     socket.on("close", () => done(reply === "" ? "closed" : reply));
     socket.write(`ping ${i}\n`);
   });
-}
-
-/** Serves `listener`: answers each line-terminated request with `OK <request>`; counts accepts. */
-async function serveLines(listener: Listener, served = { count: 0 }): Promise<void> {
-  for await (const conn of listener) {
-    served.count++;
-    void (async () => {
-      try {
-        const buf = new Uint8Array(256);
-        let text = "";
-        for (let n = await conn.read(buf); n !== null; n = await conn.read(buf)) {
-          text += new TextDecoder().decode(buf.subarray(0, n));
-          if (text.includes("\n")) break;
-        }
-        await conn.write(new TextEncoder().encode(`OK ${text}`));
-      } catch {
-        // A client that went away.
-      } finally {
-        conn.close();
-      }
-    })();
-  }
 }
 
 /** net.ipv4.tcp_migrate_req: "1" when Linux moves a closed reuseport socket's queue to the others. */
@@ -387,7 +372,7 @@ test("clients that reset before being accepted do not disturb the accept loop", 
     const child = spawn("node", ["-e", code], { stdio: "ignore" });
     child.once("exit", (status) => (status === 0 ? resolve() : reject(new Error(`resetter exited ${status}`))));
   });
-  const served = { count: 0 };
+  const served = { count: 0, errors: 0 };
   let loopError: unknown;
   const serving = serveLines(listener, served).catch((err) => void (loopError = err));
   const replies = await Promise.all(Array.from({ length: 5 }, (_, i) => ping(port, i, 3000)));
