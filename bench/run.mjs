@@ -14,7 +14,7 @@ import { parseArgs } from "node:util";
 import { ensureWrk } from "./lib/load.mjs";
 import { balanceMeasure, bindMeasure, RATE_MEASURES, rateMeasure } from "./lib/measures.mjs";
 import { startServer } from "./lib/proc.mjs";
-import { compare, fmt, machine, table, writeJson } from "./lib/report.mjs";
+import { compare, fmt, machine, SATURATED, table, unsaturated, writeJson } from "./lib/report.mjs";
 import { buildForNode, describeRuntimes, ROOT, RUNTIME_NAMES } from "./lib/runtimes.mjs";
 
 const { values: args } = parseArgs({
@@ -126,6 +126,12 @@ writeJson(out, run);
 if (args.out === undefined) copyFileSync(out, join(ROOT, "bench", "results", "latest.json"));
 
 process.stdout.write(`\n${table(rows)}\n\n`);
+if (rows.some(unsaturated)) {
+  process.stdout.write(
+    `† a server was on the CPU less than ${SATURATED * 100}% of the time: the load generator or other work ` +
+      "on the machine set the pace, so the rate ratio understates the difference; the CPU/op ratio does not.\n\n",
+  );
+}
 process.stdout.write(`Machine: ${run.machine.cpus} × ${run.machine.model}, Linux ${run.machine.kernel}; `);
 process.stdout.write(`${Object.entries(run.runtimes).map(([n, v]) => `${n} ${v}`).join(", ")}; `);
 process.stdout.write(`${run.minutes.toFixed(1)} min. JSON: ${out}\n`);

@@ -36,6 +36,15 @@ function cell(row, side) {
   return row.unit && row[`${side}Text`] === undefined ? `${shown} ${row.unit}` : shown;
 }
 
+/** Busy share under which a server is taken as not saturated by its load. */
+export const SATURATED = 0.8;
+
+/** Whether a server of this row spent less than SATURATED of the load's time on the CPU. */
+export function unsaturated(row) {
+  const d = row.details;
+  return d?.polyBusy !== undefined && Math.min(d.polyBusy, d.rawBusy) < SATURATED;
+}
+
 /** The result table, as Markdown (readable in a terminal too). */
 export function table(rows) {
   const head = ["runtime", "measure", "polybind", "raw", "ratio", "CPU/op ratio", "target", "met"];
@@ -44,7 +53,7 @@ export function table(rows) {
     r.measure,
     cell(r, "poly"),
     cell(r, "raw"),
-    r.ratio === undefined ? "-" : r.ratio.toFixed(3),
+    r.ratio === undefined ? "-" : `${r.ratio.toFixed(3)}${unsaturated(r) ? " †" : ""}`,
     r.cpuRatio === undefined ? "-" : r.cpuRatio.toFixed(3),
     r.target ?? "-",
     r.met === undefined ? "-" : r.met ? "yes" : "**no**",
