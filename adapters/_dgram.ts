@@ -4,8 +4,7 @@
 import { createSocket, type Socket } from "node:dgram";
 import type { RawDatagram } from "../src/adapter.ts";
 import type { NetAddr } from "../src/types.ts";
-
-type Datagram = [Uint8Array, NetAddr];
+import { datagramQueue } from "./_push_queue.ts";
 
 /** Binds a UDP socket with node:dgram. */
 export function listenDgram(opts: { hostname: string; port: number; reusePort: boolean }): Promise<RawDatagram> {
@@ -25,44 +24,25 @@ export function listenDgram(opts: { hostname: string; port: number; reusePort: b
 }
 
 function wrapDgram(socket: Socket): RawDatagram {
-  const queue: Datagram[] = [];
-  let waiter: { resolve(d: Datagram): void; reject(e: unknown): void } | undefined;
-  let closed: Error | undefined;
+  const queue = datagramQueue();
   const { address, port } = socket.address();
   socket.on("message", (msg, rinfo) => {
-    const d: Datagram = [new Uint8Array(msg.buffer, msg.byteOffset, msg.length), {
-      transport: "udp",
-      hostname: rinfo.address,
-      port: rinfo.port,
-    }];
-    if (waiter) {
-      const w = waiter;
-      waiter = undefined;
-      w.resolve(d);
-    } else queue.push(d);
+    const from: NetAddr = { transport: "udp", hostname: rinfo.address, port: rinfo.port };
+    queue.push([new Uint8Array(msg.buffer, msg.byteOffset, msg.length), from]);
   });
   socket.on("error", () => {});
-  socket.on("close", () => {
-    closed = new Error("UDP socket closed");
-    waiter?.reject(closed);
-    waiter = undefined;
-  });
+  socket.on("close", () => queue.close());
   return {
     addr: { transport: "udp", hostname: address, port },
     native: socket,
-    receive() {
-      const d = queue.shift();
-      if (d) return Promise.resolve(d);
-      if (closed) return Promise.reject(closed);
-      return new Promise((resolve, reject) => (waiter = { resolve, reject }));
-    },
+    receive: () => queue.take(),
     send(data, to) {
       return new Promise((resolve, reject) =>
         socket.send(data, to.port, to.hostname, (err, bytes) => (err ? reject(err) : resolve(bytes)))
       );
     },
     close() {
-      if (closed) return Promise.resolve();
+      if (queue.closed) return Promise.resolve();
       return new Promise((resolve) => socket.close(() => resolve()));
     },
   };

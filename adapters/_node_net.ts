@@ -4,7 +4,7 @@
 import { createServer, type Server, type Socket } from "node:net";
 import type { RawListener } from "../src/adapter.ts";
 import type { Addr } from "../src/types.ts";
-import { AcceptQueue } from "./_accept_queue.ts";
+import { connQueue } from "./_push_queue.ts";
 import { PushConn } from "./_push_conn.ts";
 
 /** A node:net socket as a Conn. */
@@ -56,12 +56,12 @@ export class NodeConn extends PushConn {
 
 /** Queues a server's connections for accept(). */
 export function acceptQueue<A extends Addr>(server: Server, addr: A, unixPath?: string): RawListener<A> {
-  const queue = new AcceptQueue();
+  const queue = connQueue();
   server.on("connection", (socket: Socket) => queue.push(new NodeConn(socket, unixPath)));
   return {
     addr,
     native: server,
-    accept: () => queue.accept(),
+    accept: () => queue.take(),
     close: () => queue.close() ? new Promise((resolve) => server.close(() => resolve())) : Promise.resolve(),
   };
 }

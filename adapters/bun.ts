@@ -4,9 +4,10 @@
 import process from "node:process";
 import type { Adapter, RawListener } from "../src/adapter.ts";
 import type { Addr, TcpAddr } from "../src/types.ts";
+import { listenBunUdp } from "./_bun_udp.ts";
 import { listenDgram } from "./_dgram.ts";
 import { reusePortBindsInChild } from "./_probe_child.ts";
-import { AcceptQueue } from "./_accept_queue.ts";
+import { connQueue } from "./_push_queue.ts";
 import { attempt } from "./_attempt.ts";
 import { lookupAll, posixFs, processInfo } from "./_posix.ts";
 import { PushConn } from "./_push_conn.ts";
@@ -102,7 +103,7 @@ function listen<A extends Addr>(
   addrOf: (l: BunListener) => A,
   unixPath?: string,
 ): RawListener<A> {
-  const queue = new AcceptQueue();
+  const queue = connQueue();
   const listener = bun().listen({
     ...options,
     allowHalfOpen: true,
@@ -123,7 +124,7 @@ function listen<A extends Addr>(
   return {
     addr: addrOf(listener),
     native: listener,
-    accept: () => queue.accept(),
+    accept: () => queue.take(),
     close() {
       if (queue.close()) listener.stop(false);
       return Promise.resolve();
@@ -160,7 +161,8 @@ export const bunAdapter: Adapter = {
   listenTcp: ({ hostname, port, reusePort }) =>
     attempt(() => listen({ hostname, port, reusePort, exclusive: !reusePort }, tcpAddr)),
   listenUnix: ({ path }) => attempt(() => listen({ unix: path }, () => ({ transport: "unix" as const, path }), path)),
-  listenUdp: listenDgram,
+  // Bun.udpSocket is faster than Bun's node:dgram, which is kept for sockets sharing a port.
+  listenUdp: (opts) => (opts.reusePort ? listenDgram(opts) : listenBunUdp(opts)),
   // Bun.listen cannot take a descriptor; Bun's node:net can.
   listenFd: listenNodeFd,
   lookup: lookupAll,

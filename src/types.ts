@@ -205,7 +205,10 @@ export interface DatagramListener extends AsyncIterable<[Uint8Array, NetAddr]>, 
   send(data: Uint8Array, to: NetAddr): Promise<number>;
   /** Releases the socket (or this view of a shared one). Idempotent. */
   close(): Promise<void>;
-  /** The runtime's own socket object. */
+  /**
+   * The runtime's own socket object: a `Deno.DatagramConn`, a node:dgram `Socket` on Node.js,
+   * and on Bun a `Bun.udpSocket` socket, or a node:dgram `Socket` where sockets share a port.
+   */
   readonly native: unknown;
 }
 

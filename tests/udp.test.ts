@@ -45,6 +45,24 @@ describe("createUdpListener", { skip: !udp && "UDP is unavailable here; the refu
     await assert.rejects(socket.send(new Uint8Array(1), socket.addr), { code: "ECLOSED" });
   });
 
+  test("sends to a host name, resolved like node:dgram does", T, async () => {
+    await using socket = await createUdpListener({ port: 0 });
+    const client: Socket = createSocket("udp4");
+    try {
+      await new Promise<void>((resolve) => client.bind(0, "127.0.0.1", resolve));
+      const got = new Promise<string>((resolve) => client.once("message", (m) => resolve(m.toString())));
+      const sent = await socket.send(new TextEncoder().encode("named"), {
+        transport: "udp",
+        hostname: "localhost",
+        port: client.address().port,
+      });
+      assert.equal(sent, 5);
+      assert.equal(await got, "named");
+    } finally {
+      client.close();
+    }
+  });
+
   test("IPv6", T, async () => {
     await using socket = await createUdpListener({ host: "::1", port: 0 });
     const serving = echo(socket);
