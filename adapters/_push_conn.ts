@@ -3,10 +3,13 @@
 // pulls from the buffer. Node's and Bun's connections differ only in the hooks below.
 
 import type { Addr, Conn } from "../src/types.ts";
-import { readableFrom, writableTo } from "./_streams.ts";
+import { readableTaken, writableTo } from "./_streams.ts";
 
 /** Bytes buffered before the socket is paused. */
 const HIGH_WATER = 64 * 1024;
+
+/** Chunks `readable` queues before the socket is paused. */
+const READABLE_CHUNKS = 8;
 
 /** What node:net sockets and Bun sockets have alike. */
 export interface PushSocket {
@@ -20,11 +23,19 @@ export interface PushSocket {
   setKeepAlive(on: boolean): unknown;
 }
 
+/** A read() waiting for bytes. */
+interface PendingRead {
+  into: Uint8Array;
+  resolve(value: number | null): void;
+  reject(err: unknown): void;
+}
+
 /** The runtime-specific half of a pushed connection. */
 export abstract class PushConn implements Conn {
-  readonly localAddr: Addr;
-  readonly remoteAddr: Addr;
   readonly #socket: PushSocket;
+  readonly #unixPath: string | undefined;
+  #localAddr?: Addr;
+  #remoteAddr?: Addr;
 
   /**
    * @param socket The runtime's socket.
@@ -32,12 +43,23 @@ export abstract class PushConn implements Conn {
    */
   constructor(socket: PushSocket, unixPath: string | undefined) {
     this.#socket = socket;
-    this.localAddr = unixPath !== undefined
-      ? { transport: "unix", path: unixPath }
-      : { transport: "tcp", hostname: socket.localAddress ?? "", port: socket.localPort ?? 0 };
-    this.remoteAddr = unixPath !== undefined
+    this.#unixPath = unixPath;
+  }
+
+  /** Asked of the socket on first use, not at accept: on node:net each is a system call. */
+  get localAddr(): Addr {
+    const s = this.#socket;
+    return this.#localAddr ??= this.#unixPath !== undefined
+      ? { transport: "unix", path: this.#unixPath }
+      : { transport: "tcp", hostname: s.localAddress ?? "", port: s.localPort ?? 0 };
+  }
+
+  /** Asked of the socket on first use, like {@linkcode localAddr}. */
+  get remoteAddr(): Addr {
+    const s = this.#socket;
+    return this.#remoteAddr ??= this.#unixPath !== undefined
       ? { transport: "unix", path: "" }
-      : { transport: "tcp", hostname: socket.remoteAddress ?? "", port: socket.remotePort ?? 0 };
+      : { transport: "tcp", hostname: s.remoteAddress ?? "", port: s.remotePort ?? 0 };
   }
 
   abstract readonly native: unknown;
@@ -46,11 +68,11 @@ export abstract class PushConn implements Conn {
   abstract closeWrite(): Promise<void>;
 
   setNoDelay(on = true): void {
-    if (this.localAddr.transport === "tcp") this.#socket.setNoDelay(on);
+    if (this.#unixPath === undefined) this.#socket.setNoDelay(on);
   }
 
   setKeepAlive(on = true): void {
-    if (this.localAddr.transport === "tcp") this.#socket.setKeepAlive(on);
+    if (this.#unixPath === undefined) this.#socket.setKeepAlive(on);
   }
 
   /** Closes the socket at once. */
@@ -65,78 +87,122 @@ export abstract class PushConn implements Conn {
   #ended = false;
   #error: unknown = undefined;
   #closed = false;
-  #wake: (() => void) | undefined;
+  /** Reads waiting for bytes, settled straight from push(), end(), fail() and close(). */
+  #waiting: PendingRead[] = [];
   #readable?: ReadableStream<Uint8Array>;
+  /** Set while `readable` is in use: push() then enqueues into it directly. */
+  #controller?: ReadableStreamDefaultController<Uint8Array>;
   #writable?: WritableStream<Uint8Array>;
 
   /** Called by the adapter with each incoming chunk. */
   push(chunk: Uint8Array): void {
+    const controller = this.#controller;
+    if (controller !== undefined) {
+      controller.enqueue(chunk);
+      if (controller.desiredSize! <= 0) this.#pause();
+      return;
+    }
     this.#chunks.push(chunk);
     this.#buffered += chunk.length;
-    if (this.#buffered >= HIGH_WATER && !this.#paused) {
-      this.#paused = true;
-      this.#socket.pause();
-    }
-    this.#notify();
+    if (this.#waiting.length > 0) this.#settle();
+    else if (this.#buffered >= HIGH_WATER) this.#pause();
   }
 
   /** Called by the adapter at end of stream (or when the socket closes). */
   end(): void {
     this.#ended = true;
-    this.#notify();
+    this.#settle();
   }
 
   /** Called by the adapter when the socket fails. */
   fail(err: unknown): void {
     this.#error ??= err;
-    this.#notify();
+    this.#settle();
   }
 
-  #notify(): void {
-    const wake = this.#wake;
-    this.#wake = undefined;
-    wake?.();
+  #pause(): void {
+    if (this.#paused) return;
+    this.#paused = true;
+    this.#socket.pause();
   }
 
-  /** The next buffered chunk (whole), or `null` at end of stream. */
-  async readChunk(max = Infinity): Promise<Uint8Array | null> {
-    if (!this.#started) {
-      this.#started = true;
-      this.start();
+  #resume(): void {
+    if (!this.#paused) return;
+    this.#paused = false;
+    this.#socket.resume();
+  }
+
+  #start(): void {
+    if (this.#started) return;
+    this.#started = true;
+    this.start();
+  }
+
+  /** Settles waiting reads from the buffer, else with the error or end of stream; ends `readable`. */
+  #settle(): void {
+    while (this.#waiting.length > 0) {
+      if (this.#chunks.length > 0) {
+        const read = this.#waiting.shift()!;
+        read.resolve(this.#take(read.into));
+      } else if (this.#error !== undefined) this.#waiting.shift()!.reject(this.#error);
+      else if (this.#ended || this.#closed) this.#waiting.shift()!.resolve(null);
+      else break;
     }
-    while (this.#chunks.length === 0) {
-      if (this.#error !== undefined) throw this.#error;
-      if (this.#ended || this.#closed) return null;
-      if (this.#paused) {
-        this.#paused = false;
-        this.#socket.resume();
-      }
-      await new Promise<void>((resolve) => (this.#wake = resolve));
+    const controller = this.#controller;
+    if (controller === undefined || !(this.#ended || this.#closed || this.#error !== undefined)) return;
+    this.#controller = undefined;
+    try {
+      if (this.#error !== undefined) controller.error(this.#error);
+      else controller.close();
+    } catch {
+      // Cancelled by the reader.
     }
+  }
+
+  /** Copies the next buffered bytes into `into`, as many as fit. */
+  #take(into: Uint8Array): number {
     let chunk = this.#chunks[0]!;
-    if (chunk.length > max) {
-      this.#chunks[0] = chunk.subarray(max);
-      chunk = chunk.subarray(0, max);
+    if (chunk.length > into.length) {
+      this.#chunks[0] = chunk.subarray(into.length);
+      chunk = chunk.subarray(0, into.length);
     } else {
       this.#chunks.shift();
     }
     this.#buffered -= chunk.length;
-    if (this.#paused && this.#buffered < HIGH_WATER / 2) {
-      this.#paused = false;
-      this.#socket.resume();
-    }
-    return chunk;
-  }
-
-  async read(p: Uint8Array): Promise<number | null> {
-    const chunk = await this.readChunk(p.length);
-    if (chunk === null) return null;
-    p.set(chunk);
+    if (this.#buffered < HIGH_WATER / 2) this.#resume();
+    into.set(chunk);
     return chunk.length;
   }
 
+  /** The next bytes: at once when buffered, else one promise that push() settles. */
+  read(into: Uint8Array): Promise<number | null> {
+    if (this.#readable !== undefined) return readableTaken();
+    this.#start();
+    if (this.#waiting.length === 0) {
+      if (this.#chunks.length > 0) return Promise.resolve(this.#take(into));
+      if (this.#error !== undefined) return Promise.reject(this.#error);
+      if (this.#ended || this.#closed) return Promise.resolve(null);
+    }
+    this.#resume();
+    return new Promise((resolve, reject) => this.#waiting.push({ into, resolve, reject }));
+  }
+
+  /**
+   * The incoming bytes as a stream the socket pushes into (no promise a chunk on our side):
+   * what read() had buffered comes first; the socket pauses while the stream is full.
+   */
   get readable(): ReadableStream<Uint8Array> {
-    return this.#readable ??= readableFrom(() => this.readChunk(), () => this.close());
+    return this.#readable ??= new ReadableStream<Uint8Array>({
+      start: (controller) => {
+        for (const chunk of this.#chunks.splice(0)) controller.enqueue(chunk);
+        this.#buffered = 0;
+        this.#controller = controller;
+        this.#settle();
+        this.#start();
+      },
+      pull: () => this.#resume(),
+      cancel: () => this.close(),
+    }, { highWaterMark: READABLE_CHUNKS });
   }
 
   get writable(): WritableStream<Uint8Array> {
@@ -147,7 +213,7 @@ export abstract class PushConn implements Conn {
     if (this.#closed) return;
     this.#closed = true;
     this.destroy();
-    this.#notify();
+    this.#settle();
   }
 
   [Symbol.asyncDispose](): Promise<void> {

@@ -35,10 +35,14 @@ export function writableTo(
   abort: () => void,
 ): WritableStream<Uint8Array> {
   return new WritableStream<Uint8Array>({
-    write: async (chunk) => {
-      await write(chunk);
-    },
+    // The promise is returned as it is: an async wrapper would cost one more microtask a chunk.
+    write: (chunk) => write(chunk) as Promise<void>,
     close: closeWrite,
     abort,
   });
+}
+
+/** What read() does once `readable` has been taken: the stream owns the bytes from then on. */
+export function readableTaken(): Promise<never> {
+  return Promise.reject(new TypeError("Conn.read() cannot be used once Conn.readable has been taken"));
 }

@@ -6,7 +6,7 @@ import type { Adapter, RawDatagram, RawListener } from "../src/adapter.ts";
 import type { Addr, Conn, NetAddr } from "../src/types.ts";
 import { attempt } from "./_attempt.ts";
 import { lookupAll, posixFs, processInfo } from "./_posix.ts";
-import { readableFrom, writableTo } from "./_streams.ts";
+import { readableFrom, readableTaken, writableTo } from "./_streams.ts";
 
 /** The parts of Deno's API this adapter uses. */
 interface DenoAddr {
@@ -95,7 +95,7 @@ class DenoConnView implements Conn {
   }
 
   read(p: Uint8Array): Promise<number | null> {
-    return this.native.read(p);
+    return this.#readable === undefined ? this.native.read(p) : readableTaken();
   }
 
   async write(p: Uint8Array): Promise<number> {

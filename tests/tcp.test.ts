@@ -66,6 +66,37 @@ describe("createListener (TCP)", () => {
     conn.close();
   });
 
+  test(
+    "read() then readable: the stream goes on in order where read() stopped; read() is refused after",
+    T,
+    async () => {
+      await using listener = await createListener({ port: 0 });
+      const client = await dial(portOf(listener));
+      const conn = await listener.accept();
+      const size = 3 << 20;
+      const sent = new Uint8Array(size).map((_, i) => (i * 7 + (i >> 11)) & 0xff);
+      client.end(sent);
+      const head = new Uint8Array(5);
+      const n = await conn.read(head);
+      assert.ok(n !== null && n > 0);
+      const received = new Uint8Array(size);
+      received.set(head.subarray(0, n));
+      let at = n;
+      let chunks = 0;
+      for await (const chunk of conn.readable) {
+        received.set(chunk, at);
+        at += chunk.length;
+        // A slow reader now and then: the socket is paused meanwhile and nothing is lost.
+        if (++chunks % 16 === 0) await new Promise((resolve) => setTimeout(resolve, 5));
+      }
+      assert.equal(at, size);
+      assert.deepEqual(received, sent);
+      await assert.rejects(conn.read(new Uint8Array(1)), TypeError);
+      conn.close();
+      client.destroy();
+    },
+  );
+
   test("large writes are delivered whole, with backpressure", T, async () => {
     await using listener = await createListener({ port: 0 });
     const client = await dial(portOf(listener));
