@@ -49,16 +49,24 @@ const EXHAUSTED = new Set(["EMFILE", "ENFILE", "ENOBUFS", "ENOMEM"]);
  * Accepts from `raw`, riding out errors that pass, so that the accept loop never dies of them:
  * a peer that left is skipped, exhaustion is waited out with a backoff from 5 ms to 1 s.
  */
-async function acceptPatiently(raw: RawListener<Addr>): Promise<Conn> {
+function acceptPatiently(raw: RawListener<Addr>): Promise<Conn> {
+  // The usual case costs one then(); the async retry loop runs only after an error.
+  return raw.accept().then(undefined, (err) => retryAccept(raw, err));
+}
+
+async function retryAccept(raw: RawListener<Addr>, first: unknown): Promise<Conn> {
+  let err = first;
   for (let delay = 5;;) {
-    try {
-      return await raw.accept();
-    } catch (err) {
-      const code = errorCode(err);
-      if (PEER_GONE.has(code)) continue;
+    const code = errorCode(err);
+    if (!PEER_GONE.has(code)) {
       if (!EXHAUSTED.has(code)) throw err;
       await new Promise((resolve) => setTimeout(resolve, delay));
       delay = Math.min(delay * 2, 1000);
+    }
+    try {
+      return await raw.accept();
+    } catch (next) {
+      err = next;
     }
   }
 }

@@ -43,27 +43,33 @@ export function shareSource<T>(
   let pumping = false;
   let sourceClosed: Promise<void> | undefined;
 
-  const pump = async () => {
-    if (pumping) return;
+  // One take() at a time, chained with then() rather than an async loop: an item costs the
+  // source's promise and the waiter's, with no promise of the pump's own between them.
+  const pump = (): void => {
+    if (pumping || waiters.length === 0 || sourceClosed !== undefined) return;
     pumping = true;
+    let taken: Promise<T>;
     try {
-      while (waiters.length > 0 && sourceClosed === undefined) {
-        let item: T;
-        try {
-          item = await source.take();
-        } catch (err) {
-          if (sourceClosed !== undefined) return;
-          waiters.shift()?.reject(err);
-          continue;
-        }
+      taken = source.take();
+    } catch (err) {
+      taken = Promise.reject(err);
+    }
+    taken.then(
+      (item) => {
+        pumping = false;
         const waiter = waiters.shift();
         if (waiter) waiter.resolve(item);
         else if (sourceClosed === undefined) ready.push(item);
         else discard(item);
-      }
-    } finally {
-      pumping = false;
-    }
+        pump();
+      },
+      (err) => {
+        pumping = false;
+        if (sourceClosed !== undefined) return;
+        waiters.shift()?.reject(err);
+        pump();
+      },
+    );
   };
 
   const makeView = (index: number): View<T> => ({
@@ -76,7 +82,7 @@ export function shareSource<T>(
       if (item !== undefined) return Promise.resolve(item);
       return new Promise<T>((resolve, reject) => {
         waiters.push({ resolve, reject, owner: index });
-        void pump();
+        pump();
       });
     },
     close() {

@@ -3,17 +3,23 @@
 import type { Addr, Conn, DatagramListener, DrainOptions, Listener, NetAddr, UdpAddr } from "./types.ts";
 import type { View } from "./shared.ts";
 
-async function* iterate<T>(view: View<T>): AsyncGenerator<T, void, undefined> {
-  while (true) {
-    let item: T;
-    try {
-      item = await view.next();
-    } catch (err) {
-      if (view.closed) return;
-      throw err;
-    }
-    yield item;
-  }
+const DONE: IteratorReturnResult<undefined> = { value: undefined, done: true };
+
+/**
+ * An iterator over a view: one then() an item, where an async generator costs three microtasks.
+ * It ends when the view is closed; leaving a for-await loop closes nothing (as before).
+ */
+function iterate<T>(view: View<T>): AsyncIterableIterator<T, undefined> {
+  const ended = (err: unknown): IteratorReturnResult<undefined> => {
+    if (view.closed) return DONE;
+    throw err;
+  };
+  const it: AsyncIterableIterator<T, undefined> = {
+    next: () => view.next().then((value): IteratorYieldResult<T> => ({ value, done: false }), ended),
+    return: () => Promise.resolve(DONE),
+    [Symbol.asyncIterator]: () => it,
+  };
+  return it;
 }
 
 /**
@@ -24,13 +30,19 @@ export function wrapListener(view: View<Conn>, addrs: readonly Addr[], native: u
   // Since when an accept() has been waiting with nothing to take: the socket's queue is empty.
   let waitingSince: number | undefined;
   let waiting = 0;
-  const next = async () => {
+  const settled = () => {
+    waitingSince = --waiting === 0 ? undefined : Date.now();
+  };
+  // then() rather than an async function with finally: one promise an accept instead of two.
+  const next = () => {
     if (waiting++ === 0) waitingSince = Date.now();
-    try {
-      return await view.next();
-    } finally {
-      waitingSince = --waiting === 0 ? undefined : Date.now();
-    }
+    return view.next().then((conn) => {
+      settled();
+      return conn;
+    }, (err) => {
+      settled();
+      throw err;
+    });
   };
   const counted: View<Conn> = {
     next,
