@@ -55,6 +55,7 @@ export function mergeSources<T>(sources: Source<T>[], discard: (item: T) => void
     },
     async close() {
       closed = true;
+      settle((w) => w.reject(new Error("Merged source closed")), () => {});
       for (const item of ready.splice(0)) discard(item);
       await Promise.all(sources.map((s) => s.close()));
     },

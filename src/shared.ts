@@ -12,6 +12,11 @@ export interface View<T> {
   next(): Promise<T>;
   close(): Promise<void>;
   readonly closed: boolean;
+  /**
+   * Since when a next() has been waiting with nothing to take (undefined when none waits): kept
+   * by the sole view of a source, where it tells that the socket's queue is empty.
+   */
+  readonly idleSince?: number;
 }
 
 interface Waiter<T> {
@@ -36,6 +41,7 @@ export function shareSource<T>(
   closedError: () => Error,
   discard: (item: T) => void,
 ): View<T>[] {
+  if (count === 1) return [soleView(source, closedError, discard)];
   const waiters: Waiter<T>[] = [];
   const ready: T[] = [];
   const open = new Array<boolean>(count).fill(true);
@@ -99,4 +105,61 @@ export function shareSource<T>(
   });
 
   return Array.from({ length: count }, (_, i) => makeView(i));
+}
+
+/**
+ * The one view of a source nobody shares: next() takes from the source itself, one take at a
+ * time (a second next() waits for the first), with one then() an item and no pump between.
+ */
+function soleView<T>(source: Source<T>, closedError: () => Error, discard: (item: T) => void): View<T> {
+  let open = true;
+  let sourceClosed: Promise<void> | undefined;
+  let waiting = 0;
+  let idleSince: number | undefined;
+  let last: Promise<T> | undefined;
+
+  const settled = () => {
+    idleSince = --waiting === 0 ? undefined : Date.now();
+  };
+  const take = (): Promise<T> => {
+    let taken: Promise<T>;
+    try {
+      taken = source.take();
+    } catch (err) {
+      taken = Promise.reject(err);
+    }
+    return taken.then((item) => {
+      settled();
+      if (open) return item;
+      discard(item);
+      throw closedError();
+    }, (err) => {
+      settled();
+      throw open ? err : closedError();
+    });
+  };
+
+  return {
+    get closed() {
+      return !open;
+    },
+    get idleSince() {
+      return idleSince;
+    },
+    next() {
+      if (!open) return Promise.reject(closedError());
+      if (waiting++ === 0) idleSince = Date.now();
+      const previous = last;
+      const next = previous === undefined || waiting === 1 ? take() : previous.then(take, take);
+      last = next;
+      return next;
+    },
+    close() {
+      if (open) {
+        open = false;
+        sourceClosed = source.close();
+      }
+      return sourceClosed!;
+    },
+  };
 }

@@ -27,37 +27,14 @@ function iterate<T>(view: View<T>): AsyncIterableIterator<T, undefined> {
  * in which case draining it is closing it (the others go on accepting what is queued).
  */
 export function wrapListener(view: View<Conn>, addrs: readonly Addr[], native: unknown, shared: boolean): Listener {
-  // Since when an accept() has been waiting with nothing to take: the socket's queue is empty.
-  let waitingSince: number | undefined;
-  let waiting = 0;
-  const settled = () => {
-    waitingSince = --waiting === 0 ? undefined : Date.now();
-  };
-  // then() rather than an async function with finally: one promise an accept instead of two.
-  const next = () => {
-    if (waiting++ === 0) waitingSince = Date.now();
-    return view.next().then((conn) => {
-      settled();
-      return conn;
-    }, (err) => {
-      settled();
-      throw err;
-    });
-  };
-  const counted: View<Conn> = {
-    next,
-    close: () => view.close(),
-    get closed() {
-      return view.closed;
-    },
-  };
   let draining: Promise<void> | undefined;
   const drain = (options: DrainOptions = {}) =>
     draining ??= (async () => {
       const idleMs = options.idleMs ?? 50;
       const deadline = Date.now() + (options.timeoutMs ?? 10_000);
       while (!shared && !view.closed && Date.now() < deadline) {
-        if (waitingSince !== undefined && Date.now() - waitingSince >= idleMs) break;
+        const idleSince = view.idleSince;
+        if (idleSince !== undefined && Date.now() - idleSince >= idleMs) break;
         await new Promise((resolve) => setTimeout(resolve, Math.max(5, idleMs / 5)));
       }
       await view.close();
@@ -66,10 +43,10 @@ export function wrapListener(view: View<Conn>, addrs: readonly Addr[], native: u
     addr: addrs[0]!,
     addrs,
     native,
-    accept: next,
+    accept: () => view.next(),
     close: () => view.close(),
     drain,
-    [Symbol.asyncIterator]: () => iterate(counted),
+    [Symbol.asyncIterator]: () => iterate(view),
     [Symbol.asyncDispose]: () => view.close(),
   };
 }

@@ -83,7 +83,9 @@ describe("createListener (TCP)", () => {
       received.set(head.subarray(0, n));
       let at = n;
       let chunks = 0;
-      for await (const chunk of conn.readable) {
+      const reader = conn.readable.getReader();
+      for (let r = await reader.read(); !r.done; r = await reader.read()) {
+        const chunk = r.value;
         received.set(chunk, at);
         at += chunk.length;
         // A slow reader now and then: the socket is paused meanwhile and nothing is lost.
