@@ -13,11 +13,12 @@ export function readableFrom(
   cancel: () => void,
 ): ReadableStream<Uint8Array> {
   return new ReadableStream<Uint8Array>({
-    pull: async (controller) => {
-      const chunk = await next();
-      if (chunk === null) controller.close();
-      else controller.enqueue(chunk);
-    },
+    // then() rather than an async function: one promise a chunk fewer.
+    pull: (controller) =>
+      next().then((chunk) => {
+        if (chunk === null) controller.close();
+        else controller.enqueue(chunk);
+      }),
     cancel,
   }, { highWaterMark: 1 });
 }

@@ -87,19 +87,22 @@ class DenoConnView implements Conn {
     return this.#writable ??= writableTo((p) => this.write(p), () => this.closeWrite(), () => this.close());
   }
 
-  async #readChunk(): Promise<Uint8Array | null> {
+  #readChunk(): Promise<Uint8Array | null> {
     // One buffer per connection; each chunk is a copy of just the bytes read.
-    this.#buffer ??= new Uint8Array(CHUNK);
-    const n = await this.native.read(this.#buffer);
-    return n === null ? null : this.#buffer.slice(0, n);
+    const buffer = this.#buffer ??= new Uint8Array(CHUNK);
+    return this.native.read(buffer).then((n) => n === null ? null : buffer.slice(0, n));
   }
 
   read(p: Uint8Array): Promise<number | null> {
     return this.#readable === undefined ? this.native.read(p) : readableTaken();
   }
 
-  async write(p: Uint8Array): Promise<number> {
-    let n = await this.native.write(p);
+  write(p: Uint8Array): Promise<number> {
+    // Mostly one write takes it all: the loop for the rest runs only after a short write.
+    return this.native.write(p).then((n) => n < p.length ? this.#writeRest(p, n) : n);
+  }
+
+  async #writeRest(p: Uint8Array, n: number): Promise<number> {
     while (n < p.length) n += await this.native.write(p.subarray(n));
     return n;
   }
