@@ -89,6 +89,10 @@ export abstract class PushConn implements Conn {
   #closed = false;
   /** Reads waiting for bytes, settled straight from push(), end(), fail() and close(). */
   #waiting: PendingRead[] = [];
+  /** The first waiting read, held apart from #waiting: the usual case needs no record. */
+  #into: Uint8Array | undefined;
+  #resolve: ((value: number | null) => void) | undefined;
+  #reject: ((err: unknown) => void) | undefined;
   #readable?: ReadableStream<Uint8Array>;
   /** Set while `readable` is in use: push() then enqueues into it directly. */
   #controller?: ReadableStreamDefaultController<Uint8Array>;
@@ -104,7 +108,7 @@ export abstract class PushConn implements Conn {
     }
     this.#chunks.push(chunk);
     this.#buffered += chunk.length;
-    if (this.#waiting.length > 0) this.#settle();
+    if (this.#resolve !== undefined) this.#settle();
     else if (this.#buffered >= HIGH_WATER) this.#pause();
   }
 
@@ -140,13 +144,18 @@ export abstract class PushConn implements Conn {
 
   /** Settles waiting reads from the buffer, else with the error or end of stream; ends `readable`. */
   #settle(): void {
-    while (this.#waiting.length > 0) {
+    while (this.#resolve !== undefined) {
+      const resolve = this.#resolve, reject = this.#reject!, into = this.#into!;
       if (this.#chunks.length > 0) {
-        const read = this.#waiting.shift()!;
-        read.resolve(this.#take(read.into));
-      } else if (this.#error !== undefined) this.#waiting.shift()!.reject(this.#error);
-      else if (this.#ended || this.#closed) this.#waiting.shift()!.resolve(null);
-      else break;
+        this.#nextWaiting();
+        resolve(this.#take(into));
+      } else if (this.#error !== undefined) {
+        this.#nextWaiting();
+        reject(this.#error);
+      } else if (this.#ended || this.#closed) {
+        this.#nextWaiting();
+        resolve(null);
+      } else break;
     }
     const controller = this.#controller;
     if (controller === undefined || !(this.#ended || this.#closed || this.#error !== undefined)) return;
@@ -157,6 +166,14 @@ export abstract class PushConn implements Conn {
     } catch {
       // Cancelled by the reader.
     }
+  }
+
+  /** Moves the next waiting read, if any, into the first slot. */
+  #nextWaiting(): void {
+    const read = this.#waiting.shift();
+    this.#into = read?.into;
+    this.#resolve = read?.resolve;
+    this.#reject = read?.reject;
   }
 
   /** Copies the next buffered bytes into `into`, as many as fit. */
@@ -178,13 +195,19 @@ export abstract class PushConn implements Conn {
   read(into: Uint8Array): Promise<number | null> {
     if (this.#readable !== undefined) return readableTaken();
     this.#start();
-    if (this.#waiting.length === 0) {
+    if (this.#resolve === undefined) {
       if (this.#chunks.length > 0) return Promise.resolve(this.#take(into));
       if (this.#error !== undefined) return Promise.reject(this.#error);
       if (this.#ended || this.#closed) return Promise.resolve(null);
     }
     this.#resume();
-    return new Promise((resolve, reject) => this.#waiting.push({ into, resolve, reject }));
+    return new Promise((resolve, reject) => {
+      if (this.#resolve === undefined) {
+        this.#into = into;
+        this.#resolve = resolve;
+        this.#reject = reject;
+      } else this.#waiting.push({ into, resolve, reject });
+    });
   }
 
   /**

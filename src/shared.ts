@@ -10,6 +10,8 @@ export interface Source<T> {
 /** One consumer's handle on a shared source. */
 export interface View<T> {
   next(): Promise<T>;
+  /** next() as an iterator result: done once the view is closed, where next() would reject. */
+  step(): Promise<IteratorResult<T, undefined>>;
   close(): Promise<void>;
   readonly closed: boolean;
   /**
@@ -18,6 +20,11 @@ export interface View<T> {
    */
   readonly idleSince?: number;
 }
+
+/** The result of an iteration that has ended. */
+const DONE: IteratorReturnResult<undefined> = { value: undefined, done: true };
+
+const yielded = <T>(value: T): IteratorYieldResult<T> => ({ value, done: false });
 
 interface Waiter<T> {
   resolve(item: T): void;
@@ -82,6 +89,12 @@ export function shareSource<T>(
     get closed() {
       return !open[index];
     },
+    step() {
+      return this.next().then(yielded, (err) => {
+        if (!open[index]) return DONE;
+        throw err;
+      });
+    },
     next() {
       if (!open[index]) return Promise.reject(closedError());
       const item = ready.shift();
@@ -108,35 +121,47 @@ export function shareSource<T>(
 }
 
 /**
- * The one view of a source nobody shares: next() takes from the source itself, one take at a
- * time (a second next() waits for the first), with one then() an item and no pump between.
+ * The one view of a source nobody shares: next() and step() take from the source itself, one
+ * take at a time (a call waits for the one before), with one then() an item and no pump between.
  */
 function soleView<T>(source: Source<T>, closedError: () => Error, discard: (item: T) => void): View<T> {
   let open = true;
   let sourceClosed: Promise<void> | undefined;
   let waiting = 0;
   let idleSince: number | undefined;
-  let last: Promise<T> | undefined;
+  let last: Promise<unknown> | undefined;
 
   const settled = () => {
     idleSince = --waiting === 0 ? undefined : Date.now();
   };
-  const take = (): Promise<T> => {
-    let taken: Promise<T>;
-    try {
-      taken = source.take();
-    } catch (err) {
-      taken = Promise.reject(err);
-    }
-    return taken.then((item) => {
-      settled();
-      if (open) return item;
-      discard(item);
-      throw closedError();
-    }, (err) => {
-      settled();
-      throw open ? err : closedError();
-    });
+  /** Takes one item, handed on as `ok(item)`; once closed, the result is `ended()`. */
+  const take = <R>(ok: (item: T) => R, ended: () => R): Promise<R> => {
+    if (!open) return Promise.resolve().then(ended);
+    if (waiting++ === 0) idleSince = Date.now();
+    const once = (): Promise<R> => {
+      let taken: Promise<T>;
+      try {
+        taken = source.take();
+      } catch (err) {
+        taken = Promise.reject(err);
+      }
+      return taken.then((item) => {
+        settled();
+        if (open) return ok(item);
+        discard(item);
+        return ended();
+      }, (err) => {
+        settled();
+        if (open) throw err;
+        return ended();
+      });
+    };
+    const result = waiting === 1 || last === undefined ? once() : last.then(once, once);
+    last = result;
+    return result;
+  };
+  const rejectClosed = (): never => {
+    throw closedError();
   };
 
   return {
@@ -146,14 +171,8 @@ function soleView<T>(source: Source<T>, closedError: () => Error, discard: (item
     get idleSince() {
       return idleSince;
     },
-    next() {
-      if (!open) return Promise.reject(closedError());
-      if (waiting++ === 0) idleSince = Date.now();
-      const previous = last;
-      const next = previous === undefined || waiting === 1 ? take() : previous.then(take, take);
-      last = next;
-      return next;
-    },
+    next: () => take((item) => item, rejectClosed),
+    step: () => take<IteratorResult<T, undefined>>(yielded, () => DONE),
     close() {
       if (open) {
         open = false;

@@ -5,6 +5,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { connect, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import process from "node:process";
 import type { Conn, Listener } from "../mod.ts";
 
 /** The port of a TCP listener. */
@@ -120,13 +121,22 @@ export async function tempDir(): Promise<{ path: string; cleanup(): Promise<void
   return { path, cleanup: () => rm(path, { recursive: true, force: true }) };
 }
 
-/** Runs a Node.js server in another process listening on the Unix socket `path`. */
+/**
+ * Runs a Node.js server in another process listening on the Unix socket `path`. It never
+ * outlives the test run: it exits when our end of its stdin closes (we exit or die, even by a
+ * test timeout that skipped kill()), and after 60 s at the latest.
+ */
 export async function otherProcessServer(
   path: string,
 ): Promise<{ kill(signal?: "SIGKILL" | "SIGTERM"): Promise<void> }> {
   const code = `const s=require("net").createServer(c=>{c.on("error",()=>{});c.end("other")});` +
-    `s.listen(${JSON.stringify(path)},()=>process.stdout.write("ready"));setTimeout(()=>{},60000)`;
-  const child = spawn("node", ["-e", code], { stdio: ["ignore", "pipe", "inherit"] });
+    `s.listen(${JSON.stringify(path)},()=>process.stdout.write("ready"));` +
+    `process.stdin.on("end",()=>process.exit(0)).on("error",()=>process.exit(0)).resume();` +
+    `setTimeout(()=>process.exit(0),60000)`;
+  const child = spawn("node", ["-e", code], { stdio: ["pipe", "pipe", "inherit"] });
+  const killOnExit = () => child.kill("SIGKILL");
+  process.once("exit", killOnExit);
+  child.once("exit", () => process.off("exit", killOnExit));
   await new Promise<void>((resolve, reject) => {
     child.stdout!.once("data", () => resolve());
     child.once("exit", (status) => reject(new Error(`server exited with ${status}`)));
@@ -134,6 +144,7 @@ export async function otherProcessServer(
   return {
     kill: (signal = "SIGKILL") =>
       new Promise<void>((resolve) => {
+        if (child.exitCode !== null || child.signalCode !== null) return resolve();
         child.once("exit", () => resolve());
         child.kill(signal);
       }),

@@ -99,6 +99,24 @@ describe("createListener (TCP)", () => {
     },
   );
 
+  test("concurrent reads and accepts are served in call order", T, async () => {
+    await using listener = await createListener({ port: 0 });
+    const accepts = [listener.accept(), listener.accept(), listener.accept()];
+    const clients = [await dial(portOf(listener)), await dial(portOf(listener)), await dial(portOf(listener))];
+    const conns = await Promise.all(accepts);
+    const conn = conns[0]!;
+    const bufs = [new Uint8Array(2), new Uint8Array(2), new Uint8Array(2)];
+    const reads = bufs.map((b) => conn.read(b));
+    const peer = clients.find((c) => c.localPort === (conn.remoteAddr.transport === "tcp" && conn.remoteAddr.port))!;
+    peer.write("abcdef");
+    peer.end();
+    assert.deepEqual(await Promise.all(reads), [2, 2, 2]);
+    assert.equal(new TextDecoder().decode(Uint8Array.from(bufs.flatMap((b) => [...b]))), "abcdef");
+    assert.equal(await conn.read(new Uint8Array(2)), null);
+    for (const c of conns) c.close();
+    for (const c of clients) c.destroy();
+  });
+
   test("large writes are delivered whole, with backpressure", T, async () => {
     await using listener = await createListener({ port: 0 });
     const client = await dial(portOf(listener));
