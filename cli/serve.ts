@@ -1,6 +1,7 @@
 // `polybind serve`: an N-worker HTTP server. The primary plans and prepares the listeners of
-// every address, starts one process per worker, hands off or releases sockets, serves inherited
-// sockets itself where the runtime cannot pass them on, and reports on shutdown.
+// every address, starts one worker per part (a thread where each binds its own reuseport socket
+// and the runtime has Web Workers, else a process), hands off or releases sockets, serves
+// inherited sockets itself where the runtime cannot pass them on, and reports on shutdown.
 
 import { type ChildProcess, fork, spawn } from "node:child_process";
 import { availableParallelism } from "node:os";
@@ -27,8 +28,81 @@ export type WorkerReport =
   | { polybind: "ready"; worker: number }
   | { polybind: "served"; worker: number; requests: number };
 
-/** Starts a worker process of this same runtime, with the plans in its environment. */
-function startWorker(plans: ListenerPlan[], index: number): ChildProcess {
+/** A running worker, thread or process. */
+interface WorkerHandle {
+  /** The worker's process, where it is one: a shared socket can be handed to it. */
+  readonly process?: ChildProcess;
+  /** Resolves with the exit code once the worker has ended. */
+  readonly exited: Promise<number | null>;
+  /** Asks the worker to stop serving, report and end. */
+  stop(): void;
+}
+
+interface WebWorker {
+  postMessage(message: unknown): void;
+  terminate(): void;
+  addEventListener(type: "message" | "error", listener: (event: { data?: unknown }) => void): void;
+}
+type WebWorkerConstructor = new (url: URL, options: { type: "module" }) => WebWorker;
+
+/** The runtime's Web Worker class (Deno, Bun), where it has one. */
+function webWorker(): WebWorkerConstructor | undefined {
+  const w = (globalThis as { Worker?: unknown }).Worker;
+  return typeof w === "function" ? w as WebWorkerConstructor : undefined;
+}
+
+/**
+ * Whether the workers run as threads: where every plan gives each worker its own reuseport
+ * socket (nothing to hand over) and the runtime has Web Workers. Threads of one process switch
+ * faster than processes; that is how `deno serve --parallel` runs its workers.
+ */
+function useThreads(plans: ListenerPlan[]): boolean {
+  return webWorker() !== undefined && plans.length > 0 && plans.every((p) => p.strategy === "reuseport");
+}
+
+/** Starts worker `index` as a thread of this process. */
+function startThread(plans: ListenerPlan[], index: number, onReport: (r: WorkerReport) => void): WorkerHandle {
+  const Worker = webWorker()!;
+  const url = new URL(import.meta.url.endsWith(".ts") ? "./thread_worker.ts" : "./thread_worker.js", import.meta.url);
+  const thread = new Worker(url, { type: "module" });
+  let ended!: (code: number | null) => void;
+  const exited = new Promise<number | null>((resolve) => (ended = resolve));
+  let stopping = false;
+  thread.addEventListener("message", ({ data }) => {
+    const r = data as WorkerReport;
+    onReport(r);
+    if (r.polybind === "served") {
+      thread.terminate();
+      ended(0);
+    }
+  });
+  thread.addEventListener("error", () => {
+    thread.terminate();
+    ended(stopping ? 0 : 1);
+  });
+  thread.postMessage({ polybind: "start", plans, worker: index });
+  return {
+    exited,
+    stop() {
+      if (stopping) return;
+      stopping = true;
+      thread.postMessage({ polybind: "stop" });
+    },
+  };
+}
+
+/** Starts worker `index` as a process of this same runtime, with the plans in its environment. */
+function startProcess(plans: ListenerPlan[], index: number, onReport: (r: WorkerReport) => void): WorkerHandle {
+  const child = spawnWorker(plans, index);
+  onReports(child, onReport);
+  return {
+    process: child,
+    exited: new Promise((resolve) => child.once("exit", (code) => resolve(code))),
+    stop: () => void child.kill("SIGTERM"),
+  };
+}
+
+function spawnWorker(plans: ListenerPlan[], index: number): ChildProcess {
   const cli = fileURLToPath(
     new URL(import.meta.url.endsWith(".ts") ? "./polybind.ts" : "./polybind.js", import.meta.url),
   );
@@ -93,21 +167,24 @@ export async function runServe(options: ServeCommand): Promise<number> {
   const remote = prepared.map((p) => p.plan);
   const workers = remote.length === 0 ? 0 : Math.max(...remote.map((p) => p.workers));
   const served = new Map<number, number>();
-  const children: ChildProcess[] = [];
+  const threads = useThreads(remote);
+  const handles: WorkerHandle[] = [];
   let stopping = false;
   let ready = 0;
   let onAllReady!: () => void;
   const allReady = new Promise<void>((resolve) => (onAllReady = resolve));
   if (workers === 0) onAllReady();
+  const onReport = (r: WorkerReport) => {
+    if (r.polybind === "ready" && ++ready === workers) onAllReady();
+    if (r.polybind === "served") served.set(r.worker, r.requests);
+  };
   const exited = Array.from({ length: workers }, (_, i) => {
-    const child = startWorker(remote, i);
-    children.push(child);
-    for (const p of prepared) if (p.plan.strategy === "shared" && i < p.plan.workers) p.handOff(child);
-    onReports(child, (r) => {
-      if (r.polybind === "ready" && ++ready === workers) onAllReady();
-      if (r.polybind === "served") served.set(r.worker, r.requests);
-    });
-    return new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+    const handle = threads ? startThread(remote, i, onReport) : startProcess(remote, i, onReport);
+    handles.push(handle);
+    for (const p of prepared) {
+      if (p.plan.strategy === "shared" && i < p.plan.workers && handle.process) p.handOff(handle.process);
+    }
+    return handle.exited;
   });
   const failed = exited.length > 0
     ? Promise.race(exited).then((code) => (stopping ? 0 : code ?? 1))
@@ -119,7 +196,8 @@ export async function runServe(options: ServeCommand): Promise<number> {
   if (started === 0) {
     const where = [...remote.map(describe), ...local.map(describeListener)].join(", ");
     const total = workers + (own ? 1 : 0);
-    console.log(`polybind serve: listening on ${where} with ${total} worker(s) on ${capabilities().runtime}`);
+    const kind = workers > 0 ? (threads ? " (threads)" : " (processes)") : "";
+    console.log(`polybind serve: listening on ${where} with ${total} worker(s)${kind} on ${capabilities().runtime}`);
     for (const plan of plans) console.log(`strategy: ${plan.strategy} (${plan.reason})`);
   } else console.error("polybind serve: a worker failed to start");
 
@@ -128,7 +206,7 @@ export async function runServe(options: ServeCommand): Promise<number> {
   const stop = () => {
     if (stopping) return;
     stopping = true;
-    for (const c of children) c.kill("SIGTERM");
+    for (const h of handles) h.stop();
     wake();
   };
   process.once("SIGINT", stop);

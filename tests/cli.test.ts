@@ -48,8 +48,11 @@ describe("polybind probe", () => {
 
 describe("polybind serve", () => {
   test("--workers 2 answers from every worker it runs", T, async () => {
-    const { seen, reported, strategy } = await serveAndCount(["--port", "0", "--workers", "2"], 300);
+    const { seen, reported, strategy, stdout } = await serveAndCount(["--port", "0", "--workers", "2"], 300);
     const workers = capabilities().reusePort.tcp || capabilities().processShare ? 2 : 1;
+    // Each worker binds its own reuseport socket: threads where the runtime has Web Workers.
+    const threads = strategy.startsWith("strategy: reuseport") && typeof globalThis.Worker === "function";
+    assert.ok(stdout[0]!.includes(`with ${workers} worker(s) (${threads ? "threads" : "processes"})`), stdout[0]);
     assert.equal(seen.size, workers, `${strategy} ${JSON.stringify([...seen])}`);
     for (const [, count] of seen) assert.ok(count > 0);
     assert.equal(reported.length, workers);

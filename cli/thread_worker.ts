@@ -1,0 +1,32 @@
+// A `polybind serve` worker run as a thread (a Web Worker, on Deno and Bun) rather than a
+// process: it serves its part of the plans and reports like a worker process, by message.
+
+import { checkPlan } from "../mod.ts";
+import { startWorkerServer, type WorkerServer } from "./http.ts";
+
+/** What the primary sends a worker thread. */
+export type ThreadCommand = { polybind: "start"; plans: unknown[]; worker: number } | { polybind: "stop" };
+
+interface WorkerScope {
+  onmessage: ((event: { data: ThreadCommand }) => void) | null;
+  postMessage(message: unknown): void;
+  close(): void;
+}
+
+const scope = globalThis as unknown as WorkerScope;
+let server: Promise<WorkerServer> | undefined;
+let worker = 0;
+
+scope.onmessage = async ({ data }) => {
+  if (data.polybind === "start") {
+    worker = data.worker;
+    server = startWorkerServer(data.plans.map(checkPlan), worker);
+    await server;
+    scope.postMessage({ polybind: "ready", worker });
+  } else if (server !== undefined) {
+    const s = await server;
+    await s.stop();
+    scope.postMessage({ polybind: "served", worker, requests: s.requests });
+    scope.close();
+  } else scope.close();
+};
