@@ -69,7 +69,13 @@ function startThread(plans: ListenerPlan[], index: number, onReport: (r: WorkerR
   const exited = new Promise<number | null>((resolve) => (ended = resolve));
   let stopping = false;
   thread.addEventListener("message", ({ data }) => {
-    const r = data as WorkerReport;
+    const r = data as WorkerReport | { polybind: "failed"; worker: number; message: string };
+    if (r.polybind === "failed") {
+      console.error(`polybind serve: worker ${r.worker}: ${r.message}`);
+      thread.terminate();
+      ended(1);
+      return;
+    }
     onReport(r);
     if (r.polybind === "served") {
       thread.terminate();

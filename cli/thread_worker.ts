@@ -20,8 +20,15 @@ let worker = 0;
 scope.onmessage = async ({ data }) => {
   if (data.polybind === "start") {
     worker = data.worker;
-    server = startWorkerServer(data.plans.map(checkPlan), worker);
-    await server;
+    try {
+      server = startWorkerServer(data.plans.map(checkPlan), worker);
+      await server;
+    } catch (err) {
+      // Said to the primary, which prints it and stops: a worker process would exit with 1.
+      scope.postMessage({ polybind: "failed", worker, message: err instanceof Error ? err.message : String(err) });
+      scope.close();
+      return;
+    }
     scope.postMessage({ polybind: "ready", worker });
   } else if (server !== undefined) {
     const s = await server;
