@@ -117,6 +117,33 @@ describe("createListener (TCP)", () => {
     for (const c of clients) c.destroy();
   });
 
+  test("readable ends when the peer leaves, and cancelling it closes the connection", T, async () => {
+    await using listener = await createListener({ port: 0 });
+    const leaving = await dial(portOf(listener));
+    const first = await listener.accept();
+    leaving.end("bye");
+    const reader = first.readable.getReader();
+    let text = "";
+    for (let r = await reader.read(); !r.done; r = await reader.read()) text += new TextDecoder().decode(r.value);
+    assert.equal(text, "bye");
+    first.close();
+    leaving.destroy();
+
+    const staying = await dial(portOf(listener));
+    const second = await listener.accept();
+    // The client allows half-open connections: it sees the server's end, then closes itself.
+    const closed = new Promise((resolve) => staying.once("end", resolve));
+    staying.on("error", () => {});
+    staying.resume();
+    staying.write("x");
+    const r = second.readable.getReader();
+    assert.equal((await r.read()).value?.length, 1);
+    await r.cancel();
+    await closed;
+    await assert.rejects(second.write(new Uint8Array(1)));
+    staying.destroy();
+  });
+
   test("large writes are delivered whole, with backpressure", T, async () => {
     await using listener = await createListener({ port: 0 });
     const client = await dial(portOf(listener));
