@@ -18,7 +18,10 @@ function parseHostPort(text: string, rest: string): ServerConfig {
   if (rest.startsWith("[")) {
     const close = rest.indexOf("]");
     if (close < 0 || rest[close + 1] !== ":") throw bad(text, `an IPv6 address is written [address]:port`);
-    return { host: rest.slice(1, close), port: parsePort(text, rest.slice(close + 2)) };
+    const host = rest.slice(1, close);
+    // Brackets hold an IPv6 address (RFC 3986): never empty, never a name or an IPv4 address.
+    if (!host.includes(":")) throw bad(text, `brackets hold an IPv6 address, as in [::1]:8000`);
+    return { host, port: parsePort(text, rest.slice(close + 2)) };
   }
   const colon = rest.lastIndexOf(":");
   if (colon < 0) throw bad(text, `a port is needed, as in "${rest}:8000"`);
