@@ -113,7 +113,13 @@ export const nodeHandOff: HandOff = {
         });
       };
       process.on("message", onMessage);
-      process.send({ polybind: "want", key });
+      // The parent may be gone (its channel closed): a rejection, not an uncaught 'error' event.
+      process.send({ polybind: "want", key }, undefined, {}, (err: Error | null) => {
+        if (!err) return;
+        clearTimeout(timer);
+        process.off("message", onMessage);
+        reject(err);
+      });
     });
   },
 };

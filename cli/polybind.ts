@@ -18,6 +18,8 @@ async function runWorker(): Promise<number> {
   await new Promise<void>((resolve) => {
     process.once("SIGTERM", resolve);
     process.once("SIGINT", resolve);
+    // A worker process with an IPC channel stops when its primary is gone, however it went.
+    if (process.connected) process.once("disconnect", resolve);
   });
   await server.stop();
   say({ polybind: "served", worker: index, requests: server.requests });

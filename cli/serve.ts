@@ -176,6 +176,18 @@ export async function runServe(options: ServeCommand): Promise<number> {
   const threads = useThreads(remote);
   const handles: WorkerHandle[] = [];
   let stopping = false;
+  // Signals are handled from the start: a SIGINT while workers start stops them too, where the
+  // default action would kill this process alone and leave its workers running.
+  let wake!: () => void;
+  const stopped = new Promise<void>((resolve) => (wake = resolve));
+  const stop = () => {
+    if (stopping) return;
+    stopping = true;
+    for (const h of handles) h.stop();
+    wake();
+  };
+  process.once("SIGINT", stop);
+  process.once("SIGTERM", stop);
   let ready = 0;
   let onAllReady!: () => void;
   const allReady = new Promise<void>((resolve) => (onAllReady = resolve));
@@ -195,7 +207,12 @@ export async function runServe(options: ServeCommand): Promise<number> {
   const failed = exited.length > 0
     ? Promise.race(exited).then((code) => (stopping ? 0 : code ?? 1))
     : new Promise<number>(() => {});
-  const started = await Promise.race([allReady.then(() => 0), failed.then((code) => code || 1)]);
+  // 0: every worker is ready; -1: stopped by a signal meanwhile; else the failed start's code.
+  const started = await Promise.race([
+    allReady.then(() => 0),
+    failed.then((code) => (stopping ? -1 : code || 1)),
+    stopped.then(() => -1),
+  ]);
   await Promise.all(prepared.map((p) => p.release()));
   const own: WorkerServer | undefined = local.length > 0 ? startLocalServer(local, workers) : undefined;
 
@@ -205,18 +222,8 @@ export async function runServe(options: ServeCommand): Promise<number> {
     const kind = workers > 0 ? (threads ? " (threads)" : " (processes)") : "";
     console.log(`polybind serve: listening on ${where} with ${total} worker(s)${kind} on ${capabilities().runtime}`);
     for (const plan of plans) console.log(`strategy: ${plan.strategy} (${plan.reason})`);
-  } else console.error("polybind serve: a worker failed to start");
+  } else if (started > 0) console.error("polybind serve: a worker failed to start");
 
-  let wake!: () => void;
-  const stopped = new Promise<void>((resolve) => (wake = resolve));
-  const stop = () => {
-    if (stopping) return;
-    stopping = true;
-    for (const h of handles) h.stop();
-    wake();
-  };
-  process.once("SIGINT", stop);
-  process.once("SIGTERM", stop);
   if (started !== 0) stop();
   const crashed = await Promise.race([failed, stopped.then(() => 0)]);
   if (crashed !== 0 && !stopping) console.error("polybind serve: a worker stopped unexpectedly; stopping the others");
@@ -237,5 +244,5 @@ export async function runServe(options: ServeCommand): Promise<number> {
     console.log(`worker ${i} served ${n} requests`);
   }
   console.log(`total ${total} requests`);
-  return started !== 0 || crashed !== 0 ? 1 : 0;
+  return started > 0 || crashed !== 0 ? 1 : 0;
 }

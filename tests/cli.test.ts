@@ -113,6 +113,24 @@ describe("polybind serve", () => {
     }
   });
 
+  test("a SIGINT while workers start stops them too: none is left holding the output", T, async () => {
+    const { spawn } = await import("node:child_process");
+    const { runtimeCommand } = await import("../cli/runtime_command.ts");
+    const { projectFile } = await import("./_process.ts");
+    for (const delayMs of [150, 400]) {
+      const [command, args] = runtimeCommand(projectFile("cli/polybind"), ["serve", "--port", "0", "--workers", "2"]);
+      const child = spawn(command, args, { stdio: ["ignore", "pipe", "pipe"] });
+      child.stdout!.resume();
+      child.stderr!.resume();
+      // 'close' comes once every process holding the pipes has exited, workers included.
+      const closed = new Promise((resolve) => child.once("close", resolve));
+      await new Promise((r) => setTimeout(r, delayMs));
+      child.kill("SIGINT");
+      const timeout = new Promise((resolve) => setTimeout(() => resolve("still open"), 20_000));
+      assert.notEqual(await Promise.race([closed, timeout]), "still open", `after ${delayMs} ms`);
+    }
+  });
+
   test("--listen sd-listen serves the socket systemd passed", T, async () => {
     const { spawn } = await import("node:child_process");
     const { runtimeCommand } = await import("../cli/runtime_command.ts");
@@ -145,7 +163,14 @@ describe("polybind serve", () => {
         assert.match(out, /deno has no API to listen on an inherited descriptor/);
         return;
       }
+      // The first connection starts polybind (systemd-socket-activate execs on it); count once
+      // every worker is ready, or the first could serve them all.
       const seen = new Set<string>();
+      seen.add(String((await get(`http://127.0.0.1:${port}`)).headers["x-polybind-worker"]));
+      for (let waited = 0; !/polybind serve: listening on/.test(out); waited += 20) {
+        assert.ok(waited < 10_000, `polybind serve did not start: ${out}`);
+        await new Promise((r) => setTimeout(r, 20));
+      }
       for (let i = 0; i < 40; i++) {
         seen.add(String((await get(`http://127.0.0.1:${port}`)).headers["x-polybind-worker"]));
       }
