@@ -22,7 +22,16 @@ export interface View<T> {
 }
 
 /** The result of an iteration that has ended. */
-const DONE: IteratorReturnResult<undefined> = { value: undefined, done: true };
+export const DONE: IteratorReturnResult<undefined> = { value: undefined, done: true };
+
+/** `source.take()`, with a synchronous throw turned into a rejection. */
+function takeFrom<T>(source: Source<T>): Promise<T> {
+  try {
+    return source.take();
+  } catch (err) {
+    return Promise.reject(err);
+  }
+}
 
 const yielded = <T>(value: T): IteratorYieldResult<T> => ({ value, done: false });
 
@@ -61,13 +70,7 @@ export function shareSource<T>(
   const pump = (): void => {
     if (pumping || waiters.length === 0 || sourceClosed !== undefined) return;
     pumping = true;
-    let taken: Promise<T>;
-    try {
-      taken = source.take();
-    } catch (err) {
-      taken = Promise.reject(err);
-    }
-    taken.then(
+    takeFrom(source).then(
       (item) => {
         pumping = false;
         const waiter = waiters.shift();
@@ -138,14 +141,8 @@ function soleView<T>(source: Source<T>, closedError: () => Error, discard: (item
   const take = <R>(ok: (item: T) => R, ended: () => R): Promise<R> => {
     if (!open) return Promise.resolve().then(ended);
     if (waiting++ === 0) idleSince = Date.now();
-    const once = (): Promise<R> => {
-      let taken: Promise<T>;
-      try {
-        taken = source.take();
-      } catch (err) {
-        taken = Promise.reject(err);
-      }
-      return taken.then((item) => {
+    const once = (): Promise<R> =>
+      takeFrom(source).then((item) => {
         settled();
         if (open) return ok(item);
         discard(item);
@@ -155,7 +152,6 @@ function soleView<T>(source: Source<T>, closedError: () => Error, discard: (item
         if (open) throw err;
         return ended();
       });
-    };
     const result = waiting === 1 || last === undefined ? once() : last.then(once, once);
     last = result;
     return result;
