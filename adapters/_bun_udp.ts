@@ -4,7 +4,7 @@
 import { isIP } from "node:net";
 import { lookup } from "node:dns/promises";
 import type { RawDatagram } from "../src/adapter.ts";
-import { datagramQueue } from "./_push_queue.ts";
+import { datagramQueue, udpClosedError } from "./_push_queue.ts";
 
 /** The part of a Bun UDP socket used here. */
 interface BunUdpSocket {
@@ -47,7 +47,7 @@ export async function listenBunUdp(opts: { hostname: string; port: number }): Pr
       // Bun's send takes only IP addresses; names resolve the way node:dgram resolves them.
       const ip = isIP(to.hostname) ? to.hostname : (await lookup(to.hostname, { family })).address;
       while (!socket.send(data, to.port, ip)) {
-        if (queue.closed) throw Object.assign(new Error("UDP socket closed"), { code: "EBADF" });
+        if (queue.closed) throw udpClosedError();
         await new Promise<void>((resolve) => drained.push(resolve));
       }
       return data.length;

@@ -145,17 +145,13 @@ export abstract class PushConn implements Conn {
   /** Settles waiting reads from the buffer, else with the error or end of stream; ends `readable`. */
   #settle(): void {
     while (this.#resolve !== undefined) {
+      const hasBytes = this.#chunks.length > 0;
+      if (!hasBytes && this.#error === undefined && !this.#ended && !this.#closed) break;
       const resolve = this.#resolve, reject = this.#reject!, into = this.#into!;
-      if (this.#chunks.length > 0) {
-        this.#nextWaiting();
-        resolve(this.#take(into));
-      } else if (this.#error !== undefined) {
-        this.#nextWaiting();
-        reject(this.#error);
-      } else if (this.#ended || this.#closed) {
-        this.#nextWaiting();
-        resolve(null);
-      } else break;
+      this.#nextWaiting();
+      if (hasBytes) resolve(this.#take(into));
+      else if (this.#error !== undefined) reject(this.#error);
+      else resolve(null);
     }
     const controller = this.#controller;
     if (controller === undefined || !(this.#ended || this.#closed || this.#error !== undefined)) return;

@@ -54,7 +54,12 @@ export function connQueue(): PushQueue<Conn> {
   return new PushQueue<Conn>(() => new Error("Listener closed"), (conn) => conn.close());
 }
 
+/** The error of an operation on a closed UDP socket. */
+export function udpClosedError(): Error {
+  return Object.assign(new Error("UDP socket closed"), { code: "EBADF" });
+}
+
 /** A queue of received datagrams. */
 export function datagramQueue(): PushQueue<[Uint8Array, NetAddr]> {
-  return new PushQueue(() => Object.assign(new Error("UDP socket closed"), { code: "EBADF" }));
+  return new PushQueue(udpClosedError);
 }
