@@ -114,20 +114,15 @@ describe("polybind serve", () => {
   });
 
   test("a SIGINT while workers start stops them too: none is left holding the output", T, async () => {
-    const { spawn } = await import("node:child_process");
-    const { runtimeCommand } = await import("../cli/runtime_command.ts");
-    const { projectFile } = await import("./_process.ts");
     for (const delayMs of [150, 400]) {
-      const [command, args] = runtimeCommand(projectFile("cli/polybind"), ["serve", "--port", "0", "--workers", "2"]);
-      const child = spawn(command, args, { stdio: ["ignore", "pipe", "pipe"] });
-      child.stdout!.resume();
-      child.stderr!.resume();
-      // 'close' comes once every process holding the pipes has exited, workers included.
-      const closed = new Promise((resolve) => child.once("close", resolve));
+      // run() resolves `exited` on 'close': once every process holding the pipes has exited.
+      const child = run("cli/polybind", ["serve", "--port", "0", "--workers", "2"]);
       await new Promise((r) => setTimeout(r, delayMs));
-      child.kill("SIGINT");
-      const timeout = new Promise((resolve) => setTimeout(() => resolve("still open"), 20_000));
-      assert.notEqual(await Promise.race([closed, timeout]), "still open", `after ${delayMs} ms`);
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const timeout = new Promise((resolve) => (timer = setTimeout(() => resolve("still open"), 20_000)));
+      const outcome = await Promise.race([child.stop("SIGINT"), timeout]);
+      clearTimeout(timer);
+      assert.notEqual(outcome, "still open", `after ${delayMs} ms`);
     }
   });
 
