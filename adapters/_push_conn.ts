@@ -1,6 +1,6 @@
 // A Conn over a runtime that pushes incoming bytes (node:net's 'data', Bun's data handler):
 // chunks are buffered up to a high-water mark, the socket is paused beyond it, and read()
-// pulls from the buffer. Node's and Bun's connections differ only in the hooks below.
+// takes from the buffer or waits for the next push; `readable` is fed by the pushes directly. Node's and Bun's connections differ only in the hooks below.
 
 import type { Addr, Conn } from "../src/types.ts";
 import { readableTaken, writableTo } from "./_streams.ts";

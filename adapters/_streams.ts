@@ -1,6 +1,7 @@
-// Web streams over a connection's pull-style read and write: one definition for every adapter,
-// so that on each runtime the end of `readable` leaves writing open and closing `writable`
-// only half-closes (Deno's own conn streams close the whole connection instead).
+// Web streams over a connection's read and write, so that on each runtime the end of `readable`
+// leaves writing open and closing `writable` only half-closes (Deno's own conn streams close the
+// whole connection instead). `writableTo` serves every adapter; `readableFrom` is Deno's pull
+// source (Node.js and Bun push into theirs, see _push_conn.ts).
 
 /**
  * A readable stream that pulls one chunk at a time from `next`.
