@@ -62,10 +62,12 @@ export function hostSteps<S extends Closable>(
   perHost: number,
   bind: (host: string, port: number) => Promise<S>,
   portOf: (socket: S) => number,
+  claim?: Claim,
 ): PortStep[] {
   return hosts.map(({ address, optional }) => async (port) => {
     try {
-      const sockets = await bindEach(perHost, address, port, (at) => bind(address, at), portOf);
+      const claimHost = claim && ((at: number) => claim(address, at));
+      const sockets = await bindEach(perHost, address, port, (at) => bind(address, at), portOf, claimHost);
       return { sockets, port: portOf(sockets[0]!) };
     } catch (err) {
       if (optional && ABSENT.has(errorCode(err))) return { sockets: [], port };
@@ -80,9 +82,37 @@ export interface Closable {
 }
 
 /**
+ * Makes sure nobody holds `host:port` before a SO_REUSEPORT group binds there, and returns the
+ * port (the OS's pick when `port` is 0). It binds one socket without SO_REUSEPORT, which fails
+ * with EADDRINUSE when any socket, reuseport or not, has the address, and closes it. Without
+ * this, a group would silently join another server's reuseport sockets and split its traffic.
+ * A race remains: a reuseport server binding in the moment between this close and the group's
+ * first bind joins it undetected (a plain one makes the group's bind fail, as it should).
+ */
+export type Claim = (host: string, port: number) => Promise<number>;
+
+/**
+ * A {@linkcode Claim} made of a plain bind and its close.
+ *
+ * @param bind Binds one socket without SO_REUSEPORT.
+ * @param portOf The port a socket got.
+ */
+export function claimWith<S extends Closable>(
+  bind: (host: string, port: number) => Promise<S>,
+  portOf: (socket: S) => number,
+): Claim {
+  return async (host, port) => {
+    const socket = await bind(host, port);
+    const got = portOf(socket);
+    await socket.close();
+    return got;
+  };
+}
+
+/**
  * Binds `count` sockets with `bind(port)`: the first on `port` (0 picks one), the others on the
- * port the first got. If any bind fails, every socket already bound is closed and the error,
- * as a ListenError, is thrown.
+ * port the first got; with `claim`, the address is claimed first (see {@linkcode Claim}). If any
+ * bind fails, every socket already bound is closed and the error, as a ListenError, is thrown.
  */
 export async function bindEach<S extends Closable>(
   count: number,
@@ -90,10 +120,12 @@ export async function bindEach<S extends Closable>(
   port: number,
   bind: (port: number) => Promise<S>,
   portOf: (socket: S) => number,
+  claim?: (port: number) => Promise<number>,
 ): Promise<S[]> {
   const sockets: S[] = [];
   let at = port;
   try {
+    if (claim) at = await claim(at);
     for (let i = 0; i < count; i++) {
       sockets.push(await bind(at));
       at = portOf(sockets[0]!);

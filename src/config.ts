@@ -214,6 +214,29 @@ function checkRetry(value: unknown): RetryOptions {
 }
 
 /**
+ * Checks an options object whose fields are optional booleans.
+ *
+ * @param options The options, or undefined.
+ * @param names The fields to read.
+ * @returns Each field, `false` when absent.
+ * @throws {TypeError} `options` is not an object, or a field is not a boolean.
+ */
+export function checkFlags<K extends string>(options: unknown, names: readonly K[]): Record<K, boolean> {
+  if (options !== undefined && (typeof options !== "object" || options === null || Array.isArray(options))) {
+    throw new TypeError(`Cannot listen as 'options' must be an object: current value is ${show(options)}`);
+  }
+  const flags = {} as Record<K, boolean>;
+  for (const name of names) {
+    const value = (options as Record<string, unknown> | undefined)?.[name];
+    if (value !== undefined && typeof value !== "boolean") {
+      throw new TypeError(`Cannot listen as '${name}' must be a boolean: current value is ${show(value)}`);
+    }
+    flags[name] = value === true;
+  }
+  return flags;
+}
+
+/**
  * Checks a worker count.
  *
  * @param count The number of listeners asked for.

@@ -6,6 +6,7 @@ import { formatAddress, toConfig } from "./address.ts";
 import {
   type BindHost,
   bindOnOnePort,
+  claimWith,
   type Closable,
   hostSteps,
   type PortStep,
@@ -13,13 +14,13 @@ import {
   withRetry,
 } from "./bind.ts";
 import { capabilities } from "./capabilities.ts";
-import { checkCount, maxSocketPath, normalizeConfig, type NormalizedConfig, show } from "./config.ts";
+import { checkCount, checkFlags, maxSocketPath, normalizeConfig, type NormalizedConfig } from "./config.ts";
 import { closedError, errorCode, formatHostPort, ListenError, toListenError } from "./errors.ts";
 import { mergeSources } from "./merge.ts";
 import { shareSource } from "./shared.ts";
 import { chooseStrategy } from "./strategy.ts";
 import { systemdFds } from "./systemd.ts";
-import type { Addr, Conn, Listener, ServerConfig } from "./types.ts";
+import type { Addr, Conn, Listener, ServerConfig, TcpAddr } from "./types.ts";
 import { clearStaleSocket, placeSocket, removeSocketFile } from "./unix.ts";
 import { wrapListener } from "./wrap.ts";
 
@@ -30,6 +31,13 @@ export interface CreateListenersOptions {
    * @default {false}
    */
   shared?: boolean;
+  /**
+   * Join SO_REUSEPORT sockets that already listen on the address (a new generation of a server
+   * binding beside the old one) instead of failing with EADDRINUSE. Only for a group of your
+   * own: the kernel then splits connections between the old sockets and the new.
+   * @default {false}
+   */
+  join?: boolean;
 }
 
 /** An address as people read it. */
@@ -142,14 +150,27 @@ export function tcpReusePort(count: number, shared: boolean): boolean {
   }).strategy === "reuseport";
 }
 
-/** One bind step per host, each binding `perHost` TCP sockets on the step's port (internal). */
-export function tcpSteps(hosts: BindHost[], perHost: number, backlog: number, reusePort: boolean): PortStep[] {
+/**
+ * One bind step per host, each binding `perHost` TCP sockets on the step's port (internal). A
+ * reuseport group first claims its address (see `Claim` in bind.ts) unless it is to `join` one.
+ */
+export function tcpSteps(
+  hosts: BindHost[],
+  perHost: number,
+  backlog: number,
+  reusePort: boolean,
+  join = false,
+): PortStep[] {
   const a = adapter();
+  const portOf = (raw: RawListener<TcpAddr>) => raw.addr.port;
+  const bind = (on: boolean) => (hostname: string, port: number) =>
+    a.listenTcp({ hostname, port, backlog, reusePort: on });
   return hostSteps(
     hosts,
     perHost,
-    (hostname, port) => a.listenTcp({ hostname, port, backlog, reusePort }),
-    (raw) => raw.addr.port,
+    bind(reusePort),
+    portOf,
+    reusePort && !join ? claimWith(bind(false), portOf) : undefined,
   );
 }
 
@@ -160,10 +181,11 @@ export function tcpViews(groups: Closable[][], count: number, reusePort: boolean
   return Array.from({ length: count }, (_, i) => viewsOf(raws.map((g) => g[i]!), 1)[0]!);
 }
 
-async function bindInet(c: NormalizedConfig & { kind: "inet" }, count: number, shared: boolean) {
+async function bindInet(c: NormalizedConfig & { kind: "inet" }, count: number, options: BindOptions) {
   const hosts = await resolveHosts(adapter(), c.host);
-  const reusePort = tcpReusePort(count, shared);
-  const groups = await bindOnOnePort(c.port, tcpSteps(hosts, reusePort ? count : 1, c.backlog, reusePort));
+  const reusePort = tcpReusePort(count, options.shared);
+  const steps = tcpSteps(hosts, reusePort ? count : 1, c.backlog, reusePort, options.join);
+  const groups = await bindOnOnePort(c.port, steps);
   return tcpViews(groups, count, reusePort);
 }
 
@@ -183,7 +205,13 @@ async function adoptRaw(config: ServerConfig, backlog: number): Promise<RawListe
   return await adoptFds(inheritedFds(config), backlog, spec);
 }
 
-async function bindOnce(c: NormalizedConfig, count: number, shared: boolean): Promise<Listener[]> {
+/** The options of a bind of stream listeners, checked. */
+interface BindOptions {
+  readonly shared: boolean;
+  readonly join: boolean;
+}
+
+async function bindOnce(c: NormalizedConfig, count: number, options: BindOptions): Promise<Listener[]> {
   const a = adapter();
   switch (c.kind) {
     case "unix": {
@@ -197,14 +225,18 @@ async function bindOnce(c: NormalizedConfig, count: number, shared: boolean): Pr
     case "systemd":
       return viewsOf(await adoptRaw(c.kind === "fd" ? { fd: c.fd } : { systemd: c.name ?? true }, c.backlog), count);
     case "inet":
-      return await bindInet(c, count, shared);
+      return await bindInet(c, count, options);
   }
 }
 
 /** Binds `count` stream listeners for `config` (internal: createListener(s) and pairs). */
-export async function bindStream(config: ServerConfig | string, count: number, shared: boolean): Promise<Listener[]> {
+export async function bindStream(
+  config: ServerConfig | string,
+  count: number,
+  options: BindOptions = { shared: false, join: false },
+): Promise<Listener[]> {
   const c = normalizeConfig(toConfig(config), adapter().os);
-  return await withRetry(c.retry, () => bindOnce(c, count, shared));
+  return await withRetry(c.retry, () => bindOnce(c, count, options));
 }
 
 /**
@@ -225,7 +257,7 @@ export async function bindStream(config: ServerConfig | string, count: number, s
  * ```
  */
 export async function createListener(config: ServerConfig | string): Promise<Listener> {
-  return (await bindStream(config, 1, false))[0]!;
+  return (await bindStream(config, 1))[0]!;
 }
 
 /**
@@ -237,10 +269,12 @@ export async function createListener(config: ServerConfig | string): Promise<Lis
  *
  * @param config Where to bind, or an address string.
  * @param count How many listeners, from 1.
- * @param options `shared: true` forces one shared socket.
+ * @param options `shared: true` forces one shared socket; `join: true` joins a reuseport group
+ * already on the address.
  * @returns `count` listeners on one address.
  * @throws {RangeError} `count` is not a positive integer, or a config field is out of range.
- * @throws {ListenError} The OS refused; every socket already bound has been closed.
+ * @throws {ListenError} The OS refused; every socket already bound has been closed. EADDRINUSE
+ * when anyone holds the address, with or without SO_REUSEPORT, unless `join` is set.
  * @example
  * ```ts
  * import { createListeners } from "../mod.ts";
@@ -255,20 +289,7 @@ export async function createListeners(
   options?: CreateListenersOptions,
 ): Promise<Listener[]> {
   checkCount(count);
-  return await bindStream(config, count, checkShared(options));
-}
-
-/** Checks the options of createListeners and returns `shared`. */
-function checkShared(options: unknown): boolean {
-  if (options === undefined) return false;
-  if (typeof options !== "object" || options === null || Array.isArray(options)) {
-    throw new TypeError(`Cannot listen as 'options' must be an object: current value is ${show(options)}`);
-  }
-  const { shared } = options as { shared?: unknown };
-  if (shared !== undefined && typeof shared !== "boolean") {
-    throw new TypeError(`Cannot listen as 'shared' must be a boolean: current value is ${show(shared)}`);
-  }
-  return shared === true;
+  return await bindStream(config, count, checkFlags(options, ["shared", "join"]));
 }
 
 /**

@@ -3,7 +3,7 @@
 
 import { formatAddress, toConfig } from "./address.ts";
 import { capabilities } from "./capabilities.ts";
-import { checkCount, normalizeConfig } from "./config.ts";
+import { checkCount, checkFlags, normalizeConfig } from "./config.ts";
 import { kernelBalances } from "./strategy.ts";
 import type { Capabilities, ServerConfig } from "./types.ts";
 
@@ -43,6 +43,8 @@ export interface ListenerPlan {
   readonly sockets: number;
   /** The IP addresses a TCP host resolved to, all bound on the plan's port (set by {@linkcode preparePlan}). */
   readonly resolved?: readonly string[];
+  /** Whether {@linkcode preparePlan} joins reuseport sockets already on the address rather than failing. */
+  readonly join?: boolean;
 }
 
 /** Options of {@linkcode planListeners}. */
@@ -57,6 +59,12 @@ export interface PlanOptions {
    * @default {capabilities()}
    */
   capabilities?: Capabilities;
+  /**
+   * Join SO_REUSEPORT sockets already listening on the address (a new generation beside an old
+   * one) instead of failing with EADDRINUSE in {@linkcode preparePlan}.
+   * @default {false}
+   */
+  join?: boolean;
 }
 
 function decide(
@@ -103,10 +111,11 @@ function decide(
  */
 export function planListeners(config: ServerConfig | string, count: number, options: PlanOptions = {}): ListenerPlan {
   checkCount(count);
+  const flags = checkFlags(options, ["shared", "join"]);
   const caps = options.capabilities ?? capabilities();
   const c = normalizeConfig(toConfig(config), caps.os);
   const kind = c.kind === "fd" || c.kind === "systemd" ? "inherited" : c.kind;
-  const [strategy, workers, reason] = decide(kind, count, options.shared === true, caps);
+  const [strategy, workers, reason] = decide(kind, count, flags.shared, caps);
   const address: PlanAddress = c.kind === "unix"
     ? { transport: "unix", path: c.path }
     : c.kind === "inet"
@@ -123,6 +132,7 @@ export function planListeners(config: ServerConfig | string, count: number, opti
     udsMode: c.kind === "unix" ? c.mode : 0o660,
     prepared: false,
     sockets: 1,
+    ...(flags.join ? { join: true } : {}),
   };
 }
 

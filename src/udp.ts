@@ -5,6 +5,7 @@ import { toConfig } from "./address.ts";
 import {
   type BindHost,
   bindOnOnePort,
+  claimWith,
   type Closable,
   hostSteps,
   type PortStep,
@@ -12,7 +13,7 @@ import {
   withRetry,
 } from "./bind.ts";
 import { capabilities } from "./capabilities.ts";
-import { checkCount, normalizeConfig, type NormalizedConfig, show } from "./config.ts";
+import { checkCount, checkFlags, normalizeConfig, type NormalizedConfig, show } from "./config.ts";
 import { closedError, formatHostPort, ListenError } from "./errors.ts";
 import { mergeSources } from "./merge.ts";
 import { shareSource } from "./shared.ts";
@@ -81,14 +82,20 @@ export function udpReusePort(count: number): boolean {
   }).strategy === "reuseport";
 }
 
-/** One bind step per host, each binding `perHost` UDP sockets on the step's port (internal). */
-export function udpSteps(hosts: BindHost[], perHost: number, reusePort: boolean): PortStep[] {
+/**
+ * One bind step per host, each binding `perHost` UDP sockets on the step's port (internal). A
+ * reuseport group first claims its address (see `Claim` in bind.ts) unless it is to `join` one.
+ */
+export function udpSteps(hosts: BindHost[], perHost: number, reusePort: boolean, join = false): PortStep[] {
   const a = adapter();
+  const portOf = (raw: RawDatagram) => raw.addr.port;
+  const bind = (on: boolean) => (hostname: string, port: number) => a.listenUdp({ hostname, port, reusePort: on });
   return hostSteps(
     hosts,
     perHost,
-    (hostname, port) => a.listenUdp({ hostname, port, reusePort }),
-    (raw) => raw.addr.port,
+    bind(reusePort),
+    portOf,
+    reusePort && !join ? claimWith(bind(false), portOf) : undefined,
   );
 }
 
@@ -99,13 +106,13 @@ export function udpViews(groups: Closable[][], count: number, reusePort: boolean
   return Array.from({ length: count }, (_, i) => viewsOf(raws.map((g) => g[i]!), 1)[0]!);
 }
 
-async function bindDatagrams(config: ServerConfig | string, count: number): Promise<DatagramListener[]> {
+async function bindDatagrams(config: ServerConfig | string, count: number, join = false): Promise<DatagramListener[]> {
   const a = adapter();
   const c = checkUdp(normalizeConfig(toConfig(config), a.os));
   const hosts = await resolveHosts(a, c.host);
   const reusePort = udpReusePort(count);
   return await withRetry(c.retry, async () => {
-    const groups = await bindOnOnePort(c.port, udpSteps(hosts, reusePort ? count : 1, reusePort));
+    const groups = await bindOnOnePort(c.port, udpSteps(hosts, reusePort ? count : 1, reusePort, join));
     return udpViews(groups, count, reusePort);
   });
 }
@@ -138,9 +145,12 @@ export async function createUdpListener(config: ServerConfig | string): Promise<
  *
  * @param config Where to bind, or an address string.
  * @param count How many, from 1.
+ * @param options `join: true` joins reuseport sockets already on the address (see
+ * `CreateListenersOptions.join`).
  * @returns `count` datagram listeners on one address.
  * @throws {RangeError} `count` is not a positive integer.
- * @throws {ListenError} The OS refused; every socket already bound has been closed.
+ * @throws {ListenError} The OS refused; every socket already bound has been closed. EADDRINUSE
+ * when anyone holds the address, with or without SO_REUSEPORT, unless `join` is set.
  * @example
  * ```ts
  * import { capabilities, createUdpListeners } from "../mod.ts";
@@ -150,7 +160,20 @@ export async function createUdpListener(config: ServerConfig | string): Promise<
  * }
  * ```
  */
-export async function createUdpListeners(config: ServerConfig | string, count: number): Promise<DatagramListener[]> {
+export async function createUdpListeners(
+  config: ServerConfig | string,
+  count: number,
+  options?: UdpListenersOptions,
+): Promise<DatagramListener[]> {
   checkCount(count);
-  return await bindDatagrams(config, count);
+  return await bindDatagrams(config, count, checkFlags(options, ["join"]).join);
+}
+
+/** Options of {@linkcode createUdpListeners}. */
+export interface UdpListenersOptions {
+  /**
+   * Join SO_REUSEPORT sockets already on the address instead of failing with EADDRINUSE.
+   * @default {false}
+   */
+  join?: boolean;
 }

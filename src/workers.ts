@@ -27,14 +27,18 @@ export interface PreparedPlan {
 /** How long a worker waits for the primary to hand it the shared socket. */
 const HAND_OFF_TIMEOUT_MS = 30_000;
 
-/** Binds one TCP socket on each of `hosts`, all on one port (the first picks it when 0). */
+/**
+ * Binds one TCP socket on each of `hosts`, all on one port (the first picks it when 0). With
+ * reusePort it joins the sockets already there when `join` is set, else it claims the address.
+ */
 async function bindHosts(
   plan: ListenerPlan,
   hosts: BindHost[],
   port: number,
   reusePort: boolean,
+  join: boolean,
 ): Promise<RawListener<TcpAddr>[]> {
-  const groups = await bindOnOnePort(port, tcpSteps(hosts, 1, plan.backlog, reusePort));
+  const groups = await bindOnOnePort(port, tcpSteps(hosts, 1, plan.backlog, reusePort, join));
   return groups.map((g) => g[0] as RawListener<TcpAddr>);
 }
 
@@ -73,7 +77,7 @@ export async function preparePlan(plan: ListenerPlan): Promise<PreparedPlan> {
     const hosts = await resolveHosts(a, address.hostname);
     const sockets = shared
       ? await bindPassable(a.handOff!, hosts, address.port)
-      : await bindHosts(plan, hosts, address.port, plan.strategy === "reuseport");
+      : await bindHosts(plan, hosts, address.port, plan.strategy === "reuseport", plan.join === true);
     resolved = sockets.map((s) => (s.addr as TcpAddr).hostname);
     address = { transport: "tcp", hostname: resolved[0]!, port: (sockets[0]!.addr as TcpAddr).port };
     if (plan.strategy === "single") await Promise.all(sockets.map((s) => s.close()));
@@ -200,7 +204,8 @@ export async function listenFromPlan(plan: ListenerPlan, index: number): Promise
   // reuseport, or single: bind every address the host resolved to.
   const hosts = plan.resolved?.map((ip) => ({ address: ip, optional: false })) ??
     await resolveHosts(a, address.hostname);
-  return viewsOf(await bindHosts(plan, hosts, address.port, plan.strategy === "reuseport"), 1)[0]!;
+  // A worker joins the primary's reuseport sockets: the primary claimed the address.
+  return viewsOf(await bindHosts(plan, hosts, address.port, plan.strategy === "reuseport", true), 1)[0]!;
 }
 
 function checkIndex(plan: ListenerPlan, index: number): void {
