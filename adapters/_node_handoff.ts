@@ -92,12 +92,14 @@ export const nodeHandOff: HandOff = {
   receive(key, timeoutMs) {
     return new Promise((resolve, reject) => {
       if (!process.send) {
-        reject(new Error("this process has no IPC channel to its parent"));
+        reject(Object.assign(new Error("this process has no IPC channel to its parent"), { code: "ENOTCONN" }));
         return;
       }
       const timer = setTimeout(() => {
         process.off("message", onMessage);
-        reject(new Error(`no listening socket arrived from the parent process within ${timeoutMs} ms`));
+        const why = `no socket arrived from the parent process within ${timeoutMs} ms: ` +
+          "the parent must call handOff(child) of its PreparedPlan for each worker process it starts";
+        reject(Object.assign(new Error(why), { code: "ETIMEDOUT" }));
       }, timeoutMs);
       const onMessage = (message: unknown, handle: unknown) => {
         const m = message as { polybind?: string; key?: string; addr?: Addr; backlog?: number } | null;

@@ -179,6 +179,7 @@ export function normalizeConfig(config: ServerConfig, os: string): NormalizedCon
   const mode = config.udsMode === undefined
     ? DEFAULTS.udsMode
     : checkInteger("udsMode", config.udsMode, 0, 0o777, "an integer from 0 to 0o777 (511)");
+  checkOneAddress(config);
   if (config.fd !== undefined) {
     return { kind: "fd", fd: checkInteger("fd", config.fd, 0, 2 ** 31 - 1), backlog, retry };
   }
@@ -190,6 +191,22 @@ export function normalizeConfig(config: ServerConfig, os: string): NormalizedCon
   const host = config.host === undefined ? DEFAULTS.host : checkHost(config.host);
   const port = config.port === undefined ? DEFAULTS.port : checkInteger("port", config.port, 0, 65535);
   return { kind: "inet", host, port, backlog, retry };
+}
+
+/** The fields that each say where to listen, in the order they are named in errors. */
+const WHERE = ["fd", "systemd", "uds", "host", "port"] as const;
+
+/** At most one way of saying where: `fd`, `systemd`, `uds`, or `host` and `port` together. */
+function checkOneAddress(config: ServerConfig): void {
+  const set = WHERE.filter((field) => config[field] !== undefined);
+  const ways = new Set(set.map((field) => (field === "port" ? "host" : field)));
+  if (ways.size < 2) return;
+  const [a, b] = set.filter((field, i) => i === 0 || (field !== "port" || !set.includes("host")));
+  throw new RangeError(
+    `Cannot listen as '${a}' and '${b}' both say where to listen: current values are ${show(config[a!])} and ${
+      show(config[b!])
+    }`,
+  );
 }
 
 function checkSystemd(value: unknown): string | undefined {

@@ -21,7 +21,7 @@ import { shareSource } from "./shared.ts";
 import { chooseStrategy } from "./strategy.ts";
 import { systemdFds } from "./systemd.ts";
 import type { Addr, Conn, Listener, ServerConfig, TcpAddr } from "./types.ts";
-import { clearStaleSocket, placeSocket, removeSocketFile } from "./unix.ts";
+import { placeSocket, removeSocketFile } from "./unix.ts";
 import { wrapListener } from "./wrap.ts";
 
 /** Options of {@linkcode createListeners}. */
@@ -299,6 +299,8 @@ export async function createListeners(
  *
  * @param config The config (or address string) whose `uds` to clean up.
  * @throws {TypeError} `uds` is not a string.
+ * @throws {ListenError} The file could not be checked or removed, or something swapped in while
+ * it was checked could not be put back (the message says where it was kept).
  * @example
  * ```ts
  * import { cleanupUnixSocket } from "../mod.ts";
@@ -309,7 +311,13 @@ export async function cleanupUnixSocket(config: ServerConfig | string): Promise<
   const a = adapter();
   const c = normalizeConfig(toConfig(config), a.os);
   if (c.kind !== "unix" || c.abstract) return;
-  await clearStaleSocket(a.fs, a.fs.resolve(c.path)).catch((err: { code?: string }) => {
-    if (err.code !== "EADDRINUSE" && err.code !== "EEXIST") throw err;
-  });
+  const path = a.fs.resolve(c.path);
+  try {
+    const info = await a.fs.lstat(path);
+    if (info?.kind !== "socket" || await a.fs.knock(path) === "live") return;
+    // Throws, never swallowed, if something else was swapped in meanwhile (it is kept aside).
+    await removeSocketFile(a.fs, path, info);
+  } catch (err) {
+    throw toListenError(err, path);
+  }
 }

@@ -5,7 +5,7 @@ import { adapter, type HandOff, type PassableSocket, type RawListener } from "./
 import { type BindHost, bindOnOnePort, hostSteps, resolveHost, resolveHosts } from "./bind.ts";
 import { maxSocketPath } from "./config.ts";
 import { show } from "./config.ts";
-import { formatHostPort, ListenError } from "./errors.ts";
+import { errorCode, formatHostPort, ListenError } from "./errors.ts";
 import { createListener, inheritedFds, tcpSteps, viewsOf } from "./listen.ts";
 import { toConfig } from "./address.ts";
 import { checkPlan, configOf, type ListenerPlan } from "./plan.ts";
@@ -24,8 +24,12 @@ export interface PreparedPlan {
   close(): Promise<void>;
 }
 
-/** How long a worker waits for the primary to hand it the shared socket. */
-const HAND_OFF_TIMEOUT_MS = 30_000;
+/**
+ * How long a worker waits for the primary to hand it the shared socket: the primary answers in
+ * milliseconds once it has called `handOff(child)`; a primary that never calls it is named in
+ * the worker's error (ETIMEDOUT) well before a health check would give up.
+ */
+const HAND_OFF_TIMEOUT_MS = 10_000;
 
 /**
  * Binds one TCP socket on each of `hosts`, all on one port (the first picks it when 0). With
@@ -103,7 +107,7 @@ export async function preparePlan(plan: ListenerPlan): Promise<PreparedPlan> {
       (s) => s.close(),
     );
     held = [{ ...placed.listener, addr: { transport: "unix", path: address.path } }];
-    removeFile = () => removeSocketFile(a.fs, path, placed.info).then(() => {}, () => {});
+    removeFile = () => removeSocketFile(a.fs, path, placed.info).then(() => {});
   } else {
     await clearStaleSocket(a.fs, a.fs.resolve(address.path));
   }
@@ -193,7 +197,7 @@ export async function listenFromPlan(plan: ListenerPlan, index: number): Promise
       Array.from({ length: plan.sockets }, (_, i) => handOff.receive(handOffKey(plan, i), HAND_OFF_TIMEOUT_MS)),
     ).catch((err) => {
       throw new ListenError(`Cannot listen on ${where}: ${(err as Error).message}`, {
-        code: "ETIMEDOUT",
+        code: errorCode(err),
         address: where,
         cause: err,
       });

@@ -27,8 +27,11 @@ describe("normalizeConfig", () => {
     });
   });
 
-  test("uds wins over host and port", () => {
-    assert.equal(normalizeConfig({ uds: "/tmp/x", host: "::1", port: 1 }, "linux").kind, "unix");
+  test("uds with host and port is a RangeError naming both", () => {
+    assert.throws(
+      () => normalizeConfig({ uds: "/tmp/x", host: "::1", port: 1 }, "linux"),
+      /'uds' and 'host' both say where to listen: current values are "\/tmp\/x" and "::1"/,
+    );
   });
 
   const bad: [string, Record<string, unknown>, typeof RangeError | typeof TypeError, RegExp][] = [

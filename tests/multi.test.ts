@@ -91,7 +91,8 @@ describe("createListeners", () => {
       reusePortBinds: () => true,
       os: "linux",
       async listenTcp(opts) {
-        if (++calls === 3) throw Object.assign(new Error("injected"), { code: "EMFILE" });
+        // The first call claims the address (a plain bind, closed at once), then the group binds.
+        if (++calls === 4) throw Object.assign(new Error("injected"), { code: "EMFILE" });
         const raw = await real.listenTcp({ ...opts, reusePort: real.reusePortBinds("tcp") && opts.reusePort });
         bound.push(raw.addr.port);
         return raw;
@@ -99,7 +100,7 @@ describe("createListeners", () => {
     });
     _resetCapabilities();
     // With real reusePort the injected third bind fails; without, the second fails for real.
-    const expected = real.reusePortBinds("tcp") ? { code: "EMFILE", bound: 2 } : { code: "EADDRINUSE", bound: 1 };
+    const expected = real.reusePortBinds("tcp") ? { code: "EMFILE", bound: 3 } : { code: "EADDRINUSE", bound: 2 };
     try {
       await assert.rejects(createListeners({ port: 0 }, 4), (err: ListenError) => {
         assert.ok(err instanceof ListenError);

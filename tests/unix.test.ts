@@ -19,7 +19,7 @@ describe("createListener (Unix socket)", () => {
     const dir = await tempDir();
     try {
       const path = join(dir.path, "app.sock");
-      const listener = await createListener({ uds: path, host: "ignored", port: 1 });
+      const listener = await createListener({ uds: path });
       assert.deepEqual(listener.addr, { transport: "unix", path });
       const st = await lstat(path);
       assert.ok(st.isSocket());
