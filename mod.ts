@@ -30,7 +30,7 @@ export type {
   UnixAddr,
 } from "./src/types.ts";
 export { ListenError } from "./src/errors.ts";
-export { capabilities, hasReusePort } from "./src/capabilities.ts";
+export { capabilities, hasReusePort, probeCapabilities } from "./src/capabilities.ts";
 export { cleanupUnixSocket, createListener, createListeners, type CreateListenersOptions } from "./src/listen.ts";
 export { createUdpListener, createUdpListeners } from "./src/udp.ts";
 export { createListenerPair, createListenerPairs, type ListenerPair } from "./src/pair.ts";

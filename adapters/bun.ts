@@ -6,7 +6,7 @@ import type { Adapter, RawListener } from "../src/adapter.ts";
 import type { Addr, TcpAddr } from "../src/types.ts";
 import { listenBunUdp } from "./_bun_udp.ts";
 import { listenDgram } from "./_dgram.ts";
-import { reusePortBindsInChild } from "./_probe_child.ts";
+import { reusePortBindsHere, reusePortBindsInChild } from "./_reuseport_probe.ts";
 import { connQueue } from "./_push_queue.ts";
 import { attempt } from "./_attempt.ts";
 import { lookupAll, posixFs, processInfo } from "./_posix.ts";
@@ -167,6 +167,8 @@ export const bunAdapter: Adapter = {
   listenFd: listenNodeFd,
   lookup: lookupAll,
   ...processInfo,
+  // Bun.listen binds synchronously; UDP sharing goes through node:dgram, which binds asynchronously.
+  probeReusePort: (transport) => transport === "tcp" ? Promise.resolve(tcpReusePortBinds()) : reusePortBindsHere("udp"),
   reusePortBinds(transport) {
     if (!probed.has(transport)) {
       probed.set(transport, transport === "tcp" ? tcpReusePortBinds() : reusePortBindsInChild("udp"));

@@ -228,6 +228,10 @@ export const denoAdapter: Adapter = {
     if (transport === "udp") return false;
     return tcpProbe ??= tcpReusePortBinds();
   },
+  // Deno.listen binds synchronously, in microseconds: the synchronous probe blocks nothing.
+  probeReusePort(transport) {
+    return Promise.resolve(this.reusePortBinds(transport));
+  },
   get udp() {
     return unstableNet();
   },

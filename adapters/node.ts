@@ -5,7 +5,7 @@ import type { Adapter } from "../src/adapter.ts";
 import { listenDgram } from "./_dgram.ts";
 import { nodeHandOff } from "./_node_handoff.ts";
 import { acceptQueue, listenNet, listenNodeFd } from "./_node_net.ts";
-import { reusePortBindsInChild } from "./_probe_child.ts";
+import { reusePortBindsHere, reusePortBindsInChild } from "./_reuseport_probe.ts";
 import { lookupAll, posixFs, processInfo } from "./_posix.ts";
 
 const probed = new Map<"tcp" | "udp", boolean>();
@@ -28,6 +28,7 @@ export const nodeAdapter: Adapter = {
   listenFd: listenNodeFd,
   lookup: lookupAll,
   ...processInfo,
+  probeReusePort: reusePortBindsHere,
   reusePortBinds(transport) {
     if (!probed.has(transport)) probed.set(transport, reusePortBindsInChild(transport));
     return probed.get(transport)!;

@@ -67,7 +67,15 @@ export interface Adapter {
   env(name: string): string | undefined;
   /** Resolves a host name to IP addresses, in the order the OS prefers. */
   lookup(host: string): Promise<string[]>;
-  /** Whether a second socket really binds the port of a first one with reusePort (probed, cached). */
+  /**
+   * Whether a second socket really binds the port of a first one with reusePort, found out
+   * without blocking the event loop.
+   */
+  probeReusePort(transport: "tcp" | "udp"): Promise<boolean>;
+  /**
+   * The same, answered synchronously (cached): may block where binding is asynchronous (a child
+   * process on Node.js), so it serves only a capabilities() asked before any async probe.
+   */
   reusePortBinds(transport: "tcp" | "udp"): boolean;
   /** Whether UDP sockets can be made at all; else `missing("udp")` says why. */
   readonly udp: boolean;

@@ -5,10 +5,28 @@ import { kernelBalances } from "./strategy.ts";
 import type { Capabilities } from "./types.ts";
 
 let cached: Capabilities | undefined;
+let probing: Promise<Capabilities> | undefined;
+
+function build(tcp: boolean, udp: boolean): Capabilities {
+  const a = adapter();
+  return Object.freeze({
+    runtime: a.runtime,
+    version: a.version,
+    os: a.os,
+    reusePort: Object.freeze({ tcp, udp }),
+    udp: a.udp,
+    unix: a.unix,
+    backlog: a.backlog,
+    processShare: a.handOff !== undefined,
+  });
+}
 
 /**
  * Reports what this runtime and OS support. SO_REUSEPORT is probed for real, once, by binding
  * two sockets on one loopback port, and counts only where the kernel also balances the load.
+ * Every async polybind call probes without blocking ({@linkcode probeCapabilities}); asked
+ * before any of them, on Node.js this call probes in a child process and blocks for about
+ * 150 ms: a server that already serves other traffic awaits `probeCapabilities()` instead.
  *
  * @returns The capabilities (the same object on every call).
  * @example
@@ -22,20 +40,33 @@ export function capabilities(): Capabilities {
   if (cached) return cached;
   const a = adapter();
   const balances = kernelBalances(a.os);
-  cached = Object.freeze({
-    runtime: a.runtime,
-    version: a.version,
-    os: a.os,
-    reusePort: Object.freeze({
-      tcp: balances && a.reusePortBinds("tcp"),
-      udp: balances && a.udp && a.reusePortBinds("udp"),
-    }),
-    udp: a.udp,
-    unix: a.unix,
-    backlog: a.backlog,
-    processShare: a.handOff !== undefined,
-  });
-  return cached;
+  return cached = build(
+    balances && a.reusePortBinds("tcp"),
+    balances && a.udp && a.reusePortBinds("udp"),
+  );
+}
+
+/**
+ * Probes what this runtime and OS support without blocking the event loop (sockets are bound
+ * asynchronously, in this process), once; then {@linkcode capabilities} answers at once.
+ *
+ * @returns The capabilities, the same object `capabilities()` returns from then on.
+ * @example
+ * ```ts
+ * import { capabilities, probeCapabilities } from "../mod.ts";
+ * const caps = await probeCapabilities();
+ * console.assert(caps === capabilities());
+ * ```
+ */
+export function probeCapabilities(): Promise<Capabilities> {
+  if (cached) return Promise.resolve(cached);
+  return probing ??= (async () => {
+    const a = adapter();
+    const balances = kernelBalances(a.os);
+    const tcp = balances && await a.probeReusePort("tcp");
+    const udp = balances && a.udp && await a.probeReusePort("udp");
+    return cached ??= build(tcp, udp);
+  })();
 }
 
 /**
@@ -56,4 +87,5 @@ export function hasReusePort(): boolean {
 /** Forgets the probed capabilities (for tests that swap adapters). */
 export function _resetCapabilities(): void {
   cached = undefined;
+  probing = undefined;
 }

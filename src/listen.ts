@@ -13,7 +13,7 @@ import {
   resolveHosts,
   withRetry,
 } from "./bind.ts";
-import { capabilities } from "./capabilities.ts";
+import { probeCapabilities } from "./capabilities.ts";
 import { checkCount, checkFlags, maxSocketPath, normalizeConfig, type NormalizedConfig } from "./config.ts";
 import { closedError, errorCode, formatHostPort, ListenError, toListenError } from "./errors.ts";
 import { mergeSources } from "./merge.ts";
@@ -136,15 +136,15 @@ async function adoptFds(fds: number[], backlog: number, address: string): Promis
   }
 }
 
-/** Whether `count` TCP listeners get SO_REUSEPORT sockets (internal). */
-export function tcpReusePort(count: number, shared: boolean): boolean {
+/** Whether `count` TCP listeners get SO_REUSEPORT sockets, probed without blocking (internal). */
+export async function tcpReusePort(count: number, shared: boolean): Promise<boolean> {
   const a = adapter();
   return chooseStrategy({
     count,
     shared,
     unix: false,
     transport: "tcp",
-    reusePort: count > 1 && !shared && capabilities().reusePort.tcp,
+    reusePort: count > 1 && !shared && (await probeCapabilities()).reusePort.tcp,
     os: a.os,
     missing: a.missing("reusePort.tcp"),
   }).strategy === "reuseport";
@@ -183,7 +183,7 @@ export function tcpViews(groups: Closable[][], count: number, reusePort: boolean
 
 async function bindInet(c: NormalizedConfig & { kind: "inet" }, count: number, options: BindOptions) {
   const hosts = await resolveHosts(adapter(), c.host);
-  const reusePort = tcpReusePort(count, options.shared);
+  const reusePort = await tcpReusePort(count, options.shared);
   const steps = tcpSteps(hosts, reusePort ? count : 1, c.backlog, reusePort, options.join);
   const groups = await bindOnOnePort(c.port, steps);
   return tcpViews(groups, count, reusePort);

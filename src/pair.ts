@@ -40,7 +40,7 @@ export async function createListenerPairs(config: ServerConfig | string, count: 
   const a = adapter();
   const c = checkUdp(normalizeConfig(toConfig(config), a.os));
   const hosts = await resolveHosts(a, c.host);
-  const reusePort = tcpReusePort(count, false) && udpReusePort(count);
+  const reusePort = await tcpReusePort(count, false) && await udpReusePort(count);
   const perHost = reusePort ? count : 1;
   return await withRetry(c.retry, async () => {
     const groups = await bindOnOnePort(c.port, [

@@ -12,7 +12,7 @@ import {
   resolveHosts,
   withRetry,
 } from "./bind.ts";
-import { capabilities } from "./capabilities.ts";
+import { probeCapabilities } from "./capabilities.ts";
 import { checkCount, checkFlags, normalizeConfig, type NormalizedConfig, show } from "./config.ts";
 import { closedError, formatHostPort, ListenError } from "./errors.ts";
 import { mergeSources } from "./merge.ts";
@@ -68,15 +68,15 @@ export function checkUdp(c: NormalizedConfig): NormalizedConfig & { kind: "inet"
   return c;
 }
 
-/** Whether `count` UDP sockets get SO_REUSEPORT (internal). */
-export function udpReusePort(count: number): boolean {
+/** Whether `count` UDP sockets get SO_REUSEPORT, probed without blocking (internal). */
+export async function udpReusePort(count: number): Promise<boolean> {
   const a = adapter();
   return chooseStrategy({
     count,
     shared: false,
     unix: false,
     transport: "udp",
-    reusePort: count > 1 && capabilities().reusePort.udp,
+    reusePort: count > 1 && (await probeCapabilities()).reusePort.udp,
     os: a.os,
     missing: a.missing("reusePort.udp"),
   }).strategy === "reuseport";
@@ -110,7 +110,7 @@ async function bindDatagrams(config: ServerConfig | string, count: number, join 
   const a = adapter();
   const c = checkUdp(normalizeConfig(toConfig(config), a.os));
   const hosts = await resolveHosts(a, c.host);
-  const reusePort = udpReusePort(count);
+  const reusePort = await udpReusePort(count);
   return await withRetry(c.retry, async () => {
     const groups = await bindOnOnePort(c.port, udpSteps(hosts, reusePort ? count : 1, reusePort, join));
     return udpViews(groups, count, reusePort);

@@ -142,6 +142,7 @@ describe("a bind failing part-way closes every socket already bound", () => {
       await withAdapter((real) => ({
         os: "linux",
         reusePortBinds: () => true,
+        probeReusePort: () => Promise.resolve(true),
         async listenTcp(opts) {
           if (++calls === failAt) throw Object.assign(new Error("injected"), { code: "EADDRINUSE" });
           // Where the runtime cannot really share a port, each bind gets its own.
@@ -177,6 +178,7 @@ describe("a bind failing part-way closes every socket already bound", () => {
         os: "linux",
         udp: true,
         reusePortBinds: () => true,
+        probeReusePort: () => Promise.resolve(true),
         async listenUdp(opts) {
           if (++calls === failAt) throw Object.assign(new Error("injected"), { code: "EMFILE" });
           bound++;
@@ -274,6 +276,7 @@ say(out);`,
     await withAdapter((real) => ({
       os: "linux",
       reusePortBinds: () => true,
+      probeReusePort: () => Promise.resolve(true),
       // Deno without --unstable-net exits on reusePort: ask for it only where it exists.
       listenTcp: (o) => real.listenTcp({ ...o, reusePort: o.reusePort && real.reusePortBinds("tcp") }),
     }), async () => {

@@ -89,6 +89,7 @@ describe("createListeners", () => {
     useAdapter({
       ...real,
       reusePortBinds: () => true,
+      probeReusePort: () => Promise.resolve(true),
       os: "linux",
       async listenTcp(opts) {
         // The first call claims the address (a plain bind, closed at once), then the group binds.

@@ -1,0 +1,81 @@
+// Finds out for real whether two node:net or node:dgram sockets bind one port with reusePort:
+// in this process, asynchronously (the usual way: nothing blocks), or in a short-lived child
+// of this same runtime, for the synchronous capabilities() asked before any async probe ran.
+
+import { spawnSync } from "node:child_process";
+import { createSocket } from "node:dgram";
+import { createServer } from "node:net";
+import process from "node:process";
+
+/** A socket that binds with a callback and closes. */
+interface Bindable {
+  once(event: "error", listener: (err: Error) => void): unknown;
+  close(): unknown;
+}
+
+function bindOne(transport: "tcp" | "udp", port: number): Promise<{ socket: Bindable; port: number }> {
+  return new Promise((resolve, reject) => {
+    if (transport === "tcp") {
+      const server = createServer();
+      server.once("error", reject);
+      server.listen({ host: "127.0.0.1", port, reusePort: true, exclusive: true }, () => {
+        resolve({ socket: server, port: (server.address() as { port: number }).port });
+      });
+    } else {
+      const socket = createSocket({ type: "udp4", reusePort: true } as Parameters<typeof createSocket>[0]);
+      socket.once("error", reject);
+      socket.bind(port, "127.0.0.1", () => resolve({ socket, port: socket.address().port }));
+    }
+  });
+}
+
+/**
+ * Whether a second socket binds the port of a first with reusePort, tried in this process
+ * without blocking it.
+ *
+ * @param transport Which kind of socket to try.
+ * @returns `true` only if both binds succeeded.
+ */
+export async function reusePortBindsHere(transport: "tcp" | "udp"): Promise<boolean> {
+  const opened: Bindable[] = [];
+  try {
+    const first = await bindOne(transport, 0);
+    opened.push(first.socket);
+    opened.push((await bindOne(transport, first.port)).socket);
+    return true;
+  } catch {
+    return false;
+  } finally {
+    for (const s of opened) s.close();
+  }
+}
+
+const SCRIPTS = {
+  tcp: `const net=require("net");const a=net.createServer();a.on("error",()=>process.exit(3));
+a.listen({host:"127.0.0.1",port:0,reusePort:true,exclusive:true},()=>{const b=net.createServer();
+b.on("error",()=>{a.close();process.stdout.write("no")});
+b.listen({host:"127.0.0.1",port:a.address().port,reusePort:true,exclusive:true},()=>{
+process.stdout.write("yes");a.close();b.close()})});`,
+  udp: `const dgram=require("dgram");const a=dgram.createSocket({type:"udp4",reusePort:true});
+a.on("error",()=>process.exit(3));a.bind(0,"127.0.0.1",()=>{const b=dgram.createSocket({type:"udp4",reusePort:true});
+b.on("error",()=>{a.close();process.stdout.write("no")});b.bind(a.address().port,"127.0.0.1",()=>{
+process.stdout.write("yes");a.close();b.close()})});`,
+};
+
+/**
+ * Whether a second socket binds the port of a first with reusePort, in a child process: this
+ * blocks for the child's life (about 150 ms), so it serves only a synchronous capabilities()
+ * asked before {@linkcode reusePortBindsHere} has answered.
+ *
+ * @param transport Which kind of socket to try.
+ * @returns `true` only if the child saw both binds succeed.
+ */
+export function reusePortBindsInChild(transport: "tcp" | "udp"): boolean {
+  const child = spawnSync(process.execPath, ["-e", SCRIPTS[transport]], {
+    encoding: "utf8",
+    timeout: 10_000,
+    stdio: ["ignore", "pipe", "ignore"],
+    env: { ...process.env, NODE_OPTIONS: "" },
+  });
+  return child.status === 0 && child.stdout === "yes";
+}
