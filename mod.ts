@@ -44,4 +44,5 @@ export {
   type PlanStrategy,
 } from "./src/plan.ts";
 export { type ConnectionSink, handOffConnections } from "./src/handoff.ts";
-export { listenFromPlan, type PreparedPlan, preparePlan, type ServeOptions, serveOptions } from "./src/workers.ts";
+export { listenFromPlan, type PreparedPlan, preparePlan } from "./src/workers.ts";
+export { type ServeOptions, type ServeTarget, serveTargets } from "./src/serve.ts";

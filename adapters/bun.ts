@@ -183,5 +183,5 @@ export const bunAdapter: Adapter = {
       ? "UDP is always available on Bun"
       : `${feature === "reusePort.tcp" ? "Bun.listen" : "node:dgram"} of Bun ${bun()?.version} did not share a port`,
   fs: posixFs,
-  serveUnixKey: "unix",
+  serveKeys: { host: "hostname", path: "unix" },
 };

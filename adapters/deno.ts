@@ -242,5 +242,5 @@ export const denoAdapter: Adapter = {
       ? "Deno needs the --unstable-net flag for it"
       : "Deno's UDP sockets have no reusePort option",
   fs: posixFs,
-  serveUnixKey: "path",
+  serveKeys: { host: "hostname", path: "path" },
 };

@@ -41,6 +41,6 @@ export const nodeAdapter: Adapter = {
       ? "UDP is always available on Node.js"
       : `Node.js ${process.versions.node} ignores reusePort (it needs 22.12 or 23.1 and later)`,
   fs: posixFs,
-  serveUnixKey: "path",
+  serveKeys: { host: "host", path: "path" },
   handOff: nodeHandOff,
 };

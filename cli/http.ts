@@ -8,7 +8,8 @@ import {
   type Listener,
   type ListenerPlan,
   listenFromPlan,
-  serveOptions,
+  type ServeOptions,
+  serveTargets,
 } from "../mod.ts";
 
 /** A running HTTP server of one worker. */
@@ -51,6 +52,18 @@ function nodeHttp(listeners: Listener[], index: number, counter: { requests: num
   };
 }
 
+/** Starts the runtime's own server on `options`; returns how to stop it. */
+function serveOne(runtime: string, options: ServeOptions, respond: () => Response): () => Promise<void> {
+  if (runtime === "deno") {
+    const deno = (globalThis as unknown as { Deno: DenoServe }).Deno;
+    const server = deno.serve({ ...options, onListen() {} }, respond);
+    return () => server.shutdown();
+  }
+  const bun = (globalThis as unknown as { Bun: BunServe }).Bun;
+  const server = bun.serve({ ...options, fetch: respond });
+  return async () => void await server.stop(true);
+}
+
 /** An HTTP server on listeners this process holds itself (inherited sockets). */
 export function startLocalServer(listeners: Listener[], index: number): WorkerServer {
   return nodeHttp(listeners, index, { requests: 0 });
@@ -77,17 +90,22 @@ export async function startWorkerServer(plans: ListenerPlan[], index: number): P
     return new Response(BODY, { headers: h });
   };
   const stops: (() => Promise<void>)[] = [];
-  for (const plan of mine) {
-    const options = await serveOptions(plan, index);
-    if (runtime === "deno") {
-      const deno = (globalThis as unknown as { Deno: DenoServe }).Deno;
-      const server = deno.serve({ ...options, onListen() {} }, respond);
-      stops.push(() => server.shutdown());
-    } else {
-      const bun = (globalThis as unknown as { Bun: BunServe }).Bun;
-      const server = bun.serve({ ...options, fetch: respond });
-      stops.push(async () => void await server.stop(true));
+  try {
+    for (const plan of mine) {
+      // One server per address: a host name such as localhost has several.
+      for (const target of await serveTargets(plan, index)) {
+        let stop = () => Promise.resolve();
+        stops.push(async () => {
+          await stop();
+          await target.close();
+        });
+        stop = serveOne(runtime, target.options, respond);
+        await target.listening();
+      }
     }
+  } catch (err) {
+    await Promise.allSettled(stops.map((s) => s()));
+    throw err;
   }
   return {
     get requests() {

@@ -1,21 +1,36 @@
-// Deno: Deno.serve on options derived from a polybind plan (reuseport where it works).
-// deno run -A --unstable-net examples/deno-serve.ts [--port P | --uds PATH]
+// Deno: Deno.serve on the targets of a polybind plan (reuseport where it works; one server per
+// address, so localhost answers on 127.0.0.1 and ::1; a Unix socket gets its exact mode).
+// deno run -A --unstable-net examples/deno-serve.ts [--port P | --host H | --uds PATH]
 
 import { parseArgs } from "node:util";
-import { planListeners, preparePlan, serveOptions } from "../mod.ts";
+import { planListeners, preparePlan, serveTargets } from "../mod.ts";
 
-const { values } = parseArgs({ args: Deno.args, options: { port: { type: "string" }, uds: { type: "string" } } });
+const { values } = parseArgs({
+  args: Deno.args,
+  options: { port: { type: "string" }, host: { type: "string" }, uds: { type: "string" } },
+});
 const prepared = await preparePlan(
-  planListeners(values.uds ? { uds: values.uds } : { port: Number(values.port ?? 0) }, 1),
+  planListeners(values.uds ? { uds: values.uds } : { host: values.host, port: Number(values.port ?? 0) }, 1),
 );
 await prepared.release();
-const options = await serveOptions(prepared.plan, 0);
-const server = Deno.serve({
-  ...options,
-  onListen(addr) {
-    console.log(`listening on ${"path" in addr ? `unix:${addr.path}` : `http://${addr.hostname}:${addr.port}`}`);
-  },
-}, () => new Response("hello from Deno.serve on polybind\n"));
-const stop = () => void server.shutdown().then(() => prepared.close());
-Deno.addSignalListener("SIGTERM", stop);
-Deno.addSignalListener("SIGINT", stop);
+const servers: { shutdown(): Promise<void> }[] = [];
+const targets = await serveTargets(prepared.plan, 0);
+for (const target of targets) {
+  servers.push(
+    Deno.serve({ ...target.options, onListen() {} }, () => new Response("hello from Deno.serve on polybind\n")),
+  );
+  await target.listening();
+}
+// One line per address: http://127.0.0.1:8000, http://[::1]:8000, or unix:/path.
+const a = prepared.plan.address;
+const urls = a.transport === "tcp"
+  ? (prepared.plan.resolved ?? [a.hostname]).map((ip) => `http://${ip.includes(":") ? `[${ip}]` : ip}:${a.port}`)
+  : [`unix:${"path" in a ? a.path : a.spec}`];
+for (const url of urls) console.log(`listening on ${url}`);
+const stop = async () => {
+  for (const server of servers) await server.shutdown();
+  for (const target of targets) await target.close();
+  await prepared.close();
+};
+Deno.addSignalListener("SIGTERM", () => void stop());
+Deno.addSignalListener("SIGINT", () => void stop());

@@ -84,8 +84,8 @@ export interface Adapter {
   /** A sentence saying what is needed to get `feature` on this runtime, for error messages. */
   missing(feature: "udp" | "reusePort.tcp" | "reusePort.udp"): string;
   readonly fs: UnixFs;
-  /** The option naming a Unix socket path in the runtime's own HTTP server (`Bun.serve` says `unix`). */
-  readonly serveUnixKey: "path" | "unix";
+  /** The option names of a host and a Unix socket path in the runtime's own HTTP server. */
+  readonly serveKeys: { readonly host: "host" | "hostname"; readonly path: "path" | "unix" };
   /** Passing a listening socket to child processes, where the runtime can (Node.js IPC). */
   readonly handOff?: HandOff;
 }

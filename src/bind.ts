@@ -45,11 +45,6 @@ export async function resolveHosts(a: Adapter, host: string): Promise<BindHost[]
   return found.map((address) => ({ address, optional: false }));
 }
 
-/** Resolves `host` to the first address the OS prefers. */
-export async function resolveHost(a: Adapter, host: string): Promise<string> {
-  return (await resolveHosts(a, host))[0]!.address;
-}
-
 /** Codes of a bind to an address this machine does not have. */
 const ABSENT = new Set(["EADDRNOTAVAIL", "EAFNOSUPPORT"]);
 

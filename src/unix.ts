@@ -110,6 +110,71 @@ export interface PlacedSocket<L> {
 }
 
 /**
+ * A place made ready for a socket at `path`: bind it at `at`, then {@linkcode Placement.finish}
+ * gives it its mode and links it into place, or {@linkcode Placement.abort} gives up.
+ */
+export interface Placement {
+  /** Where to bind: inside a fresh private folder (mode 0o700), or `path` itself if none can be made. */
+  readonly at: string;
+  /** Gives the bound socket `mode`, links it to `path` and returns the identity of the file there. */
+  finish(mode: number): Promise<PathInfo>;
+  /** Removes the private folder (and a socket bound in it that was not linked into place). */
+  abort(): Promise<void>;
+}
+
+/**
+ * Makes `path` ready for a new socket: its folder must exist, a stale socket there is removed
+ * (a live one or any other file is refused), and a private folder is made to bind in.
+ *
+ * @param maxPath The OS limit on socket path length in bytes.
+ * @throws {ListenError} ENOENT without the folder, EADDRINUSE or EEXIST for what is at `path`.
+ */
+export async function preparePlace(fs: UnixFs, path: string, maxPath: number): Promise<Placement> {
+  const slash = path.lastIndexOf("/");
+  const dir = path.slice(0, Math.max(slash, 1));
+  if ((await step(path, () => fs.lstat(dir))) === null) {
+    // Checked first: Node reports a missing directory as EACCES.
+    throw new ListenError(`Cannot bind ${path} as its directory ${dir} does not exist. Create the directory first.`, {
+      code: "ENOENT",
+      address: path,
+    });
+  }
+  await clearStaleSocket(fs, path);
+  const private_ = await privateFolder(fs, dir, maxPath);
+  const at = private_ === undefined ? path : `${private_}/s`;
+  let cleared = false;
+  const abort = async () => {
+    if (private_ === undefined || cleared) return;
+    cleared = true;
+    await fs.unlink(at).catch(() => {});
+    await fs.rmdir(private_).catch(() => {});
+  };
+  return {
+    at,
+    abort,
+    async finish(mode) {
+      try {
+        await fs.chmod(at, mode);
+        if (private_ !== undefined) {
+          try {
+            await fs.link(at, path);
+          } catch (err) {
+            throw errorCode(err) === "EEXIST" ? inUse(path) : toListenError(err, path);
+          }
+        }
+        const info = await fs.lstat(path);
+        if (info === null || info.kind !== "socket") throw inUse(path);
+        return info;
+      } catch (err) {
+        throw toListenError(err, path);
+      } finally {
+        await abort();
+      }
+    },
+  };
+}
+
+/**
  * Binds a Unix socket at `path` with `mode`. It is bound inside a fresh private folder (mode
  * 0o700, so nobody can connect while its mode is not yet set) on the same file system, given its
  * mode, then hard-linked into place, which fails rather than replace anything that appeared
@@ -127,45 +192,18 @@ export async function placeSocket<L>(
   bind: (path: string) => Promise<L>,
   close: (listener: L) => Promise<void>,
 ): Promise<PlacedSocket<L>> {
-  const slash = path.lastIndexOf("/");
-  const dir = path.slice(0, Math.max(slash, 1));
-  if ((await step(path, () => fs.lstat(dir))) === null) {
-    // Checked first: Node reports a missing directory as EACCES.
-    throw new ListenError(`Cannot bind ${path} as its directory ${dir} does not exist. Create the directory first.`, {
-      code: "ENOENT",
-      address: path,
-    });
-  }
-  await clearStaleSocket(fs, path);
-  const private_ = await privateFolder(fs, dir, maxPath);
-  const where = private_ === undefined ? path : `${private_}/s`;
+  const place = await preparePlace(fs, path, maxPath);
+  let listener: L;
   try {
-    let listener: L;
-    try {
-      listener = await bind(where);
-    } catch (err) {
-      throw toListenError(err, path);
-    }
-    try {
-      await fs.chmod(where, mode);
-      if (private_ !== undefined) {
-        try {
-          await fs.link(where, path);
-        } catch (err) {
-          throw errorCode(err) === "EEXIST" ? inUse(path) : toListenError(err, path);
-        }
-      }
-      const info = await fs.lstat(path);
-      if (info === null || info.kind !== "socket") throw inUse(path);
-      return { listener, info };
-    } catch (err) {
-      await close(listener).catch(() => {});
-      throw toListenError(err, path);
-    }
-  } finally {
-    if (private_ !== undefined) {
-      await fs.unlink(where).catch(() => {});
-      await fs.rmdir(private_).catch(() => {});
-    }
+    listener = await bind(place.at);
+  } catch (err) {
+    await place.abort();
+    throw toListenError(err, path);
+  }
+  try {
+    return { listener, info: await place.finish(mode) };
+  } catch (err) {
+    await close(listener).catch(() => {});
+    throw err;
   }
 }

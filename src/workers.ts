@@ -2,7 +2,7 @@
 // resolves the port, holds or hands off the socket), each worker listens from it.
 
 import { adapter, type HandOff, type PassableSocket, type RawListener } from "./adapter.ts";
-import { type BindHost, bindOnOnePort, hostSteps, resolveHost, resolveHosts } from "./bind.ts";
+import { type BindHost, bindOnOnePort, hostSteps, resolveHosts } from "./bind.ts";
 import { maxSocketPath } from "./config.ts";
 import { show } from "./config.ts";
 import { errorCode, formatHostPort, ListenError } from "./errors.ts";
@@ -212,7 +212,8 @@ export async function listenFromPlan(plan: ListenerPlan, index: number): Promise
   return viewsOf(await bindHosts(plan, hosts, address.port, plan.strategy === "reuseport", true), 1)[0]!;
 }
 
-function checkIndex(plan: ListenerPlan, index: number): void {
+/** Checks that `index` is a worker of `plan` (internal). */
+export function checkIndex(plan: ListenerPlan, index: number): void {
   if (!Number.isInteger(index) || index < 0 || index >= plan.workers) {
     const why = plan.workers < plan.requested ? ` (${plan.reason})` : "";
     throw new RangeError(
@@ -221,49 +222,4 @@ function checkIndex(plan: ListenerPlan, index: number): void {
       }`,
     );
   }
-}
-
-/** Options for `Deno.serve`, `Bun.serve` or Node's `server.listen`, from a plan. */
-export type ServeOptions =
-  | { hostname: string; port: number; reusePort?: boolean }
-  | { path: string }
-  | { unix: string };
-
-/**
- * Derives the options of the runtime's own HTTP server (`Deno.serve`, `Bun.serve`) for worker
- * `index` of a prepared plan, with the same strategy decisions and errors as the listeners:
- * `{ hostname, port, reusePort }` for TCP, `{ path }` (Deno, Node) or `{ unix }` (Bun) for a
- * Unix socket, whose stale file is removed first. A `shared` plan has no such options: use
- * {@linkcode listenFromPlan} and hand the listener's `native` to Node's `http.Server`.
- *
- * @param plan The prepared plan.
- * @param index This worker's index.
- * @returns Options to spread into the runtime's serve call.
- * @throws {RangeError} `index` is not a worker of this plan.
- * @throws {TypeError} The plan is `shared`.
- * @throws {ListenError} A live server or a non-socket file is at the Unix socket path.
- * @example
- * ```ts ignore
- * const options = await serveOptions(plan, 0);
- * Deno.serve({ ...options, onListen() {} }, () => new Response("ok"));
- * ```
- */
-export async function serveOptions(plan: ListenerPlan, index: number): Promise<ServeOptions> {
-  checkPlan(plan);
-  checkIndex(plan, index);
-  const a = adapter();
-  const address = plan.address;
-  if (plan.strategy === "shared" || address.transport === "inherited") {
-    throw new TypeError(
-      "Cannot derive serve options from a shared plan or inherited sockets: use listenFromPlan() and handOffConnections()",
-    );
-  }
-  if (address.transport === "unix") {
-    await clearStaleSocket(a.fs, a.fs.resolve(address.path));
-    return a.serveUnixKey === "unix" ? { unix: address.path } : { path: address.path };
-  }
-  const hostname = await resolveHost(a, address.hostname);
-  return plan.strategy === "reuseport"
-    ? { hostname, port: address.port, reusePort: true }
-    : { hostname, port: address.port };
 }

@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { request as httpsRequest } from "node:https";
 import { join } from "node:path";
-import { capabilities, planListeners, preparePlan, serveOptions } from "../mod.ts";
+import { capabilities } from "../mod.ts";
 import { get, run } from "./_process.ts";
 import { tempDir } from "./_helpers.ts";
 
@@ -91,6 +91,7 @@ describe("Node: http.Server on a polybind listener", { skip: only("node") }, () 
 
 describe("Deno: Deno.serve on options from a plan", { skip: only("deno") }, () => {
   test("over TCP and a Unix socket", T, async () => {
+    await askBothLoopbacks("examples/deno-serve");
     const bodies = await serveAndAsk("examples/deno-serve", ["--port", "0"]);
     assert.ok(bodies.every((b) => b === "hello from Deno.serve on polybind\n"));
     const dir = await tempDir();
@@ -102,7 +103,22 @@ describe("Deno: Deno.serve on options from a plan", { skip: only("deno") }, () =
   });
 });
 
+/** Runs a serve example on localhost and asks both of its loopback addresses. */
+async function askBothLoopbacks(example: string): Promise<void> {
+  const child = run(example, ["--host", "localhost", "--port", "0"]);
+  try {
+    const v4 = (await child.line(/^listening on http:\/\/127\.0\.0\.1:/)).slice("listening on ".length);
+    const v6 = (await child.line(/^listening on http:\/\/\[::1\]:/)).slice("listening on ".length);
+    assert.equal((await get(v4)).status, 200);
+    assert.equal((await get(v6)).status, 200);
+  } finally {
+    assert.equal(await child.stop(), 0, child.stderr.join(""));
+  }
+}
+
 describe("Bun: Bun.serve on options from a plan", { skip: only("bun") }, () => {
+  test("localhost answers on 127.0.0.1 and ::1", T, () => askBothLoopbacks("examples/bun-serve"));
+
   test("over TCP and a Unix socket", T, async () => {
     const bodies = await serveAndAsk("examples/bun-serve", ["--port", "0"]);
     assert.ok(bodies.every((b) => b === "hello from Bun.serve on polybind\n"));
@@ -125,37 +141,4 @@ test("the echo example echoes on every runtime", T, async () => {
   } finally {
     assert.equal(await child.stop(), 0);
   }
-});
-
-describe("serveOptions", () => {
-  test("derives the runtime's serve options with the plan's decisions", T, async () => {
-    const prepared = await preparePlan(planListeners({ port: 0 }, 1));
-    try {
-      const options = await serveOptions(prepared.plan, 0);
-      assert.deepEqual(options, {
-        hostname: "127.0.0.1",
-        port: prepared.plan.address.transport === "tcp" && prepared.plan.address.port,
-      });
-      await assert.rejects(serveOptions(prepared.plan, 1), RangeError);
-    } finally {
-      await prepared.close();
-    }
-  });
-
-  test("a Unix socket path uses the runtime's own option name", T, async () => {
-    const plan = planListeners({ uds: "/tmp/pb-serve-options.sock" }, 1);
-    const options = await serveOptions(plan, 0);
-    assert.deepEqual(
-      options,
-      runtime === "bun" ? { unix: "/tmp/pb-serve-options.sock" } : { path: "/tmp/pb-serve-options.sock" },
-    );
-  });
-
-  test("a reuseport plan asks for reusePort, a shared plan has no serve options", T, async () => {
-    const caps = { ...capabilities(), os: "linux", reusePort: { tcp: true, udp: true } };
-    const plan = { ...planListeners({ port: 8123 }, 2, { capabilities: caps }), prepared: true };
-    assert.deepEqual(await serveOptions(plan, 1), { hostname: "127.0.0.1", port: 8123, reusePort: true });
-    const shared = planListeners({ port: 8123 }, 2, { capabilities: { ...caps, processShare: true }, shared: true });
-    await assert.rejects(serveOptions(shared, 0), TypeError);
-  });
 });

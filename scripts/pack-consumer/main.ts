@@ -41,8 +41,9 @@ import {
   preparePlan,
   type Runtime,
   type ServeOptions,
-  serveOptions,
   type ServerConfig,
+  type ServeTarget,
+  serveTargets,
   type TcpAddr,
   type UdpAddr,
   type UnixAddr,
@@ -158,7 +159,8 @@ async function plans(config: ServerConfig): Promise<void> {
   check(strategy === "single" && address.transport === "tcp", `plan ${strategy}`);
   const prepared: PreparedPlan = await preparePlan(plan);
   try {
-    const serve: ServeOptions = await serveOptions(prepared.plan, 0);
+    const targets: ServeTarget[] = await serveTargets(prepared.plan, 0);
+    const serve: ServeOptions = targets[0]!.options;
     check("port" in serve && serve.port > 0, `serve options ${JSON.stringify(serve)}`);
     const listener = await listenFromPlan(prepared.plan, 0);
     await listener.close();

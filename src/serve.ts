@@ -1,0 +1,99 @@
+// serveTargets: where the runtime's own HTTP server (Deno.serve, Bun.serve, Node's
+// server.listen) listens for one worker of a plan, with the plan's decisions kept: every
+// address answers, and a Unix socket gets its exact mode before anyone can connect.
+
+import { adapter } from "./adapter.ts";
+import { resolveHosts } from "./bind.ts";
+import { maxSocketPath } from "./config.ts";
+import { checkPlan, type ListenerPlan } from "./plan.ts";
+import { preparePlace, removeSocketFile } from "./unix.ts";
+import { checkIndex } from "./workers.ts";
+
+/**
+ * Options for the runtime's own server, named as that server names them: `{ hostname, port,
+ * reusePort }` or `{ path }` for `Deno.serve`; `{ hostname, port, reusePort }` or `{ unix }` for
+ * `Bun.serve`; `{ host, port, reusePort }` or `{ path }` for Node's `server.listen`.
+ */
+export type ServeOptions =
+  | { hostname: string; port: number; reusePort?: boolean }
+  | { host: string; port: number; reusePort?: boolean }
+  | { path: string }
+  | { unix: string };
+
+/** One address of a worker's server: its options, and the steps around the server's life. */
+export interface ServeTarget {
+  /** Spread into `Deno.serve`, `Bun.serve` or `server.listen`. */
+  readonly options: ServeOptions;
+  /**
+   * Call once the server listens (after `Deno.serve` or `Bun.serve` returns, in the callback
+   * of `server.listen`): a Unix socket, bound in a private folder, gets the plan's `udsMode`
+   * and is linked to its path. Nothing to do for TCP.
+   *
+   * @throws {ListenError} The socket is not there, or something took its path meanwhile.
+   */
+  listening(): Promise<void>;
+  /**
+   * Call once the server has stopped: removes the Unix socket file, if it is still this one.
+   * Resolves at once for TCP. Idempotent.
+   */
+  close(): Promise<void>;
+}
+
+/**
+ * The addresses where worker `index` of a prepared plan serves with the runtime's own HTTP
+ * server, one target per address: a host name that resolves to several addresses (`localhost`
+ * is 127.0.0.1 and ::1) gives a target for each, so start one server per target. With the same
+ * strategy decisions and errors as the listeners. A `shared` plan or inherited sockets have no
+ * such options: use {@linkcode listenFromPlan} and {@linkcode handOffConnections}.
+ *
+ * @param plan The prepared plan.
+ * @param index This worker's index.
+ * @returns One target per address, in the plan's order.
+ * @throws {RangeError} `index` is not a worker of this plan.
+ * @throws {TypeError} The plan is `shared`, or of inherited sockets.
+ * @throws {ListenError} A live server or a non-socket file is at the Unix socket path.
+ * @example
+ * ```ts ignore
+ * for (const target of await serveTargets(plan, 0)) {
+ *   const server = Deno.serve({ ...target.options, onListen() {} }, () => new Response("ok"));
+ *   await target.listening();
+ *   // ... at the end: await server.shutdown(); await target.close();
+ * }
+ * ```
+ */
+export async function serveTargets(plan: ListenerPlan, index: number): Promise<ServeTarget[]> {
+  checkPlan(plan);
+  checkIndex(plan, index);
+  const a = adapter();
+  const address = plan.address;
+  if (plan.strategy === "shared" || address.transport === "inherited") {
+    throw new TypeError(
+      "Cannot derive serve options from a shared plan or inherited sockets: use listenFromPlan() and handOffConnections()",
+    );
+  }
+  const keys = a.serveKeys;
+  if (address.transport === "unix") {
+    if (address.path.startsWith("\0")) return [tcpLike({ [keys.path]: address.path } as ServeOptions)];
+    const path = a.fs.resolve(address.path);
+    const place = await preparePlace(a.fs, path, maxSocketPath(a.os));
+    let placed: Promise<void> | undefined;
+    let info: Awaited<ReturnType<typeof place.finish>> | undefined;
+    let closed: Promise<void> | undefined;
+    return [{
+      options: { [keys.path]: place.at } as ServeOptions,
+      listening: () => placed ??= place.finish(plan.udsMode).then((i) => void (info = i)),
+      close: () =>
+        closed ??= (async () => {
+          await place.abort();
+          if (info !== undefined) await removeSocketFile(a.fs, path, info);
+        })(),
+    }];
+  }
+  const ips = plan.resolved ?? (await resolveHosts(a, address.hostname)).map((h) => h.address);
+  const reuse = plan.strategy === "reuseport" ? { reusePort: true } : {};
+  return ips.map((ip) => tcpLike({ [keys.host]: ip, port: address.port, ...reuse } as ServeOptions));
+}
+
+function tcpLike(options: ServeOptions): ServeTarget {
+  return { options, listening: () => Promise.resolve(), close: () => Promise.resolve() };
+}
