@@ -163,7 +163,7 @@ export const bunAdapter: Adapter = {
   listenUnix: ({ path }) => attempt(() => listen({ unix: path }, () => ({ transport: "unix" as const, path }), path)),
   // Bun.udpSocket is faster than Bun's node:dgram, which is kept for sockets sharing a port.
   listenUdp: (opts) => (opts.reusePort ? listenDgram(opts) : listenBunUdp(opts)),
-  // Bun.listen cannot take a descriptor; Bun's node:net can.
+  // Bun.listen takes an `fd` (undocumented) but reports no address for it; Bun's node:net does.
   listenFd: listenNodeFd,
   lookup: lookupAll,
   ...processInfo,

@@ -5,6 +5,7 @@
 import type { Adapter, RawDatagram, RawListener } from "../src/adapter.ts";
 import type { Addr, Conn, NetAddr } from "../src/types.ts";
 import { attempt } from "./_attempt.ts";
+import { listenNodeFd } from "./_node_net.ts";
 import { lookupAll, posixFs, processInfo } from "./_posix.ts";
 import { readableFrom, readableTaken, writableTo } from "./_streams.ts";
 
@@ -222,6 +223,8 @@ export const denoAdapter: Adapter = {
     attempt(() => wrap(deno().listen({ transport: "unix", path }), { transport: "unix", path })),
   listenUdp: ({ hostname, port }) =>
     attempt(() => wrapDatagram(deno().listenDatagram!({ transport: "udp", hostname, port }))),
+  // No Deno.* API adopts a descriptor (Deno.listen ignores `fd`); Deno's node:net does.
+  listenFd: listenNodeFd,
   lookup: lookupAll,
   ...processInfo,
   reusePortBinds(transport) {

@@ -60,8 +60,8 @@ export interface Adapter {
   listenUnix(opts: { path: string; backlog: number }): Promise<RawListener<{ transport: "unix"; path: string }>>;
   /** Binds a UDP socket. `reusePort` is only ever true where `reusePortBinds("udp")` is. */
   listenUdp(opts: { hostname: string; port: number; reusePort: boolean }): Promise<RawDatagram>;
-  /** Listens on an inherited, bound descriptor (TCP or Unix), where the runtime can. */
-  listenFd?(opts: { fd: number; backlog: number }): Promise<RawListener<Addr>>;
+  /** Listens on an inherited, bound descriptor (TCP or Unix). */
+  listenFd(opts: { fd: number; backlog: number }): Promise<RawListener<Addr>>;
   /** This process's id and environment (for systemd socket activation). */
   readonly pid: number;
   env(name: string): string | undefined;

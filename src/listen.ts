@@ -1,7 +1,7 @@
 // createListener(s) and cleanupUnixSocket: TCP and Unix stream listeners, one or many, on
 // addresses, inherited descriptors or systemd's sockets.
 
-import { type Adapter, adapter, type RawListener } from "./adapter.ts";
+import { adapter, type RawListener } from "./adapter.ts";
 import { formatAddress, toConfig } from "./address.ts";
 import {
   type BindHost,
@@ -15,7 +15,7 @@ import {
 } from "./bind.ts";
 import { probeCapabilities } from "./capabilities.ts";
 import { checkCount, checkFlags, maxSocketPath, normalizeConfig, type NormalizedConfig } from "./config.ts";
-import { closedError, errorCode, formatHostPort, ListenError, toListenError } from "./errors.ts";
+import { closedError, errorCode, formatHostPort, type ListenError, toListenError } from "./errors.ts";
 import { mergeSources } from "./merge.ts";
 import { shareSource } from "./shared.ts";
 import { chooseStrategy } from "./strategy.ts";
@@ -111,24 +111,11 @@ async function bindUnix(path: string, backlog: number, mode: number): Promise<Ra
   };
 }
 
-/** The adapter's listenFd, or a ListenError saying the runtime has none. */
-function fdListener(address: string): NonNullable<Adapter["listenFd"]> {
-  const a = adapter();
-  if (!a.listenFd) {
-    throw new ListenError(
-      `Cannot listen on ${address} as ${a.runtime} has no API to listen on an inherited descriptor`,
-      { code: "ENOTSUP", address },
-    );
-  }
-  return a.listenFd;
-}
-
-/** Listens on inherited descriptors (fd:// and systemd), where the runtime can. */
+/** Listens on inherited descriptors (fd:// and systemd). */
 async function adoptFds(fds: number[], backlog: number, address: string): Promise<RawListener<Addr>[]> {
-  const listenFd = fdListener(address);
   const raws: RawListener<Addr>[] = [];
   try {
-    for (const fd of fds) raws.push(await listenFd({ fd, backlog }));
+    for (const fd of fds) raws.push(await adapter().listenFd({ fd, backlog }));
     return raws;
   } catch (err) {
     await Promise.allSettled(raws.map((r) => r.close()));
@@ -200,9 +187,7 @@ export function inheritedFds(config: ServerConfig): number[] {
 
 /** The raw listeners of an fd:// or sd-listen config (internal). */
 async function adoptRaw(config: ServerConfig, backlog: number): Promise<RawListener<Addr>[]> {
-  const spec = formatAddress(config);
-  fdListener(spec);
-  return await adoptFds(inheritedFds(config), backlog, spec);
+  return await adoptFds(inheritedFds(config), backlog, formatAddress(config));
 }
 
 /** The options of a bind of stream listeners, checked. */

@@ -22,7 +22,7 @@ export interface ServerConfig {
    * @default {8000}
    */
   port?: number;
-  /** Unix socket path. When set, `host` and `port` are ignored. */
+  /** Unix socket path. Not with `host` or `port` (a RangeError names both). */
   uds?: string;
   /**
    * Length of the queue of connections waiting for `accept()`, where the runtime lets us set it
@@ -35,7 +35,10 @@ export interface ServerConfig {
    * @default {0o660}
    */
   udsMode?: number;
-  /** Listen on this inherited, already bound descriptor (TCP or Unix) instead of binding. */
+  /**
+   * Listen on this inherited, already bound descriptor (TCP or Unix) instead of binding. Says
+   * where to listen, as do `host`/`port`, `uds` and `systemd`: at most one of them.
+   */
   fd?: number;
   /**
    * Listen on the sockets systemd passed (socket activation): `true` for all of them, a name
@@ -238,8 +241,11 @@ export interface Capabilities {
   readonly udp: boolean;
   /** Whether Unix domain sockets can be created. */
   readonly unix: boolean;
-  /** Whether the listen backlog can be set (`Deno.listen` and `Bun.listen` have no such option). */
+  /** Whether the listen backlog can be set (Bun's queue is 512 long whatever the option). */
   readonly backlog: boolean;
-  /** Whether a listening socket can be handed to child processes (Node.js IPC handle passing). */
+  /**
+   * Whether a bound, not listening socket can be handed to child processes (Node.js IPC handle
+   * passing, as node:cluster does; Bun has no such handle and Deno's children do not listen on one).
+   */
   readonly processShare: boolean;
 }

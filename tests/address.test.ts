@@ -177,11 +177,9 @@ async function freePort(): Promise<number> {
 }
 
 describe("socket activation and inherited descriptors", () => {
-  const can = caps.runtime !== "deno";
-
   test(
     "sd-listen over TCP, with systemd-socket-activate",
-    { ...T, skip: !can && "Deno cannot adopt a descriptor" },
+    T,
     async () => {
       const port = await freePort();
       const { reply, output } = await activated(`127.0.0.1:${port}`, "sd-listen", [], () => exchange(port, "sd"));
@@ -192,7 +190,7 @@ describe("socket activation and inherited descriptors", () => {
 
   test(
     "sd-listen:NAME picks the named socket; fd://3 adopts descriptor 3",
-    { ...T, skip: !can && "Deno" },
+    T,
     async () => {
       const dir = await tempDir();
       try {
@@ -221,31 +219,16 @@ describe("socket activation and inherited descriptors", () => {
     let out = "";
     child.stdout!.on("data", (d) => (out += d));
     await new Promise((resolve) => child.once("close", resolve));
-    const expected = can
-      ? /failed .*"code":"ENOENT".*for process 1, not this one/
-      : /failed .*"code":"E(NOTSUP|NOENT)"/;
-    assert.match(out, expected);
+    assert.match(out, /failed .*"code":"ENOENT".*for process 1, not this one/);
   });
 
   test("without LISTEN_FDS, sd-listen says how to start the server", T, async () => {
     if (adapter().env("LISTEN_FDS") !== undefined) return;
     await assert.rejects(createListener("sd-listen"), (err: ListenError) => {
-      assert.equal(err.code, can ? "ENOENT" : "ENOTSUP");
+      assert.equal(err.code, "ENOENT");
       return true;
     });
   });
-
-  test(
-    "Deno refuses inherited descriptors clearly, never binding anew",
-    { skip: can && "only Deno lacks it" },
-    async () => {
-      await assert.rejects(createListener("fd://3"), (err: ListenError) => {
-        assert.equal(err.code, "ENOTSUP");
-        assert.match(err.message, /deno has no API to listen on an inherited descriptor/);
-        return true;
-      });
-    },
-  );
 });
 
 describe("localhost and several addresses", () => {
