@@ -8,7 +8,7 @@ import { createServer } from "node:http";
 import { join } from "node:path";
 import process from "node:process";
 import { capabilities, planListeners, preparePlan, type ServeOptions, serveTargets } from "../mod.ts";
-import { get } from "./_process.ts";
+import { get, run } from "./_process.ts";
 import { tempDir } from "./_helpers.ts";
 
 const T = { timeout: 30_000 };
@@ -125,4 +125,24 @@ describe("serveTargets", () => {
       }
     });
   }
+});
+
+describe("polybind serve on a Unix socket with several workers", () => {
+  test("serves with every worker, or says why it cannot", T, async () => {
+    const dir = await tempDir();
+    const child = run("cli/polybind", ["serve", "--uds", join(dir.path, "app.sock"), "--workers", "2"]);
+    try {
+      const line = await child.line(/^polybind serve: listening on /, 20_000);
+      const strategy = await child.line(/^strategy: /);
+      if (capabilities().processShare) {
+        assert.match(line, /with 2 worker\(s\)/);
+      } else {
+        assert.match(line, /with 1 worker\(s\)/);
+        assert.match(strategy, new RegExp(`${runtime} cannot hand a socket to other processes: one accepting worker`));
+      }
+    } finally {
+      await child.stop("SIGINT");
+      await dir.cleanup();
+    }
+  });
 });
