@@ -17,13 +17,17 @@ export class NodeConn extends PushConn {
     socket.on("error", (err) => this.fail(err));
   }
 
-  /** Listens for data only once read: until then `native` can be handed to an http.Server untouched. */
+  /**
+   * Listens for data only once read: until then `native` can be handed to an http.Server
+   * untouched. A socket whose peer left before that has already emitted its 'end' (or closed),
+   * and emits nothing to listeners added now: it is ended here.
+   */
   protected override start(): void {
     const socket = this.native;
     socket.on("data", (chunk: Buffer) => this.push(chunk));
     socket.on("end", () => this.end());
     socket.on("close", () => this.end());
-    if (socket.destroyed) this.end();
+    if (socket.readableEnded || socket.destroyed) this.end();
   }
 
   write(p: Uint8Array): Promise<number> {

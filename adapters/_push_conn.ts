@@ -3,7 +3,7 @@
 // takes from the buffer or waits for the next push; `readable` is fed by the pushes directly. Node's and Bun's connections differ only in the hooks below.
 
 import type { Addr, Conn } from "../src/types.ts";
-import { readableTaken, writableTo } from "./_streams.ts";
+import { peerGone, readableTaken, writableTo } from "./_streams.ts";
 
 /** Bytes buffered before the socket is paused. */
 const HIGH_WATER = 64 * 1024;
@@ -118,8 +118,9 @@ export abstract class PushConn implements Conn {
     this.#settle();
   }
 
-  /** Called by the adapter when the socket fails. */
+  /** Called by the adapter when the socket fails; a peer that reset is end of stream, not an error. */
   fail(err: unknown): void {
+    if (peerGone(err)) return this.end();
     this.#error ??= err;
     this.#settle();
   }

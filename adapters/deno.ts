@@ -7,7 +7,7 @@ import type { Addr, Conn, NetAddr } from "../src/types.ts";
 import { attempt } from "./_attempt.ts";
 import { listenNodeFd } from "./_node_net.ts";
 import { lookupAll, posixFs, processInfo } from "./_posix.ts";
-import { readableFrom, readableTaken, writableTo } from "./_streams.ts";
+import { peerGone, readableFrom, readableTaken, writableTo } from "./_streams.ts";
 
 /** The parts of Deno's API this adapter uses. */
 interface DenoAddr {
@@ -64,6 +64,12 @@ function toAddr(a: DenoAddr): Addr {
 /** Bytes read at a time for `readable`. */
 const CHUNK = 64 * 1024;
 
+/** A read's failure: end of stream where the peer has gone (Deno throws ConnectionReset), as on the other runtimes. */
+function readFailed(err: unknown): null {
+  if (peerGone(err)) return null;
+  throw err;
+}
+
 /** A Deno.Conn as a Conn, with write() writing all bytes and streams that half-close like elsewhere. */
 class DenoConnView implements Conn {
   readonly native: DenoConn;
@@ -91,11 +97,11 @@ class DenoConnView implements Conn {
   #readChunk(): Promise<Uint8Array | null> {
     // One buffer per connection; each chunk is a copy of just the bytes read.
     const buffer = this.#buffer ??= new Uint8Array(CHUNK);
-    return this.native.read(buffer).then((n) => n === null ? null : buffer.slice(0, n));
+    return this.native.read(buffer).then((n) => n === null ? null : buffer.slice(0, n), readFailed);
   }
 
   read(p: Uint8Array): Promise<number | null> {
-    return this.#readable === undefined ? this.native.read(p) : readableTaken();
+    return this.#readable === undefined ? this.native.read(p).catch(readFailed) : readableTaken();
   }
 
   write(p: Uint8Array): Promise<number> {
