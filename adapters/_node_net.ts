@@ -66,7 +66,12 @@ export function acceptQueue<A extends Addr>(server: Server, addr: A, unixPath?: 
     addr,
     native: server,
     accept: () => queue.take(),
-    close: () => queue.close() ? new Promise((resolve) => server.close(() => resolve())) : Promise.resolve(),
+    close() {
+      // server.close() closes the listening socket before it returns (libuv closes the descriptor
+      // at once), freeing the port or path; its callback would wait for every open connection.
+      if (queue.close()) server.close();
+      return Promise.resolve();
+    },
   };
 }
 

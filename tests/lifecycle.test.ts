@@ -146,3 +146,39 @@ describe("a peer that has gone reads as end of stream", () => {
   });
 });
 
+describe("Listener.close() with connections open", () => {
+  for (const kind of kinds) {
+    test(`${kind}: resolves at once, frees the address, and leaves accepted connections working`, T, async () => {
+      const at = await place(kind);
+      const first = await createListener(at.config);
+      const client = await dial(target(first));
+      let conn: Conn | undefined;
+      let again: Listener | undefined;
+      try {
+        conn = await within(first.accept(), "accept()");
+        await within(first.close(), "close() with a connection open");
+        const config = kind === "tcp" ? { ...at.config, port: portOf(first) } : at.config;
+        again = await createListener(config);
+        assert.deepEqual(again.addr, first.addr);
+        const received = new Promise<string>((resolve) => client.once("data", (c: Buffer) => resolve(c.toString())));
+        client.write("ping");
+        const buf = new Uint8Array(16);
+        const n = await within(conn.read(buf), "read() after close()");
+        assert.equal(new TextDecoder().decode(buf.subarray(0, n ?? 0)), "ping");
+        await conn.write(new TextEncoder().encode("pong"));
+        assert.equal(await within(received, "the answer"), "pong");
+        // The new listener is the one that accepts now.
+        const next = await dial(target(again));
+        (await within(again.accept(), "accept() on the new listener")).close();
+        next.destroy();
+      } finally {
+        client.destroy();
+        conn?.close();
+        await first.close();
+        await again?.close();
+        await at.cleanup();
+      }
+    });
+  }
+});
+
