@@ -160,7 +160,8 @@ export const bunAdapter: Adapter = {
   os: process.platform,
   listenTcp: ({ hostname, port, reusePort }) =>
     attempt(() => listen({ hostname, port, reusePort, exclusive: !reusePort }, tcpAddr)),
-  listenUnix: ({ path }) => attempt(() => listen({ unix: path }, () => ({ transport: "unix" as const, path }), path)),
+  listenUnix: ({ path, name }) =>
+    attempt(() => listen({ unix: path }, () => ({ transport: "unix" as const, path }), name ?? path)),
   // Bun.udpSocket is faster than Bun's node:dgram, which is kept for sockets sharing a port.
   listenUdp: (opts) => (opts.reusePort ? listenDgram(opts) : listenBunUdp(opts)),
   // Bun.listen takes an `fd` (undocumented) but reports no address for it; Bun's node:net does.

@@ -80,9 +80,14 @@ class DenoConnView implements Conn {
   #writable?: WritableStream<Uint8Array>;
   #buffer?: Uint8Array;
 
-  constructor(conn: DenoConn) {
+  /**
+   * @param conn Deno's connection.
+   * @param unixPath The listener's public path, for a Unix connection: Deno would name the
+   * private path the socket was bound at before it was linked into place.
+   */
+  constructor(conn: DenoConn, unixPath: string | undefined) {
     this.native = conn;
-    this.localAddr = toAddr(conn.localAddr);
+    this.localAddr = unixPath === undefined ? toAddr(conn.localAddr) : { transport: "unix", path: unixPath };
     this.remoteAddr = toAddr(conn.remoteAddr);
   }
 
@@ -142,7 +147,7 @@ class DenoConnView implements Conn {
   }
 }
 
-function wrap<A extends Addr>(listener: DenoListener, addr: A): RawListener<A> {
+function wrap<A extends Addr>(listener: DenoListener, addr: A, unixPath?: string): RawListener<A> {
   let closed = false;
   let pending: Promise<unknown> | undefined;
   return {
@@ -154,7 +159,7 @@ function wrap<A extends Addr>(listener: DenoListener, addr: A): RawListener<A> {
         pending = accepting;
         const conn = await accepting;
         try {
-          return new DenoConnView(conn);
+          return new DenoConnView(conn, unixPath);
         } catch {
           // Reset before it was accepted (ENOTCONN reading its address): drop it, accept the next.
           try {
@@ -225,8 +230,8 @@ export const denoAdapter: Adapter = {
       const l = deno().listen({ hostname, port, tcpBacklog: backlog, ...(reusePort ? { reusePort } : {}) });
       return wrap(l, { transport: "tcp", hostname: l.addr.hostname ?? hostname, port: l.addr.port ?? port });
     }),
-  listenUnix: ({ path }) =>
-    attempt(() => wrap(deno().listen({ transport: "unix", path }), { transport: "unix", path })),
+  listenUnix: ({ path, name }) =>
+    attempt(() => wrap(deno().listen({ transport: "unix", path }), { transport: "unix", path }, name ?? path)),
   listenUdp: ({ hostname, port }) =>
     attempt(() => wrapDatagram(deno().listenDatagram!({ transport: "udp", hostname, port }))),
   // No Deno.* API adopts a descriptor (Deno.listen ignores `fd`); Deno's node:net does.

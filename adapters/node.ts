@@ -20,9 +20,9 @@ export const nodeAdapter: Adapter = {
     const a = server.address() as { address: string; port: number };
     return acceptQueue(server, { transport: "tcp", hostname: a.address, port: a.port });
   },
-  async listenUnix({ path, backlog }) {
+  async listenUnix({ path, backlog, name }) {
     const server = await listenNet({ path, backlog });
-    return acceptQueue(server, { transport: "unix", path }, path);
+    return acceptQueue(server, { transport: "unix", path }, name ?? path);
   },
   listenUdp: listenDgram,
   listenFd: listenNodeFd,

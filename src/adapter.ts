@@ -56,8 +56,14 @@ export interface Adapter {
   listenTcp(
     opts: { hostname: string; port: number; backlog: number; reusePort: boolean },
   ): Promise<RawListener<TcpAddr>>;
-  /** Binds a Unix socket listener at `path` (which the core has made free). */
-  listenUnix(opts: { path: string; backlog: number }): Promise<RawListener<{ transport: "unix"; path: string }>>;
+  /**
+   * Binds a Unix socket listener at `path` (which the core has made free). Its connections name
+   * `name` as their local address when given: the public path of a socket bound at a private
+   * one and then linked into place.
+   */
+  listenUnix(
+    opts: { path: string; backlog: number; name?: string },
+  ): Promise<RawListener<{ transport: "unix"; path: string }>>;
   /** Binds a UDP socket. `reusePort` is only ever true where `reusePortBinds("udp")` is. */
   listenUdp(opts: { hostname: string; port: number; reusePort: boolean }): Promise<RawDatagram>;
   /** Listens on an inherited, bound descriptor (TCP or Unix). */

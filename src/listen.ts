@@ -96,7 +96,8 @@ async function bindUnix(path: string, backlog: number, mode: number): Promise<Ra
     absolute,
     mode,
     maxSocketPath(a.os),
-    (at) => a.listenUnix({ path: at, backlog }),
+    // Bound at a private path, linked to `path`: connections name the public one.
+    (at) => a.listenUnix({ path: at, backlog, name: path }),
     (l) => l.close(),
   );
   const raw = placed.listener;

@@ -182,3 +182,21 @@ describe("Listener.close() with connections open", () => {
   }
 });
 
+describe("Conn.localAddr of a Unix connection", { skip: !capabilities().unix && "no Unix sockets" }, () => {
+  test("is the listener's public path, not where the socket was bound", T, async () => {
+    const dir = await tempDir();
+    const listener = await createListener({ uds: join(dir.path, "public.sock") });
+    const client = await dial(target(listener));
+    let conn: Conn | undefined;
+    try {
+      conn = await within(listener.accept(), "accept()");
+      assert.deepEqual(conn.localAddr, { transport: "unix", path: join(dir.path, "public.sock") });
+      assert.deepEqual(conn.localAddr, listener.addr);
+    } finally {
+      client.destroy();
+      conn?.close();
+      await listener.close();
+      await dir.cleanup();
+    }
+  });
+});
