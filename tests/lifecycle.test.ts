@@ -4,12 +4,14 @@
 
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
+import { Agent, createServer, request } from "node:http";
 import type { Socket } from "node:net";
 import { join } from "node:path";
 import {
   capabilities,
   type Conn,
   createListener,
+  handOffConnections,
   type Listener,
   type ServerConfig,
 } from "../mod.ts";
@@ -179,6 +181,90 @@ describe("Listener.close() with connections open", () => {
         await at.cleanup();
       }
     });
+  }
+});
+
+/** One request with node:http; resolves with the answer, and whether a kept-alive socket carried it. */
+function ask(
+  to: number | string,
+  body: string,
+  agent?: Agent,
+): Promise<{ status: number; text: string; reused: boolean }> {
+  return new Promise((resolve, reject) => {
+    const where = typeof to === "number" ? { host: "127.0.0.1", port: to } : { socketPath: to };
+    const req = request({ ...where, method: "POST", path: "/echo", agent }, (res) => {
+      let text = "";
+      res.setEncoding("utf8");
+      res.on("data", (chunk: string) => void (text += chunk));
+      res.on("end", () => resolve({ status: res.statusCode ?? 0, text, reused: req.reusedSocket }));
+      res.on("error", reject);
+    });
+    req.on("error", reject);
+    req.end(body);
+  });
+}
+
+describe("handOffConnections: node:http serves a polybind listener", () => {
+  for (const kind of kinds) {
+    test(`${kind}: request bodies, keep-alive, and closing the listener stops new connections`, T, async () => {
+      const at = await place(kind);
+      const listener = await createListener(at.config);
+      const to = target(listener);
+      const server = createServer((req, res) => {
+        let text = "";
+        req.setEncoding("utf8");
+        req.on("data", (chunk: string) => void (text += chunk));
+        req.on("end", () => res.end(`${req.method} ${req.url} ${text} from ${req.socket.remoteAddress ?? "unix"}`));
+      });
+      const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+      const serving = handOffConnections(listener, server);
+      serving.catch(() => {}); // Awaited below; a failure must not go unhandled meanwhile.
+      try {
+        const from = kind === "tcp" ? "127.0.0.1" : "unix";
+        const one = await within(ask(to, "one", agent), "the first request");
+        assert.deepEqual(one, { status: 200, text: `POST /echo one from ${from}`, reused: false });
+        const two = await within(ask(to, "two".repeat(50_000), agent), "the second request");
+        assert.equal(two.text, `POST /echo ${"two".repeat(50_000)} from ${from}`);
+        assert.equal(two.reused, true, "the kept-alive connection carried the second request");
+        await within(listener.close(), "close()");
+        await within(serving, "the hand-off's end");
+        await assert.rejects(dial(to), (err: { code?: string }) => ["ECONNREFUSED", "ENOENT"].includes(err.code!));
+      } finally {
+        agent.destroy();
+        server.closeAllConnections();
+        await listener.close();
+        await serving.catch(() => {});
+        await at.cleanup();
+      }
+    });
+  }
+});
+
+// Bun's node:http, given a socket, never times out an idle kept-alive connection (Bun 1.4.5).
+const idleTimeout = {
+  ...T,
+  skip: capabilities().runtime === "bun" && "Bun's node:http has no keep-alive timeout here",
+};
+
+test("handOffConnections: an idle kept-alive connection is closed after keepAliveTimeout", idleTimeout, async () => {
+  const listener = await createListener({ host: "127.0.0.1", port: 0 });
+  const server = createServer((_req, res) => res.end("ok"));
+  server.keepAliveTimeout = 50;
+  const serving = handOffConnections(listener, server);
+  serving.catch(() => {});
+  const client = await dial(portOf(listener));
+  try {
+    let reply = "";
+    client.on("data", (chunk: Buffer) => void (reply += chunk.toString()));
+    const closed = once(client, "end");
+    client.write("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    await within(closed, "the server closing an idle connection");
+    assert.match(reply, /^HTTP\/1.1 200 OK\r\n[^]*keep-alive[^]*\r\n\r\nok$/i);
+  } finally {
+    client.destroy();
+    server.closeAllConnections();
+    await listener.close();
+    await serving.catch(() => {});
   }
 });
 
