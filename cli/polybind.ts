@@ -3,27 +3,59 @@
 // HTTP server. Exit codes: 0 done, 1 the OS refused (e.g. port in use), 2 bad arguments.
 
 import process from "node:process";
+import { createInterface } from "node:readline";
 import { checkPlan, ListenError } from "../mod.ts";
 import { type Command, parseCommand, USAGE, UsageError } from "./args.ts";
 import { startWorkerServer } from "./http.ts";
 import { runProbe } from "./probe.ts";
 import { runServe } from "./serve.ts";
 
+/** How long an orphaned worker lets its requests in flight finish before it exits. */
+const ORPHAN_STOP_MS = 500;
+
+/**
+ * Why a worker process stops: asked to (by its primary, which writes "stop" on the worker's
+ * stdin, or by a signal such as a terminal's Ctrl-C), or orphaned: its primary is gone, however
+ * it went (stdin ends; on Node.js the IPC channel closes too).
+ */
+function stopRequest(): Promise<"asked" | "orphaned"> {
+  return new Promise((resolve) => {
+    for (const signal of ["SIGTERM", "SIGINT", "SIGHUP"] as const) process.on(signal, () => resolve("asked"));
+    const lines = createInterface({ input: process.stdin });
+    lines.on("line", (line) => line === "stop" && resolve("asked"));
+    lines.on("close", () => resolve("orphaned"));
+    if (process.connected) process.once("disconnect", () => resolve("orphaned"));
+  });
+}
+
+/** Writes one report line to the primary; resolves once written (or failed: the primary is gone). */
+function say(report: object): Promise<void> {
+  return new Promise((resolve) => process.stdout.write(JSON.stringify(report) + "\n", () => resolve()));
+}
+
+/**
+ * A worker process: serves its part of the plans until asked to stop, then reports what it
+ * served. An orphan leaves quietly: no report, as nobody reads it, and within a second.
+ */
 async function runWorker(): Promise<number> {
+  // A write to a primary that has gone fails with EPIPE: nothing to report, nothing to print.
+  process.stdout.on("error", () => {});
+  const stop = stopRequest();
   const plans = (JSON.parse(process.env.POLYBIND_PLANS ?? "[]") as unknown[]).map(checkPlan);
   const index = Number(process.env.POLYBIND_WORKER);
-  const server = await startWorkerServer(plans, index);
-  const say = (report: object) => process.stdout.write(JSON.stringify(report) + "\n");
-  say({ polybind: "ready", worker: index });
-  await new Promise<void>((resolve) => {
-    process.once("SIGTERM", resolve);
-    process.once("SIGINT", resolve);
-    // A worker process with an IPC channel stops when its primary is gone, however it went.
-    if (process.connected) process.once("disconnect", resolve);
-  });
+  const starting = startWorkerServer(plans, index);
+  if ((await Promise.race([starting, stop])) === "orphaned") {
+    starting.catch(() => {});
+    return 0;
+  }
+  const server = await starting;
+  await say({ polybind: "ready", worker: index });
+  if ((await stop) === "orphaned") {
+    await Promise.race([server.stop(), new Promise((resolve) => setTimeout(resolve, ORPHAN_STOP_MS))]);
+    return 0;
+  }
   await server.stop();
-  say({ polybind: "served", worker: index, requests: server.requests });
-  process.disconnect?.();
+  await say({ polybind: "served", worker: index, requests: server.requests });
   return 0;
 }
 
@@ -56,4 +88,7 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
-process.exitCode = await main(process.argv.slice(2));
+const argv = process.argv.slice(2);
+process.exitCode = await main(argv);
+// A worker process reads its stdin (and has an IPC channel on Node.js), which would keep it alive.
+if (argv[0] === "__worker") process.exit();

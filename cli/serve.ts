@@ -9,9 +9,11 @@ import process from "node:process";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import {
+  type Addr,
   capabilities,
   cleanupUnixSocket,
   createListener,
+  formatAddress,
   type Listener,
   type ListenerPlan,
   planListeners,
@@ -28,14 +30,57 @@ export type WorkerReport =
   | { polybind: "ready"; worker: number }
   | { polybind: "served"; worker: number; requests: number };
 
-/** A running worker, thread or process. */
+/** The signals the primary handles. SIGHUP stops like SIGTERM for now; it is to become a reload. */
+type Signal = "SIGINT" | "SIGTERM" | "SIGHUP";
+const SIGNALS: readonly Signal[] = ["SIGINT", "SIGTERM", "SIGHUP"];
+
+/** What happens to the primary: a signal, a worker's report, a worker's end. */
+type Event =
+  | { kind: "signal"; signal: Signal }
+  | { kind: "report"; report: WorkerReport }
+  | { kind: "exit"; worker: number };
+
+/**
+ * One queue of everything that happens to the primary (gunicorn's arbiter and its SIG_QUEUE):
+ * signal handlers and workers only push, and one loop takes the events in order, so a second
+ * signal during a stop is a change of that loop's state, never a race between handlers.
+ */
+class EventQueue {
+  readonly #events: Event[] = [];
+  #wake: (() => void) | undefined;
+  readonly #handlers = SIGNALS.map((signal) => [signal, () => this.push({ kind: "signal", signal })] as const);
+
+  /** Queues the signals from now on instead of their default action (which kills this process alone). */
+  listen(): void {
+    for (const [signal, handler] of this.#handlers) process.on(signal, handler);
+  }
+
+  /** Gives the signals their default action back. */
+  close(): void {
+    for (const [signal, handler] of this.#handlers) process.off(signal, handler);
+  }
+
+  push(event: Event): void {
+    this.#events.push(event);
+    this.#wake?.();
+  }
+
+  /** The oldest event, once there is one. */
+  async next(): Promise<Event> {
+    while (this.#events.length === 0) await new Promise<void>((resolve) => (this.#wake = resolve));
+    this.#wake = undefined;
+    return this.#events.shift()!;
+  }
+}
+
+/** A running worker, thread or process; it pushes its reports and its end to the queue. */
 interface WorkerHandle {
   /** The worker's process, where it is one: a shared socket can be handed to it. */
   readonly process?: ChildProcess;
-  /** Resolves with the exit code once the worker has ended. */
-  readonly exited: Promise<number | null>;
   /** Asks the worker to stop serving, report and end. */
   stop(): void;
+  /** Ends the worker at once, without its report. */
+  kill(): void;
 }
 
 interface WebWorker {
@@ -60,87 +105,85 @@ function useThreads(plans: ListenerPlan[]): boolean {
   return webWorker() !== undefined && plans.length > 0 && plans.every((p) => p.strategy === "reuseport");
 }
 
-/** Starts worker `index` as a thread of this process. */
-function startThread(plans: ListenerPlan[], index: number, onReport: (r: WorkerReport) => void): WorkerHandle {
+/** Starts worker `index` as a thread of this process; it dies with this process. */
+function startThread(plans: ListenerPlan[], index: number, events: EventQueue): WorkerHandle {
   const Worker = webWorker()!;
   const url = new URL(import.meta.url.endsWith(".ts") ? "./thread_worker.ts" : "./thread_worker.js", import.meta.url);
   const thread = new Worker(url, { type: "module" });
-  let ended!: (code: number | null) => void;
-  const exited = new Promise<number | null>((resolve) => (ended = resolve));
-  let stopping = false;
+  let ended = false;
+  const end = () => {
+    if (ended) return;
+    ended = true;
+    thread.terminate();
+    events.push({ kind: "exit", worker: index });
+  };
   thread.addEventListener("message", ({ data }) => {
     const r = data as WorkerReport | { polybind: "failed"; worker: number; message: string };
-    if (r.polybind === "failed") {
-      console.error(`polybind serve: worker ${r.worker}: ${r.message}`);
-      thread.terminate();
-      ended(1);
-      return;
-    }
-    onReport(r);
-    if (r.polybind === "served") {
-      thread.terminate();
-      ended(0);
-    }
+    if (r.polybind === "failed") console.error(`polybind serve: worker ${r.worker}: ${r.message}`);
+    else events.push({ kind: "report", report: r });
+    if (r.polybind !== "ready") end();
   });
-  thread.addEventListener("error", () => {
-    thread.terminate();
-    ended(stopping ? 0 : 1);
-  });
+  thread.addEventListener("error", end);
   thread.postMessage({ polybind: "start", plans, worker: index });
-  return {
-    exited,
-    stop() {
-      if (stopping) return;
-      stopping = true;
-      thread.postMessage({ polybind: "stop" });
-    },
-  };
+  return { stop: () => void (ended || thread.postMessage({ polybind: "stop" })), kill: end };
 }
 
-/** Starts worker `index` as a process of this same runtime, with the plans in its environment. */
-function startProcess(plans: ListenerPlan[], index: number, onReport: (r: WorkerReport) => void): WorkerHandle {
-  const child = spawnWorker(plans, index);
-  onReports(child, onReport);
-  return {
-    process: child,
-    exited: new Promise((resolve) => child.once("exit", (code) => resolve(code))),
-    stop: () => void child.kill("SIGTERM"),
-  };
-}
-
-function spawnWorker(plans: ListenerPlan[], index: number): ChildProcess {
+/**
+ * Starts worker `index` as a process of this same runtime, with the plans in its environment.
+ * Its stdin is a pipe that only this process holds: "stop" on it asks for a stop, and its end
+ * tells the worker that this process is gone, however it went (even SIGKILL).
+ */
+function startProcess(plans: ListenerPlan[], index: number, events: EventQueue): WorkerHandle {
   const cli = fileURLToPath(
     new URL(import.meta.url.endsWith(".ts") ? "./polybind.ts" : "./polybind.js", import.meta.url),
   );
   const env = { ...process.env, POLYBIND_PLANS: JSON.stringify(plans), POLYBIND_WORKER: String(index) };
-  const stdio: ["ignore", "pipe", "inherit"] = ["ignore", "pipe", "inherit"];
+  const stdio: ["pipe", "pipe", "inherit"] = ["pipe", "pipe", "inherit"];
   // Node.js workers get an IPC channel, over which a shared socket can be handed off.
-  if (capabilities().processShare) return fork(cli, ["__worker"], { env, stdio: [...stdio, "ipc"] });
   const [command, args] = runtimeCommand(cli, ["__worker"]);
-  return spawn(command, args, { env, stdio });
-}
-
-function onReports(child: ChildProcess, onReport: (r: WorkerReport) => void): void {
+  const child = capabilities().processShare
+    ? fork(cli, ["__worker"], { env, stdio: [...stdio, "ipc"] })
+    : spawn(command, args, { env, stdio });
+  let ended = false;
+  const end = () => {
+    if (!ended) events.push({ kind: "exit", worker: index });
+    ended = true;
+  };
+  // 'close' comes after the last report is read; an 'error' without a pid: it could not start.
+  child.once("close", end);
+  child.on("error", () => child.pid === undefined && end());
+  child.stdin!.on("error", () => {});
   createInterface({ input: child.stdout! }).on("line", (line) => {
-    try {
-      const r = JSON.parse(line) as WorkerReport;
-      if (r.polybind === "ready" || r.polybind === "served") onReport(r);
-    } catch {
-      // Not a report: ignore.
-    }
+    const r = parseReport(line);
+    if (r) events.push({ kind: "report", report: r });
   });
+  return {
+    process: child,
+    stop: () => void (ended || child.stdin!.write("stop\n")),
+    kill: () => void (ended || child.kill("SIGKILL")),
+  };
 }
 
+function parseReport(line: string): WorkerReport | undefined {
+  try {
+    const r = JSON.parse(line) as WorkerReport;
+    return r.polybind === "ready" || r.polybind === "served" ? r : undefined;
+  } catch {
+    return undefined; // Not a report.
+  }
+}
+
+/** An address as the command prints it, written by formatAddress: a URL (`http://[::1]:8000`) or `unix:PATH`. */
+function printable(a: Addr): string {
+  if (a.transport === "unix") return `unix:${formatAddress({ uds: a.path }).replace(/^unix:/, "")}`;
+  return `http://${formatAddress({ host: a.hostname, port: a.port }).replace(/^tcp:\/\//, "")}`;
+}
+
+/** Where a plan listens, as the command prints it. */
 function describe(plan: ListenerPlan): string {
   const a = plan.address;
-  if (a.transport === "unix") return `unix:${a.path.startsWith("\0") ? "@" + a.path.slice(1) : a.path}`;
-  if (a.transport === "inherited") return a.spec;
-  const url = (ip: string) => `http://${ip.includes(":") ? `[${ip}]` : ip}:${a.port}`;
-  return (plan.resolved ?? [a.hostname]).map(url).join(", ");
-}
-
-function describeListener(l: Listener): string {
-  return l.addrs.map((a) => (a.transport === "unix" ? `unix:${a.path}` : `http://${a.hostname}:${a.port}`)).join(", ");
+  if (a.transport !== "tcp") return a.transport === "unix" ? printable(a) : a.spec;
+  return (plan.resolved ?? [a.hostname]).map((hostname) => printable({ ...a, hostname })).join(", ");
 }
 
 /** Binds what the primary holds: prepared plans for the workers, and inherited sockets it serves itself. */
@@ -169,80 +212,141 @@ export async function runServe(options: ServeCommand): Promise<number> {
       ? { uds: options.uds }
       : { host: options.host ?? "127.0.0.1", port: options.port ?? 8000 },
   ];
-  const { plans, prepared, local } = await prepareAll(configs, count, options.shared);
-  const remote = prepared.map((p) => p.plan);
-  const workers = remote.length === 0 ? 0 : Math.max(...remote.map((p) => p.workers));
-  const served = new Map<number, number>();
-  const threads = useThreads(remote);
-  const handles: WorkerHandle[] = [];
-  let stopping = false;
-  // Signals are handled from the start: a SIGINT while workers start stops them too, where the
-  // default action would kill this process alone and leave its workers running.
-  let wake!: () => void;
-  const stopped = new Promise<void>((resolve) => (wake = resolve));
-  const stop = () => {
-    if (stopping) return;
-    stopping = true;
-    for (const h of handles) h.stop();
-    wake();
-  };
-  process.once("SIGINT", stop);
-  process.once("SIGTERM", stop);
-  let ready = 0;
-  let onAllReady!: () => void;
-  const allReady = new Promise<void>((resolve) => (onAllReady = resolve));
-  if (workers === 0) onAllReady();
-  const onReport = (r: WorkerReport) => {
-    if (r.polybind === "ready" && ++ready === workers) onAllReady();
-    if (r.polybind === "served") served.set(r.worker, r.requests);
-  };
-  const exited = Array.from({ length: workers }, (_, i) => {
-    const handle = threads ? startThread(remote, i, onReport) : startProcess(remote, i, onReport);
-    handles.push(handle);
-    for (const p of prepared) {
+  const events = new EventQueue();
+  // Signals are queued from the start: one that comes while binding or starting stops what started.
+  events.listen();
+  try {
+    const { plans, prepared, local } = await prepareAll(configs, count, options.shared);
+    let outcome: Outcome;
+    try {
+      outcome = await new Primary(events, plans, prepared, local).run();
+    } finally {
+      await Promise.all(prepared.map((p) => p.close()));
+      for (const c of configs) await cleanupUnixSocket(c);
+    }
+    report(outcome.served, outcome.workers);
+    return outcome.code;
+  } finally {
+    events.close();
+  }
+}
+
+/**
+ * What the primary does with its time: `starting` its workers until each is ready, `serving`,
+ * `stopping` them (asked to report and end), or `killing` them (a second SIGINT: at once).
+ */
+type State = "starting" | "serving" | "stopping" | "killing";
+
+/** How a run ended: the exit code, and the requests each worker said it served. */
+interface Outcome {
+  code: number;
+  workers: number;
+  served: Map<number, number>;
+}
+
+/**
+ * The primary's loop (gunicorn's arbiter): it starts the workers, then takes one event at a time
+ * from the queue, in order, until every worker has ended.
+ */
+class Primary {
+  #state: State = "starting";
+  readonly #remote: ListenerPlan[];
+  readonly #workers: number;
+  readonly #threads: boolean;
+  readonly #handles: WorkerHandle[];
+  readonly #served = new Map<number, number>();
+  #ready = 0;
+  #running: number;
+  #code = 0;
+  #own: WorkerServer | undefined;
+
+  constructor(
+    readonly events: EventQueue,
+    readonly plans: ListenerPlan[],
+    readonly prepared: PreparedPlan[],
+    readonly local: Listener[],
+  ) {
+    this.#remote = prepared.map((p) => p.plan);
+    this.#workers = this.#running = Math.max(0, ...this.#remote.map((p) => p.workers));
+    this.#threads = useThreads(this.#remote);
+    this.#handles = Array.from({ length: this.#workers }, (_, i) => this.#start(i));
+  }
+
+  #start(i: number): WorkerHandle {
+    const handle = this.#threads
+      ? startThread(this.#remote, i, this.events)
+      : startProcess(this.#remote, i, this.events);
+    for (const p of this.prepared) {
       if (p.plan.strategy === "shared" && i < p.plan.workers && handle.process) p.handOff(handle.process);
     }
-    return handle.exited;
-  });
-  const failed = exited.length > 0
-    ? Promise.race(exited).then((code) => (stopping ? 0 : code ?? 1))
-    : new Promise<number>(() => {});
-  // 0: every worker is ready; -1: stopped by a signal meanwhile; else the failed start's code.
-  const started = await Promise.race([
-    allReady.then(() => 0),
-    failed.then((code) => (stopping ? -1 : code || 1)),
-    stopped.then(() => -1),
-  ]);
-  await Promise.all(prepared.map((p) => p.release()));
-  const own: WorkerServer | undefined = local.length > 0 ? startLocalServer(local, workers) : undefined;
-
-  if (started === 0) {
-    const where = [...remote.map(describe), ...local.map(describeListener)].join(", ");
-    const total = workers + (own ? 1 : 0);
-    const kind = workers > 0 ? (threads ? " (threads)" : " (processes)") : "";
-    console.log(`polybind serve: listening on ${where} with ${total} worker(s)${kind} on ${capabilities().runtime}`);
-    for (const plan of plans) console.log(`strategy: ${plan.strategy} (${plan.reason})`);
-  } else if (started > 0) console.error("polybind serve: a worker failed to start");
-
-  if (started !== 0) stop();
-  const crashed = await Promise.race([failed, stopped.then(() => 0)]);
-  if (crashed !== 0 && !stopping) console.error("polybind serve: a worker stopped unexpectedly; stopping the others");
-  stop();
-  await Promise.all(exited);
-  if (own) {
-    await own.stop();
-    served.set(workers, own.requests);
+    return handle;
   }
-  process.off("SIGINT", stop);
-  process.off("SIGTERM", stop);
-  await Promise.all(prepared.map((p) => p.close()));
-  for (const c of configs) await cleanupUnixSocket(c);
+
+  async run(): Promise<Outcome> {
+    if (this.#workers === 0) await this.#serve();
+    while (this.#running > 0 || this.#state === "starting" || this.#state === "serving") {
+      const event = await this.events.next();
+      if (event.kind === "signal") this.#onSignal(event.signal);
+      else if (event.kind === "exit") this.#onExit();
+      else if (event.report.polybind === "served") this.#served.set(event.report.worker, event.report.requests);
+      else if (++this.#ready === this.#workers && this.#state === "starting") await this.#serve();
+    }
+    if (this.#own) {
+      await this.#own.stop();
+      this.#served.set(this.#workers, this.#own.requests);
+    } else await Promise.all(this.local.map((l) => l.close()));
+    return { code: this.#code, workers: this.#workers + (this.#own ? 1 : 0), served: this.#served };
+  }
+
+  /** Every worker is ready: the primary lets go of its sockets, serves its own, says where. */
+  async #serve(): Promise<void> {
+    await Promise.all(this.prepared.map((p) => p.release()));
+    if (this.local.length > 0) this.#own = startLocalServer(this.local, this.#workers);
+    const where = [...this.#remote.map(describe), ...this.local.flatMap((l) => l.addrs.map(printable))].join(", ");
+    const kind = this.#workers > 0 ? (this.#threads ? " (threads)" : " (processes)") : "";
+    const total = this.#workers + (this.#own ? 1 : 0);
+    console.log(`polybind serve: listening on ${where} with ${total} worker(s)${kind} on ${capabilities().runtime}`);
+    for (const plan of this.plans) console.log(`strategy: ${plan.strategy} (${plan.reason})`);
+    this.#state = "serving";
+  }
+
+  /** SIGINT, SIGTERM and (for now) SIGHUP stop; a SIGINT while stopping ends the workers at once. */
+  #onSignal(signal: Signal): void {
+    if (this.#state === "starting" || this.#state === "serving") {
+      console.log(`polybind serve: ${signal}: stopping`);
+      this.#stop("stopping");
+    } else if (this.#state === "stopping" && signal === "SIGINT") {
+      console.log("polybind serve: SIGINT while stopping: ending the workers at once");
+      this.#stop("killing");
+    }
+  }
+
+  /** A worker ended: expected while stopping, else a failure that stops the others. */
+  #onExit(): void {
+    this.#running--;
+    if (this.#state !== "starting" && this.#state !== "serving") return;
+    console.error(
+      this.#state === "starting"
+        ? "polybind serve: a worker failed to start"
+        : "polybind serve: a worker stopped unexpectedly; stopping the others",
+    );
+    this.#code = 1;
+    this.#stop("stopping");
+  }
+
+  #stop(next: "stopping" | "killing"): void {
+    this.#state = next;
+    for (const h of this.#handles) next === "stopping" ? h.stop() : h.kill();
+  }
+}
+
+/** Prints what each worker served; a worker ended at once, or that failed, did not say. */
+function report(served: Map<number, number>, workers: number): void {
   let total = 0;
-  for (let i = 0; i < workers + (own ? 1 : 0); i++) {
-    const n = served.get(i) ?? 0;
-    total += n;
-    console.log(`worker ${i} served ${n} requests`);
+  for (let i = 0; i < workers; i++) {
+    const n = served.get(i);
+    total += n ?? 0;
+    console.log(n === undefined ? `worker ${i} did not report` : `worker ${i} served ${n} requests`);
   }
   console.log(`total ${total} requests`);
-  return started > 0 || crashed !== 0 ? 1 : 0;
 }

@@ -31,7 +31,9 @@ scope.onmessage = async ({ data }) => {
     }
     scope.postMessage({ polybind: "ready", worker });
   } else if (server !== undefined) {
-    const s = await server;
+    // A start that failed has been reported; the primary ends this thread.
+    const s = await server.catch(() => undefined);
+    if (s === undefined) return;
     await s.stop();
     scope.postMessage({ polybind: "served", worker, requests: s.requests });
     scope.close();
