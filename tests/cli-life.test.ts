@@ -1,0 +1,214 @@
+// The command over its life, run as a real child process: the addresses it prints, the deno
+// tasks and `npm start` of a checkout, the signals it handles (SIGHUP, a second SIGINT while it
+// stops) and its workers leaving quietly when the primary is killed.
+
+import { describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { cpSync, existsSync, readFileSync, utimesSync, writeFileSync } from "node:fs";
+import { lstat } from "node:fs/promises";
+import { join } from "node:path";
+import process from "node:process";
+import { capabilities, createListener } from "../mod.ts";
+import { runtimeCommand } from "../cli/runtime_command.ts";
+import { get, projectFile, run } from "./_process.ts";
+import { portOf, tempDir } from "./_helpers.ts";
+import { childrenOf, descendantsOf, projectRoot, running, signal, start, waitFor, within } from "./_cli.ts";
+
+const T = { timeout: 90_000 };
+// Deno's node:child_process reports the signal it sent even when the child handled it and exited
+// with 0 (see tests/_process.ts): there the exit code of a signalled child says nothing.
+const denoParent = (globalThis as { Deno?: unknown }).Deno !== undefined;
+
+/** Starts `polybind serve` with `args`; resolves once it listens, with the line saying where. */
+async function serve(args: string[]) {
+  const child = run("cli/polybind", ["serve", ...args]);
+  const line = await child.line(/^polybind serve: listening on /, 60_000);
+  return { child, line };
+}
+
+describe("polybind serve prints addresses as URLs", () => {
+  test("IPv6 in brackets, for the workers' addresses", T, async () => {
+    const { child, line } = await serve(["--listen", "[::1]:0", "--workers", "2"]);
+    try {
+      const url = /http:\/\/\[::1\]:\d+/.exec(line)?.[0];
+      assert.ok(url, line);
+      assert.equal((await get(url)).status, 200);
+    } finally {
+      await child.stop("SIGINT");
+    }
+  });
+
+  test("IPv6 in brackets, for an inherited socket the primary serves itself", T, async () => {
+    const free = await createListener({ host: "::1", port: 0 });
+    const port = portOf(free);
+    await free.close();
+    // One worker: the primary serves the inherited socket itself (Node.js could hand it to workers).
+    const [command, args] = runtimeCommand(projectFile("cli/polybind"), [
+      "serve",
+      "--listen",
+      "sd-listen",
+      "--workers",
+      "1",
+    ]);
+    // systemd-socket-activate binds [::1]:port and starts the command on the first connection.
+    const child = start("systemd-socket-activate", ["-l", `[::1]:${port}`, command, ...args]);
+    try {
+      const activated = await waitFor(() => child.stderr.join("").includes("Listening on"), 10_000);
+      assert.ok(activated, `systemd-socket-activate did not start: ${child.stderr.join("")}`);
+      const response = get(`http://[::1]:${port}`);
+      const line = await Promise.race([child.line(/^polybind serve: listening on /), child.exited.then(() => "")]);
+      // Deno has no API to adopt a descriptor (yet): the command says so and exits.
+      if (line === "" && capabilities().runtime === "deno") {
+        assert.match(child.stderr.join(""), /inherited descriptor/);
+        await response.catch(() => {});
+        return;
+      }
+      assert.ok(line.includes(`http://[::1]:${port}`), line);
+      assert.ok(!line.includes("http://::1"), line);
+      assert.equal((await response).status, 200);
+    } finally {
+      child.process.kill("SIGINT");
+      await within(child.exited, "the end of systemd-socket-activate", 20_000);
+    }
+  });
+});
+
+describe("deno tasks and npm start in a checkout", () => {
+  const root = projectRoot();
+  const deno = join(root, "node_modules", ".bin", "deno");
+
+  const installed = existsSync(deno) || "no node_modules/.bin/deno: run npm install";
+  test("deno task probe and deno task serve run with node_modules installed", {
+    ...T,
+    skip: installed !== true && installed,
+  }, async () => {
+    const probe = start(deno, ["task", "probe"], { cwd: root });
+    assert.equal(await within(probe.exited, "deno task probe", 60_000), 0, probe.stderr.join(""));
+    assert.ok(probe.stdout.some((l) => /^SO_REUSEPORT \(TCP\)\s+(yes|no)$/.test(l)), probe.stdout.join("\n"));
+
+    const served = start(deno, ["task", "serve", "--port", "0", "--workers", "1"], { cwd: root });
+    let started: number[] = [];
+    try {
+      const line = await served.line(/^polybind serve: listening on /, 60_000);
+      started = descendantsOf(served.process.pid!);
+      assert.equal((await get(line.split(" ")[4]!)).status, 200);
+    } finally {
+      // deno task passes the signal on to the command it runs.
+      served.process.kill("SIGTERM");
+      await within(served.exited, "the end of deno task serve", 20_000).finally(() => {
+        for (const pid of started) signal(pid, "SIGKILL");
+      });
+    }
+    assert.ok(served.stdout.includes("total 1 requests"), served.stdout.join("\n"));
+  });
+
+  test("npm start builds only when dist/ is missing or older than the sources", T, async () => {
+    const dir = await tempDir();
+    try {
+      for (const path of ["mod.ts", "tsconfig.json", "src", "adapters", "cli", "scripts"]) {
+        cpSync(join(root, path), join(dir.path, path), { recursive: true });
+      }
+      // The copy's build writes a stand-in command that says it was built; a kept one says "kept".
+      const pkg = JSON.parse(readFileSync(join(root, "package.json"), "utf8"));
+      pkg.scripts.build = "node build-stand-in.mjs";
+      writeFileSync(join(dir.path, "package.json"), JSON.stringify(pkg));
+      const cli = join(dir.path, "dist", "cli", "polybind.js");
+      const say = (word: string) => `console.log(${JSON.stringify(word)}, process.argv.slice(2).join(" "));\n`;
+      writeFileSync(
+        join(dir.path, "build-stand-in.mjs"),
+        `import { mkdirSync, writeFileSync } from "node:fs";\nmkdirSync("dist/cli", { recursive: true });\n` +
+          `writeFileSync(${JSON.stringify(cli)}, ${JSON.stringify(say("built"))});\n`,
+      );
+      // npm's variables of an npm run that started this test would point the child npm elsewhere.
+      const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^npm_/i.test(k)));
+      const npmStart = async () => {
+        const npm = start("npm", ["start", "--silent", "--", "--port", "0"], { cwd: dir.path, env });
+        assert.equal(await within(npm.exited, "npm start", 60_000), 0, npm.stderr.join(""));
+        return npm.stdout.filter((l) => /^(built|kept) /.test(l)).join("\n");
+      };
+      const later = (file: string, seconds: number) => {
+        const when = new Date(Date.now() + seconds * 1000);
+        utimesSync(file, when, when);
+      };
+
+      assert.equal(await npmStart(), "built serve --port 0", "no dist/: built");
+      writeFileSync(cli, say("kept"));
+      later(cli, 60);
+      assert.equal(await npmStart(), "kept serve --port 0", "dist/ newer than every source: not built again");
+      later(join(dir.path, "src", "config.ts"), 120);
+      assert.equal(await npmStart(), "built serve --port 0", "a source changed since: built");
+    } finally {
+      await dir.cleanup();
+    }
+  });
+});
+
+describe("polybind serve's signals", () => {
+  test("SIGHUP stops it cleanly, as SIGTERM does: workers stopped, Unix socket removed, report", T, async () => {
+    const dir = await tempDir();
+    const path = join(dir.path, "hup.sock");
+    const { child } = await serve(["--uds", path, "--workers", "2"]);
+    const workers = childrenOf(child.process.pid!);
+    try {
+      for (let i = 0; i < 5; i++) assert.equal((await get(`unix:${path}`)).status, 200);
+      child.process.kill("SIGHUP");
+      const code = await within(child.exited, "the end after SIGHUP", 20_000);
+      if (!denoParent) assert.equal(code, 0, child.stderr.join(""));
+      assert.ok(child.stdout.includes("total 5 requests"), child.stdout.join("\n"));
+      assert.equal(child.stderr.join(""), "");
+      await assert.rejects(lstat(path), { code: "ENOENT" });
+    } finally {
+      for (const pid of workers) signal(pid, "SIGKILL");
+      await child.stop();
+      await dir.cleanup();
+    }
+  });
+
+  test("a second SIGINT while it stops ends the workers at once, still cleaning up", T, async () => {
+    const dir = await tempDir();
+    const path = join(dir.path, "int.sock");
+    // A Unix socket: worker processes on every runtime. Stopped (SIGSTOP), they cannot end on
+    // their own, so the primary is still stopping when the second SIGINT comes.
+    const { child } = await serve(["--uds", path, "--workers", "2"]);
+    const workers = childrenOf(child.process.pid!);
+    try {
+      assert.ok(workers.length > 0, "worker processes");
+      for (const pid of workers) signal(pid, "SIGSTOP");
+      signal(child.process.pid!, "SIGINT");
+      await child.line(/^polybind serve: SIGINT: stopping$/, 10_000);
+      signal(child.process.pid!, "SIGINT");
+      const code = await within(child.exited, "the end after the second SIGINT", 20_000);
+      if (!denoParent) assert.equal(code, 0, child.stderr.join(""));
+      assert.ok(child.stdout.some((l) => /at once/.test(l)), child.stdout.join("\n"));
+      assert.ok(child.stdout.includes("worker 0 did not report"), child.stdout.join("\n"));
+      assert.equal(child.stderr.join(""), "");
+      assert.deepEqual(workers.filter(running), []);
+      await assert.rejects(lstat(path), { code: "ENOENT" });
+    } finally {
+      for (const pid of workers) signal(pid, "SIGKILL");
+      await child.stop();
+      await dir.cleanup();
+    }
+  });
+});
+
+describe("polybind serve's workers when the primary is killed", () => {
+  for (const args of [["--workers", "2"], ["--workers", "2", "--shared"]]) {
+    test(`they leave quietly within a second (${args.join(" ")})`, T, async () => {
+      const { child } = await serve(["--port", "0", ...args]);
+      const workers = childrenOf(child.process.pid!);
+      try {
+        // Threads die with their process; --shared gives worker processes on every runtime.
+        if (args.includes("--shared")) assert.ok(workers.length > 0, "worker processes");
+        child.process.kill("SIGKILL");
+        const gone = await waitFor(() => workers.every((pid) => !running(pid)), 1_000);
+        assert.ok(gone, `still running a second after: ${workers.filter(running).join(", ")}`);
+        await within(child.exited, "the end of the output", 5_000);
+        assert.equal(child.stderr.join(""), "");
+      } finally {
+        for (const pid of workers) signal(pid, "SIGKILL");
+        await child.stop();
+      }
+    });
+  }
+});
