@@ -32,7 +32,7 @@ export type {
 export { ListenError } from "./src/errors.ts";
 export { capabilities, hasReusePort, probeCapabilities } from "./src/capabilities.ts";
 export { cleanupUnixSocket, createListener, createListeners, type CreateListenersOptions } from "./src/listen.ts";
-export { createUdpListener, createUdpListeners } from "./src/udp.ts";
+export { createUdpListener, createUdpListeners, type UdpListenersOptions } from "./src/udp.ts";
 export { createListenerPair, createListenerPairs, type ListenerPair } from "./src/pair.ts";
 export { formatAddress, parseAddress } from "./src/address.ts";
 export {

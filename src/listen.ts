@@ -15,7 +15,7 @@ import {
 } from "./bind.ts";
 import { probeCapabilities } from "./capabilities.ts";
 import { checkCount, checkFlags, maxSocketPath, normalizeConfig, type NormalizedConfig } from "./config.ts";
-import { closedError, errorCode, formatHostPort, type ListenError, toListenError } from "./errors.ts";
+import { closedError, errorCode, formatHostPort, toListenError } from "./errors.ts";
 import { mergeSources } from "./merge.ts";
 import { shareSource } from "./shared.ts";
 import { chooseStrategy } from "./strategy.ts";
@@ -107,7 +107,8 @@ async function bindUnix(path: string, backlog: number, mode: number): Promise<Ra
     accept: () => raw.accept(),
     close: async () => {
       await raw.close();
-      await removeSocketFile(a.fs, absolute, placed.info).catch(() => {});
+      // An error here (a file swapped in that could not be put back) is the caller's to see.
+      await removeSocketFile(a.fs, absolute, placed.info);
     },
   };
 }

@@ -107,6 +107,8 @@ export interface Conn extends AsyncDisposable {
   readonly remoteAddr: Addr;
   /**
    * Reads into `p` and resolves with the number of bytes read, or `null` at end of stream.
+   * Resolves with `null` once the peer has gone, whether it closed (FIN) or reset (RST) the
+   * connection, before or after accept; a write to such a peer rejects.
    * @param p The buffer to fill.
    */
   read(p: Uint8Array): Promise<number | null>;
@@ -115,7 +117,10 @@ export interface Conn extends AsyncDisposable {
    * @param p The bytes to send.
    */
   write(p: Uint8Array): Promise<number>;
-  /** The incoming bytes as a stream. Use it or `read()`, not both. */
+  /**
+   * The incoming bytes as a stream. Use it or `read()`, not both. Ends without an error once
+   * the peer has gone, as `read()` returns `null`.
+   */
   readonly readable: ReadableStream<Uint8Array>;
   /** The outgoing bytes as a stream. Use it or `write()`, not both. */
   readonly writable: WritableStream<Uint8Array>;
@@ -154,7 +159,13 @@ export interface Listener extends AsyncIterable<Conn>, AsyncDisposable {
   readonly addrs: readonly Addr[];
   /** Resolves with the next connection; rejects with a `ListenError` once the listener is closed. */
   accept(): Promise<Conn>;
-  /** Stops accepting and releases the socket (or this view of a shared one). Idempotent. */
+  /**
+   * Stops accepting and releases the socket (or this view of a shared one). Idempotent.
+   * Resolves once the listener no longer accepts and its port or path is free (binding the same
+   * address again succeeds); connections already accepted stay open until closed. `drain()` is
+   * the way to wait for queued connections. Rejects if its Unix socket file could not be removed
+   * safely (the message says where a file swapped in for it was kept).
+   */
   close(): Promise<void>;
   /**
    * Closes without dropping what is queued: keeps handing connections to the running accept

@@ -78,6 +78,31 @@ describe("clean-up errors reach the caller", () => {
       await dir.cleanup();
     }
   });
+
+  test("closing a Unix listener says where it kept a file swapped in that it could not put back", T, async () => {
+    const dir = await tempDir();
+    const fs = adapter().fs;
+    const { lstat, link } = fs;
+    try {
+      const path = join(dir.path, "own.sock");
+      const listener = await createListener({ uds: path });
+      // The same swap as above, met by close() when it removes its own socket file.
+      Object.assign(fs, {
+        lstat: async (p: string) => {
+          const info = await lstat(p);
+          return p.endsWith(".stale") && info ? { ...info, ino: info.ino + 1 } : info;
+        },
+        link: () => Promise.reject(Object.assign(new Error("file exists"), { code: "EEXIST" })),
+      });
+      await assert.rejects(
+        listener.close(),
+        (err) => err instanceof ListenError && /kept at .*\.stale/.test(err.message),
+      );
+    } finally {
+      Object.assign(fs, { lstat, link });
+      await dir.cleanup();
+    }
+  });
 });
 
 describe("socket hand-off errors", () => {
