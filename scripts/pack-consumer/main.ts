@@ -39,6 +39,7 @@ import {
   type PlanStrategy,
   type PreparedPlan,
   preparePlan,
+  probeCapabilities,
   type Runtime,
   type ServeOptions,
   type ServerConfig,
@@ -46,6 +47,7 @@ import {
   serveTargets,
   type TcpAddr,
   type UdpAddr,
+  type UdpListenersOptions,
   type UnixAddr,
 } from "polybind";
 
@@ -131,7 +133,8 @@ async function udp(config: ServerConfig): Promise<void> {
   } finally {
     await socket.close();
   }
-  const sockets: DatagramListener[] = await createUdpListeners(config, 2);
+  const options: UdpListenersOptions = { join: false };
+  const sockets: DatagramListener[] = await createUdpListeners(config, 2, options);
   await Promise.all(sockets.map((s) => s.close()));
   const pair: ListenerPair = await createListenerPair(config);
   check(pair.tcp.addr.transport === "tcp" && (pair.tcp.addr as TcpAddr).port === pair.udp.addr.port, "a pair");
@@ -170,6 +173,7 @@ async function plans(config: ServerConfig): Promise<void> {
 }
 
 const caps: Capabilities = capabilities();
+check((await probeCapabilities()) === caps, "probeCapabilities");
 const runtime: Runtime = caps.runtime;
 check(typeof hasReusePort() === "boolean", "hasReusePort");
 const config: ServerConfig = parseAddress("127.0.0.1:0");
