@@ -3,7 +3,7 @@
 
 import { isIP } from "node:net";
 import { lookup } from "node:dns/promises";
-import type { RawDatagram } from "../src/adapter.ts";
+import type { RawDatagram } from "../src/_adapter.ts";
 import { datagramQueue, udpClosedError } from "./_push_queue.ts";
 
 /** The part of a Bun UDP socket used here. */

@@ -2,7 +2,7 @@
 // Bun.udpSocket cannot share a port, while its node:dgram can).
 
 import { createSocket, type Socket } from "node:dgram";
-import type { RawDatagram } from "../src/adapter.ts";
+import type { RawDatagram } from "../src/_adapter.ts";
 import type { NetAddr } from "../src/types.ts";
 import { datagramQueue } from "./_push_queue.ts";
 

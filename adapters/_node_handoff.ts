@@ -6,7 +6,7 @@ import type { ChildProcess } from "node:child_process";
 import * as net from "node:net";
 import process from "node:process";
 import { getSystemErrorName } from "node:util";
-import type { HandOff, PassableSocket } from "../src/adapter.ts";
+import type { HandOff, PassableSocket } from "../src/_adapter.ts";
 import type { Addr } from "../src/types.ts";
 import { acceptQueue } from "./_node_net.ts";
 

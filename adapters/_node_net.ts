@@ -2,7 +2,7 @@
 // adapter, by Bun's for inherited descriptors, and by the socket hand-off to child processes.
 
 import { createServer, type Server, type Socket } from "node:net";
-import type { RawListener } from "../src/adapter.ts";
+import type { RawListener } from "../src/_adapter.ts";
 import type { Addr } from "../src/types.ts";
 import { connQueue } from "./_push_queue.ts";
 import { PushConn } from "./_push_conn.ts";

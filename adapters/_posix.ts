@@ -6,7 +6,7 @@ import { lookup as dnsLookup } from "node:dns/promises";
 import { connect } from "node:net";
 import { resolve as resolvePath } from "node:path";
 import process from "node:process";
-import type { PathInfo, UnixFs } from "../src/adapter.ts";
+import type { PathInfo, UnixFs } from "../src/_adapter.ts";
 
 async function lstat(path: string): Promise<PathInfo | null> {
   try {

@@ -2,7 +2,7 @@
 // no reusePort, Bun's node:dgram does).
 
 import process from "node:process";
-import type { Adapter, RawListener } from "../src/adapter.ts";
+import type { Adapter, RawListener } from "../src/_adapter.ts";
 import type { Addr, TcpAddr } from "../src/types.ts";
 import { listenBunUdp } from "./_bun_udp.ts";
 import { listenDgram } from "./_dgram.ts";

@@ -2,7 +2,7 @@
 // reusePort and UDP need --unstable-net; without it Deno exits the process on reusePort, so
 // the flag is detected ("listenDatagram" in Deno) before anything is tried.
 
-import type { Adapter, RawDatagram, RawListener } from "../src/adapter.ts";
+import type { Adapter, RawDatagram, RawListener } from "../src/_adapter.ts";
 import type { Addr, Conn, NetAddr } from "../src/types.ts";
 import { attempt } from "./_attempt.ts";
 import { listenNodeFd } from "./_node_net.ts";

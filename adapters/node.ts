@@ -1,7 +1,7 @@
 // The Node.js adapter: node:net servers and sockets, node:dgram for UDP.
 
 import process from "node:process";
-import type { Adapter } from "../src/adapter.ts";
+import type { Adapter } from "../src/_adapter.ts";
 import { listenDgram } from "./_dgram.ts";
 import { nodeHandOff } from "./_node_handoff.ts";
 import { acceptQueue, listenNet, listenNodeFd } from "./_node_net.ts";

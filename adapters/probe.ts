@@ -1,7 +1,7 @@
 // Detects the runtime, once, at import time, and installs its adapter. The only place in
 // polybind that asks which runtime it runs on.
 
-import { useAdapter } from "../src/adapter.ts";
+import { useAdapter } from "../src/_adapter.ts";
 import type { Runtime } from "../src/types.ts";
 import { bunAdapter } from "./bun.ts";
 import { denoAdapter } from "./deno.ts";

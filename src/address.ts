@@ -2,7 +2,7 @@
 // "127.0.0.1:8000", ":8000", "[::1]:8000", "tcp://host:port", "unix:/run/app.sock", "/run/app.sock",
 // "@name" (Linux abstract socket), "fd://3", "sd-listen", "sd-listen:NAME".
 
-import { show } from "./config.ts";
+import { show } from "./_config.ts";
 import type { ServerConfig } from "./types.ts";
 
 function bad(text: string, why: string): RangeError {

@@ -1,7 +1,7 @@
 // What this runtime and OS really support, from the adapter's probes and the kernel's behaviour.
 
-import { adapter } from "./adapter.ts";
-import { kernelBalances } from "./strategy.ts";
+import { adapter } from "./_adapter.ts";
+import { kernelBalances } from "./_strategy.ts";
 import type { Capabilities } from "./types.ts";
 
 let cached: Capabilities | undefined;

@@ -1,7 +1,7 @@
 // createListener(s) and cleanupUnixSocket: TCP and Unix stream listeners, one or many, on
 // addresses, inherited descriptors or systemd's sockets.
 
-import { adapter, type RawListener } from "./adapter.ts";
+import { adapter, type RawListener } from "./_adapter.ts";
 import { formatAddress, toConfig } from "./address.ts";
 import {
   type BindHost,
@@ -12,17 +12,17 @@ import {
   type PortStep,
   resolveHosts,
   withRetry,
-} from "./bind.ts";
+} from "./_bind.ts";
 import { probeCapabilities } from "./capabilities.ts";
-import { checkCount, checkFlags, maxSocketPath, normalizeConfig, type NormalizedConfig } from "./config.ts";
+import { checkCount, checkFlags, maxSocketPath, normalizeConfig, type NormalizedConfig } from "./_config.ts";
 import { closedError, errorCode, formatHostPort, toListenError } from "./errors.ts";
-import { mergeSources } from "./merge.ts";
-import { shareSource } from "./shared.ts";
-import { chooseStrategy } from "./strategy.ts";
-import { systemdFds } from "./systemd.ts";
+import { mergeSources } from "./_merge.ts";
+import { shareSource } from "./_shared.ts";
+import { chooseStrategy } from "./_strategy.ts";
+import { systemdFds } from "./_systemd.ts";
 import type { Addr, Conn, Listener, ServerConfig, TcpAddr } from "./types.ts";
-import { placeSocket, removeSocketFile } from "./unix.ts";
-import { wrapListener } from "./wrap.ts";
+import { placeSocket, removeSocketFile } from "./_unix.ts";
+import { wrapListener } from "./_wrap.ts";
 
 /** Options of {@linkcode createListeners}. */
 export interface CreateListenersOptions {

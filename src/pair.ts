@@ -1,9 +1,9 @@
 // TCP and UDP on the same port, for HTTP/3 beside HTTP/1.1 and HTTP/2 (Alt-Svc needs one port).
 
-import { adapter } from "./adapter.ts";
+import { adapter } from "./_adapter.ts";
 import { toConfig } from "./address.ts";
-import { bindOnOnePort, resolveHosts, withRetry } from "./bind.ts";
-import { checkCount, normalizeConfig } from "./config.ts";
+import { bindOnOnePort, resolveHosts, withRetry } from "./_bind.ts";
+import { checkCount, normalizeConfig } from "./_config.ts";
 import { tcpReusePort, tcpSteps, tcpViews } from "./listen.ts";
 import type { DatagramListener, Listener, ServerConfig } from "./types.ts";
 import { checkUdp, udpReusePort, udpSteps, udpViews } from "./udp.ts";

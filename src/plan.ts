@@ -3,8 +3,8 @@
 
 import { formatAddress, toConfig } from "./address.ts";
 import { capabilities } from "./capabilities.ts";
-import { checkCount, checkFlags, normalizeConfig } from "./config.ts";
-import { kernelBalances } from "./strategy.ts";
+import { checkCount, checkFlags, normalizeConfig } from "./_config.ts";
+import { kernelBalances } from "./_strategy.ts";
 import type { Capabilities, ServerConfig } from "./types.ts";
 
 /** How the workers of a plan get their sockets. */

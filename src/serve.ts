@@ -2,11 +2,11 @@
 // server.listen) listens for one worker of a plan, with the plan's decisions kept: every
 // address answers, and a Unix socket gets its exact mode before anyone can connect.
 
-import { adapter } from "./adapter.ts";
-import { resolveHosts } from "./bind.ts";
-import { maxSocketPath } from "./config.ts";
+import { adapter } from "./_adapter.ts";
+import { resolveHosts } from "./_bind.ts";
+import { maxSocketPath } from "./_config.ts";
 import { checkPlan, type ListenerPlan } from "./plan.ts";
-import { preparePlace, removeSocketFile } from "./unix.ts";
+import { preparePlace, removeSocketFile } from "./_unix.ts";
 import { checkIndex } from "./workers.ts";
 
 /**

@@ -1,6 +1,6 @@
 // createUdpListener(s): UDP sockets for HTTP/3 and QUIC servers, one or many on one port.
 
-import { adapter, type RawDatagram } from "./adapter.ts";
+import { adapter, type RawDatagram } from "./_adapter.ts";
 import { toConfig } from "./address.ts";
 import {
   type BindHost,
@@ -11,15 +11,15 @@ import {
   type PortStep,
   resolveHosts,
   withRetry,
-} from "./bind.ts";
+} from "./_bind.ts";
 import { probeCapabilities } from "./capabilities.ts";
-import { checkCount, checkFlags, normalizeConfig, type NormalizedConfig, show } from "./config.ts";
+import { checkCount, checkFlags, normalizeConfig, type NormalizedConfig, show } from "./_config.ts";
 import { closedError, formatHostPort, ListenError } from "./errors.ts";
-import { mergeSources } from "./merge.ts";
-import { shareSource } from "./shared.ts";
-import { chooseStrategy } from "./strategy.ts";
+import { mergeSources } from "./_merge.ts";
+import { shareSource } from "./_shared.ts";
+import { chooseStrategy } from "./_strategy.ts";
 import type { DatagramListener, NetAddr, ServerConfig } from "./types.ts";
-import { wrapDatagram } from "./wrap.ts";
+import { wrapDatagram } from "./_wrap.ts";
 
 type Datagram = [Uint8Array, NetAddr];
 

@@ -1,16 +1,16 @@
 // From a plan to listeners in worker processes: the primary prepares the plan (binds first,
 // resolves the port, holds or hands off the socket), each worker listens from it.
 
-import { adapter, type HandOff, type PassableSocket, type RawListener } from "./adapter.ts";
-import { type BindHost, bindOnOnePort, hostSteps, resolveHosts } from "./bind.ts";
-import { maxSocketPath } from "./config.ts";
-import { show } from "./config.ts";
+import { adapter, type HandOff, type PassableSocket, type RawListener } from "./_adapter.ts";
+import { type BindHost, bindOnOnePort, hostSteps, resolveHosts } from "./_bind.ts";
+import { maxSocketPath } from "./_config.ts";
+import { show } from "./_config.ts";
 import { errorCode, formatHostPort, ListenError } from "./errors.ts";
 import { createListener, inheritedFds, tcpSteps, viewsOf } from "./listen.ts";
 import { toConfig } from "./address.ts";
 import { checkPlan, configOf, type ListenerPlan } from "./plan.ts";
 import type { Addr, Listener, TcpAddr } from "./types.ts";
-import { clearStaleSocket, placeSocket, removeSocketFile } from "./unix.ts";
+import { clearStaleSocket, placeSocket, removeSocketFile } from "./_unix.ts";
 
 /** A plan made ready by the primary process, with the sockets it holds for the workers. */
 export interface PreparedPlan {

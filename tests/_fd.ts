@@ -101,7 +101,7 @@ export interface SpawnOptions {
 
 /**
  * Writes `body` as an ES module after a prelude, and runs it with this runtime. The prelude
- * defines `lib` (polybind), `adapterMod` (src/adapter), `say(obj)` (one JSON line to stdout),
+ * defines `lib` (polybind), `adapterMod` (src/_adapter), `say(obj)` (one JSON line to stdout),
  * `fds()` (how many descriptors are open), `fdList()` (them, as "fd=target"), `nextLine()` (the next line of stdin, as an iterator result; stdin
  * is opened on first use, as Deno then duplicates its descriptor), and registers a
  * SIGTERM handler first thing: Deno 2.9 panics if it installs its signal handling lazily
@@ -115,7 +115,7 @@ import { readdirSync, readlinkSync } from "node:fs";
 import { createInterface } from "node:readline";
 process.on("SIGTERM", () => process.exit(143));
 const lib = await import(${JSON.stringify(libraryUrl())});
-const adapterMod = await import(${JSON.stringify(libraryUrl("src/adapter"))});
+const adapterMod = await import(${JSON.stringify(libraryUrl("src/_adapter"))});
 const say = (m) => process.stdout.write(JSON.stringify(m) + "\\n");
 const fds = () => readdirSync("/proc/self/fd").length - 1;
 const fdList = () => readdirSync("/proc/self/fd").flatMap((fd) => {

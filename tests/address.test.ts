@@ -18,9 +18,9 @@ import {
   parseAddress,
   type ServerConfig,
 } from "../mod.ts";
-import { adapter, useAdapter } from "../src/adapter.ts";
-import { bindOnOnePort } from "../src/bind.ts";
-import { normalizeConfig } from "../src/config.ts";
+import { adapter, useAdapter } from "../src/_adapter.ts";
+import { bindOnOnePort } from "../src/_bind.ts";
+import { normalizeConfig } from "../src/_config.ts";
 import { exchange, portOf, serveUpper, tempDir } from "./_helpers.ts";
 import { projectFile } from "./_process.ts";
 import { runtimeCommand } from "../cli/runtime_command.ts";

@@ -40,7 +40,7 @@ interface Case {
   unprivileged?: boolean;
 }
 
-/** How polybind's messages show a value (see `show` in src/config.ts). */
+/** How polybind's messages show a value (see `show` in src/_config.ts). */
 function show(value: unknown): string {
   if (typeof value === "string") return JSON.stringify(value);
   if (typeof value === "bigint") return `${value}n`;

@@ -2,10 +2,10 @@
 
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { checkCount, isIPv4, isIPv6, normalizeConfig } from "../src/config.ts";
-import { chooseStrategy, type StrategyInput } from "../src/strategy.ts";
+import { checkCount, isIPv4, isIPv6, normalizeConfig } from "../src/_config.ts";
+import { chooseStrategy, type StrategyInput } from "../src/_strategy.ts";
 import { errorCode, ListenError, toListenError } from "../src/errors.ts";
-import { shareSource } from "../src/shared.ts";
+import { shareSource } from "../src/_shared.ts";
 
 describe("normalizeConfig", () => {
   test("fills in defaults", () => {

@@ -17,7 +17,7 @@ import {
   planListeners,
   type ServerConfig,
 } from "../mod.ts";
-import { adapter, useAdapter } from "../src/adapter.ts";
+import { adapter, useAdapter } from "../src/_adapter.ts";
 import { leaveStaleSocket, tempDir } from "./_helpers.ts";
 import { projectFile } from "./_process.ts";
 

@@ -18,7 +18,7 @@ import {
   createUdpListeners,
   ListenError,
 } from "../mod.ts";
-import { type Adapter, adapter, type RawDatagram, useAdapter } from "../src/adapter.ts";
+import { type Adapter, adapter, type RawDatagram, useAdapter } from "../src/_adapter.ts";
 import { _resetCapabilities } from "../src/capabilities.ts";
 import {
   exchange,

@@ -11,7 +11,7 @@ import { resolve } from "node:path";
 import process from "node:process";
 import fc from "fast-check";
 import { createListener, formatAddress, ListenError, parseAddress, type ServerConfig } from "../mod.ts";
-import { checkCount, isIPv4, isIPv6, normalizeConfig } from "../src/config.ts";
+import { checkCount, isIPv4, isIPv6, normalizeConfig } from "../src/_config.ts";
 import { formatHostPort } from "../src/errors.ts";
 import { canCountFds, fdTargets, leakedFds } from "./_fd.ts";
 

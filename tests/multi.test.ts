@@ -4,7 +4,7 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { capabilities, createListener, createListeners, hasReusePort, type Listener, ListenError } from "../mod.ts";
-import { adapter, useAdapter } from "../src/adapter.ts";
+import { adapter, useAdapter } from "../src/_adapter.ts";
 import { _resetCapabilities } from "../src/capabilities.ts";
 import { dial, exchange, portOf, serveUpper } from "./_helpers.ts";
 

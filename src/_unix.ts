@@ -1,7 +1,7 @@
 // Unix socket files: make a path free without ever removing anything but a stale socket, bind
 // under a fresh name and link it into place, and remove only our own socket file afterwards.
 
-import type { PathInfo, UnixFs } from "./adapter.ts";
+import type { PathInfo, UnixFs } from "./_adapter.ts";
 import { errorCode, ListenError, toListenError } from "./errors.ts";
 
 function suffix(): string {

@@ -1,7 +1,7 @@
 // Turns views of raw runtime sockets into the public Listener and DatagramListener objects.
 
 import type { Addr, Conn, DatagramListener, DrainOptions, Listener, NetAddr, UdpAddr } from "./types.ts";
-import { DONE, type View } from "./shared.ts";
+import { DONE, type View } from "./_shared.ts";
 
 /**
  * An iterator over a view: one then() an item (the view's own), where an async generator costs

@@ -1,7 +1,7 @@
 // One source over several (a listener on every address a host resolves to): each take()
 // waits on all of them, with at most one take outstanding per source.
 
-import type { Source } from "./shared.ts";
+import type { Source } from "./_shared.ts";
 
 /**
  * Merges `sources` into one that yields whichever item comes first.

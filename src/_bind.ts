@@ -1,8 +1,8 @@
 // Shared steps of every bind: resolving hosts, binding several sockets on one port (the first
 // picks it when 0) with cleanup when any fails, and retrying while an address is in use.
 
-import type { Adapter } from "./adapter.ts";
-import { isIP, type RetryOptions } from "./config.ts";
+import type { Adapter } from "./_adapter.ts";
+import { isIP, type RetryOptions } from "./_config.ts";
 import { errorCode, formatHostPort, hostNotFound, toListenError } from "./errors.ts";
 
 /** An address to bind; an optional one is skipped where the machine does not have it. */
