@@ -1,4 +1,4 @@
-// node:net servers and sockets as polybind's raw listeners and Conns: used by the Node.js
+// node:net servers and sockets as polybind's raw listeners and connections: used by the Node.js
 // adapter, by Bun's for inherited descriptors, and by the socket hand-off to child processes.
 
 import { createServer, type Server, type Socket } from "node:net";
@@ -7,12 +7,12 @@ import type { Addr } from "../src/types.ts";
 import { connQueue } from "./_push_queue.ts";
 import { PushConn } from "./_push_conn.ts";
 
-/** A node:net socket as a Conn. */
+/** A node:net socket as a raw connection. */
 export class NodeConn extends PushConn {
   readonly native: Socket;
 
-  constructor(socket: Socket, unixPath: string | undefined) {
-    super(socket, unixPath);
+  constructor(socket: Socket) {
+    super(socket);
     this.native = socket;
     socket.on("error", (err) => this.fail(err));
   }
@@ -59,9 +59,9 @@ export class NodeConn extends PushConn {
 }
 
 /** Queues a server's connections for accept(). */
-export function acceptQueue<A extends Addr>(server: Server, addr: A, unixPath?: string): RawListener<A> {
+export function acceptQueue<A extends Addr>(server: Server, addr: A): RawListener<A> {
   const queue = connQueue();
-  server.on("connection", (socket: Socket) => queue.push(new NodeConn(socket, unixPath)));
+  server.on("connection", (socket: Socket) => queue.push(new NodeConn(socket)));
   return {
     addr,
     native: server,
@@ -95,5 +95,5 @@ export async function listenNodeFd({ fd, backlog }: { fd: number; backlog: numbe
   }
   // A Unix socket: Node names its path, Bun does not.
   const path = typeof a === "string" ? a : `fd://${fd}`;
-  return acceptQueue(server, { transport: "unix", path }, path);
+  return acceptQueue(server, { transport: "unix", path });
 }

@@ -1,4 +1,4 @@
-// Passing a socket from a Node.js parent to its child processes over IPC, the way node:cluster
+// Lending a socket from a Node.js parent to its child processes over IPC, the way node:cluster
 // shares handles: the parent binds without listening (so it accepts nothing itself), each child
 // asks for the handle by key and listens on it.
 
@@ -6,7 +6,7 @@ import type { ChildProcess } from "node:child_process";
 import * as net from "node:net";
 import process from "node:process";
 import { getSystemErrorName } from "node:util";
-import type { HandOff, PassableSocket } from "../src/_adapter.ts";
+import type { ShareableSocket, SocketShare } from "../src/_adapter.ts";
 import type { Addr } from "../src/types.ts";
 import { acceptQueue } from "./_node_net.ts";
 
@@ -48,7 +48,7 @@ function boundPort(handle: Handle): number {
   return Number(out.port);
 }
 
-function passable(handle: Handle, addr: Addr): PassableSocket {
+function shareable(handle: Handle, addr: Addr): ShareableSocket {
   let closed: Promise<void> | undefined;
   return {
     addr,
@@ -57,8 +57,8 @@ function passable(handle: Handle, addr: Addr): PassableSocket {
   };
 }
 
-/** Socket hand-off between Node.js processes. */
-export const nodeHandOff: HandOff = {
+/** Lending a socket to Node.js child processes. */
+export const nodeShare: SocketShare = {
   bind(target) {
     return new Promise((resolve) => {
       // Thrown errors reject this promise.
@@ -66,7 +66,7 @@ export const nodeHandOff: HandOff = {
         const handle = createHandle(null, null, null, target.fd);
         const out: Record<string, unknown> = {};
         const ok = handle.getsockname?.(out) === 0 && typeof out.port === "number";
-        resolve(passable(
+        resolve(shareable(
           handle,
           ok ? { transport: "tcp", hostname: String(out.address), port: Number(out.port) } : {
             transport: "unix",
@@ -74,10 +74,10 @@ export const nodeHandOff: HandOff = {
           },
         ));
       } else if ("path" in target) {
-        resolve(passable(createHandle(target.path, -1, -1), { transport: "unix", path: target.path }));
+        resolve(shareable(createHandle(target.path, -1, -1), { transport: "unix", path: target.path }));
       } else {
         const handle = createHandle(target.hostname, target.port, target.hostname.includes(":") ? 6 : 4);
-        resolve(passable(handle, { transport: "tcp", hostname: target.hostname, port: boundPort(handle) }));
+        resolve(shareable(handle, { transport: "tcp", hostname: target.hostname, port: boundPort(handle) }));
       }
     });
   },
@@ -98,7 +98,7 @@ export const nodeHandOff: HandOff = {
       const timer = setTimeout(() => {
         process.off("message", onMessage);
         const why = `no socket arrived from the parent process within ${timeoutMs} ms: ` +
-          "the parent must call handOff(child) of its PreparedPlan for each worker process it starts";
+          "the parent must call shareWith(child) of its PreparedPlan for each worker process it starts";
         reject(Object.assign(new Error(why), { code: "ETIMEDOUT" }));
       }, timeoutMs);
       const onMessage = (message: unknown, handle: unknown) => {
@@ -111,7 +111,7 @@ export const nodeHandOff: HandOff = {
         server.once("error", reject);
         server.listen(handle as net.Server, m.backlog, () => {
           server.off("error", reject);
-          resolve(acceptQueue(server, addr, addr.transport === "unix" ? addr.path : undefined));
+          resolve(acceptQueue(server, addr));
         });
       };
       process.on("message", onMessage);

@@ -6,7 +6,7 @@ import { lookup as dnsLookup } from "node:dns/promises";
 import { connect } from "node:net";
 import { resolve as resolvePath } from "node:path";
 import process from "node:process";
-import type { PathInfo, UnixFs } from "../src/_adapter.ts";
+import type { PathInfo, Platform, UnixFs } from "../src/_adapter.ts";
 
 async function lstat(path: string): Promise<PathInfo | null> {
   try {
@@ -41,7 +41,7 @@ function knock(path: string): Promise<"live" | "refused"> {
 }
 
 /** The Unix socket file primitives. */
-export const posixFs: UnixFs = {
+const posixFs: UnixFs = {
   lstat,
   unlink: (path) => fsp.unlink(path),
   rename: (from, to) => fsp.rename(from, to),
@@ -53,14 +53,16 @@ export const posixFs: UnixFs = {
   resolve: (path) => resolvePath(path),
 };
 
-/** This process's id and environment, as every runtime's node:process gives them. */
-export const processInfo = {
-  pid: process.pid,
-  env: (name: string): string | undefined => process.env[name],
-};
-
 /** Resolves a host name to its addresses in the OS's order. */
-export async function lookupAll(host: string): Promise<string[]> {
+async function lookupAll(host: string): Promise<string[]> {
   const found = await dnsLookup(host, { all: true });
   return found.map((a) => a.address);
 }
+
+/** The POSIX pieces, the same on every runtime: process id, environment, DNS, Unix socket files. */
+export const platform: Platform = {
+  pid: process.pid,
+  env: (name: string): string | undefined => process.env[name],
+  lookup: lookupAll,
+  fs: posixFs,
+};

@@ -1,10 +1,11 @@
-// A Conn over a runtime that pushes incoming bytes (node:net's 'data', Bun's data handler):
-// chunks are buffered up to a high-water mark, the socket is paused beyond it, and read()
-// takes from the buffer or waits for the next push; `readable` is fed by the pushes directly. Node's and Bun's connections differ only in the hooks below.
+// A raw connection over a runtime that pushes incoming bytes (node:net's 'data', Bun's data
+// handler): chunks are buffered up to a high-water mark, the socket is paused beyond it, and
+// read() takes from the buffer or waits for the next push; the readable source is fed by the
+// pushes directly. Node's and Bun's connections differ only in the hooks below. The core makes
+// the public Conn of it (src/_conn.ts).
 
-import type { Addr, Conn } from "../src/types.ts";
-import { peerGone, readableTaken, writableTo } from "./_streams.ts";
-
+import type { RawConn } from "../src/_adapter.ts";
+import { peerGone } from "./_streams.ts";
 /** Bytes buffered before the socket is paused. */
 const HIGH_WATER = 64 * 1024;
 
@@ -31,35 +32,28 @@ interface PendingRead {
 }
 
 /** The runtime-specific half of a pushed connection. */
-export abstract class PushConn implements Conn {
+export abstract class PushConn implements RawConn {
   readonly #socket: PushSocket;
-  readonly #unixPath: string | undefined;
-  #localAddr?: Addr;
-  #remoteAddr?: Addr;
 
-  /**
-   * @param socket The runtime's socket.
-   * @param unixPath The listener's path, for a Unix socket connection.
-   */
-  constructor(socket: PushSocket, unixPath: string | undefined) {
+  /** @param socket The runtime's socket. */
+  constructor(socket: PushSocket) {
     this.#socket = socket;
-    this.#unixPath = unixPath;
   }
 
-  /** Asked of the socket on first use, not at accept: on node:net each is a system call. */
-  get localAddr(): Addr {
-    const s = this.#socket;
-    return this.#localAddr ??= this.#unixPath !== undefined
-      ? { transport: "unix", path: this.#unixPath }
-      : { transport: "tcp", hostname: s.localAddress ?? "", port: s.localPort ?? 0 };
+  get localAddress(): string | undefined {
+    return this.#socket.localAddress;
   }
 
-  /** Asked of the socket on first use, like {@linkcode localAddr}. */
-  get remoteAddr(): Addr {
-    const s = this.#socket;
-    return this.#remoteAddr ??= this.#unixPath !== undefined
-      ? { transport: "unix", path: "" }
-      : { transport: "tcp", hostname: s.remoteAddress ?? "", port: s.remotePort ?? 0 };
+  get localPort(): number | undefined {
+    return this.#socket.localPort;
+  }
+
+  get remoteAddress(): string | undefined {
+    return this.#socket.remoteAddress;
+  }
+
+  get remotePort(): number | undefined {
+    return this.#socket.remotePort;
   }
 
   abstract readonly native: unknown;
@@ -67,12 +61,12 @@ export abstract class PushConn implements Conn {
   abstract write(p: Uint8Array): Promise<number>;
   abstract closeWrite(): Promise<void>;
 
-  setNoDelay(on = true): void {
-    if (this.#unixPath === undefined) this.#socket.setNoDelay(on);
+  setNoDelay(on: boolean): void {
+    this.#socket.setNoDelay(on);
   }
 
-  setKeepAlive(on = true): void {
-    if (this.#unixPath === undefined) this.#socket.setKeepAlive(on);
+  setKeepAlive(on: boolean): void {
+    this.#socket.setKeepAlive(on);
   }
 
   /** Closes the socket at once. */
@@ -93,10 +87,8 @@ export abstract class PushConn implements Conn {
   #into: Uint8Array | undefined;
   #resolve: ((value: number | null) => void) | undefined;
   #reject: ((err: unknown) => void) | undefined;
-  #readable?: ReadableStream<Uint8Array>;
-  /** Set while `readable` is in use: push() then enqueues into it directly. */
+  /** Set while the readable source is in use: push() then enqueues into it directly. */
   #controller?: ReadableStreamDefaultController<Uint8Array>;
-  #writable?: WritableStream<Uint8Array>;
 
   /** Called by the adapter with each incoming chunk. */
   push(chunk: Uint8Array): void {
@@ -190,7 +182,6 @@ export abstract class PushConn implements Conn {
 
   /** The next bytes: at once when buffered, else one promise that push() settles. */
   read(into: Uint8Array): Promise<number | null> {
-    if (this.#readable !== undefined) return readableTaken();
     this.#start();
     if (this.#resolve === undefined) {
       if (this.#chunks.length > 0) return Promise.resolve(this.#take(into));
@@ -208,25 +199,24 @@ export abstract class PushConn implements Conn {
   }
 
   /**
-   * The incoming bytes as a stream the socket pushes into (no promise a chunk on our side):
+   * The incoming bytes as a source the socket pushes into (no promise a chunk on our side):
    * what read() had buffered comes first; the socket pauses while the stream is full.
    */
-  get readable(): ReadableStream<Uint8Array> {
-    return this.#readable ??= new ReadableStream<Uint8Array>({
-      start: (controller) => {
-        for (const chunk of this.#chunks.splice(0)) controller.enqueue(chunk);
-        this.#buffered = 0;
-        this.#controller = controller;
-        this.#settle();
-        this.#start();
+  source(): { source: UnderlyingDefaultSource<Uint8Array>; highWaterMark: number } {
+    return {
+      highWaterMark: READABLE_CHUNKS,
+      source: {
+        start: (controller) => {
+          for (const chunk of this.#chunks.splice(0)) controller.enqueue(chunk);
+          this.#buffered = 0;
+          this.#controller = controller;
+          this.#settle();
+          this.#start();
+        },
+        pull: () => this.#resume(),
+        cancel: () => this.close(),
       },
-      pull: () => this.#resume(),
-      cancel: () => this.close(),
-    }, { highWaterMark: READABLE_CHUNKS });
-  }
-
-  get writable(): WritableStream<Uint8Array> {
-    return this.#writable ??= writableTo((p) => this.write(p), () => this.closeWrite(), () => this.close());
+    };
   }
 
   close(): void {
@@ -234,10 +224,5 @@ export abstract class PushConn implements Conn {
     this.#closed = true;
     this.destroy();
     this.#settle();
-  }
-
-  [Symbol.asyncDispose](): Promise<void> {
-    this.close();
-    return Promise.resolve();
   }
 }

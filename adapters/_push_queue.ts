@@ -1,7 +1,8 @@
 // What a runtime pushes (node:net's 'connection', Bun's open handler, a datagram handler),
 // queued until taken: one implementation for the Node.js and Bun adapters.
 
-import type { Conn, NetAddr } from "../src/types.ts";
+import type { RawConn } from "../src/_adapter.ts";
+import type { NetAddr } from "../src/types.ts";
 
 /** Holds pushed items until take() asks for them. */
 export class PushQueue<T> {
@@ -50,8 +51,8 @@ export class PushQueue<T> {
 }
 
 /** A queue of accepted connections: those still queued at close are closed. */
-export function connQueue(): PushQueue<Conn> {
-  return new PushQueue<Conn>(() => new Error("Listener closed"), (conn) => conn.close());
+export function connQueue(): PushQueue<RawConn> {
+  return new PushQueue<RawConn>(() => new Error("Listener closed"), (conn) => conn.close());
 }
 
 /** The error of an operation on a closed UDP socket. */

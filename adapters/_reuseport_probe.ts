@@ -23,7 +23,11 @@ function bindOne(transport: "tcp" | "udp", port: number): Promise<{ socket: Bind
       });
     } else {
       const socket = createSocket({ type: "udp4", reusePort: true } as Parameters<typeof createSocket>[0]);
-      socket.once("error", reject);
+      // A failed bind leaves a dgram socket open (a failed listen closes its handle itself).
+      socket.once("error", (err) => {
+        socket.close();
+        reject(err);
+      });
       socket.bind(port, "127.0.0.1", () => resolve({ socket, port: socket.address().port }));
     }
   });

@@ -9,7 +9,7 @@ import { listenDgram } from "./_dgram.ts";
 import { reusePortBindsHere, reusePortBindsInChild } from "./_reuseport_probe.ts";
 import { connQueue } from "./_push_queue.ts";
 import { attempt } from "./_attempt.ts";
-import { lookupAll, posixFs, processInfo } from "./_posix.ts";
+import { platform } from "./_posix.ts";
 import { PushConn } from "./_push_conn.ts";
 import { listenNodeFd } from "./_node_net.ts";
 
@@ -44,15 +44,15 @@ interface BunApi {
 
 const bun = (): BunApi => (globalThis as unknown as { Bun: BunApi }).Bun;
 
-/** A Bun socket as a Conn. */
+/** A Bun socket as a raw connection. */
 export class BunConn extends PushConn {
   readonly native: BunSocket;
   #writing: Promise<unknown> = Promise.resolve();
   #drained: (() => void) | undefined;
   #gone = false;
 
-  constructor(socket: BunSocket, unixPath: string | undefined) {
-    super(socket, unixPath);
+  constructor(socket: BunSocket) {
+    super(socket);
     this.native = socket;
   }
 
@@ -101,7 +101,6 @@ export class BunConn extends PushConn {
 function listen<A extends Addr>(
   options: Record<string, unknown>,
   addrOf: (l: BunListener) => A,
-  unixPath?: string,
 ): RawListener<A> {
   const queue = connQueue();
   const listener = bun().listen({
@@ -110,7 +109,7 @@ function listen<A extends Addr>(
     socket: {
       binaryType: "uint8array",
       open(socket: BunSocket) {
-        const conn = new BunConn(socket, unixPath);
+        const conn = new BunConn(socket);
         socket.data = conn;
         queue.push(conn);
       },
@@ -160,14 +159,12 @@ export const bunAdapter: Adapter = {
   os: process.platform,
   listenTcp: ({ hostname, port, reusePort }) =>
     attempt(() => listen({ hostname, port, reusePort, exclusive: !reusePort }, tcpAddr)),
-  listenUnix: ({ path, name }) =>
-    attempt(() => listen({ unix: path }, () => ({ transport: "unix" as const, path }), name ?? path)),
+  listenUnix: ({ path }) => attempt(() => listen({ unix: path }, () => ({ transport: "unix" as const, path }))),
   // Bun.udpSocket is faster than Bun's node:dgram, which is kept for sockets sharing a port.
   listenUdp: (opts) => (opts.reusePort ? listenDgram(opts) : listenBunUdp(opts)),
   // Bun.listen takes an `fd` (undocumented) but reports no address for it; Bun's node:net does.
   listenFd: listenNodeFd,
-  lookup: lookupAll,
-  ...processInfo,
+  platform,
   // Bun.listen binds synchronously; UDP sharing goes through node:dgram, which binds asynchronously.
   probeReusePort: (transport) => transport === "tcp" ? Promise.resolve(tcpReusePortBinds()) : reusePortBindsHere("udp"),
   reusePortBinds(transport) {
@@ -183,6 +180,5 @@ export const bunAdapter: Adapter = {
     feature === "udp"
       ? "UDP is always available on Bun"
       : `${feature === "reusePort.tcp" ? "Bun.listen" : "node:dgram"} of Bun ${bun()?.version} did not share a port`,
-  fs: posixFs,
   serveKeys: { host: "hostname", path: "unix" },
 };

@@ -2,12 +2,12 @@
 // reusePort and UDP need --unstable-net; without it Deno exits the process on reusePort, so
 // the flag is detected ("listenDatagram" in Deno) before anything is tried.
 
-import type { Adapter, RawDatagram, RawListener } from "../src/_adapter.ts";
-import type { Addr, Conn, NetAddr } from "../src/types.ts";
+import type { Adapter, RawConn, RawDatagram, RawListener } from "../src/_adapter.ts";
+import type { Addr, NetAddr } from "../src/types.ts";
 import { attempt } from "./_attempt.ts";
 import { listenNodeFd } from "./_node_net.ts";
-import { lookupAll, posixFs, processInfo } from "./_posix.ts";
-import { peerGone, readableFrom, readableTaken, writableTo } from "./_streams.ts";
+import { platform } from "./_posix.ts";
+import { peerGone, pullSource } from "./_streams.ts";
 
 /** The parts of Deno's API this adapter uses. */
 interface DenoAddr {
@@ -55,12 +55,6 @@ const deno = (): DenoApi => (globalThis as unknown as { Deno: DenoApi }).Deno;
 /** Whether Deno runs with --unstable-net (the only way to get reusePort and UDP). */
 const unstableNet = (): boolean => typeof deno()?.listenDatagram === "function";
 
-function toAddr(a: DenoAddr): Addr {
-  return a.transport === "unix"
-    ? { transport: "unix", path: a.path ?? "" }
-    : { transport: "tcp", hostname: a.hostname ?? "", port: a.port ?? 0 };
-}
-
 /** Bytes read at a time for `readable`. */
 const CHUNK = 64 * 1024;
 
@@ -70,33 +64,28 @@ function readFailed(err: unknown): null {
   throw err;
 }
 
-/** A Deno.Conn as a Conn, with write() writing all bytes and streams that half-close like elsewhere. */
-class DenoConnView implements Conn {
+/** A Deno.Conn as a raw connection: write() writes all bytes, a gone peer reads as end of stream. */
+class DenoRawConn implements RawConn {
   readonly native: DenoConn;
-  readonly localAddr: Addr;
-  readonly remoteAddr: Addr;
+  readonly localAddress: string | undefined;
+  readonly localPort: number | undefined;
+  readonly remoteAddress: string | undefined;
+  readonly remotePort: number | undefined;
   #closed = false;
-  #readable?: ReadableStream<Uint8Array>;
-  #writable?: WritableStream<Uint8Array>;
   #buffer?: Uint8Array;
 
-  /**
-   * @param conn Deno's connection.
-   * @param unixPath The listener's public path, for a Unix connection: Deno would name the
-   * private path the socket was bound at before it was linked into place.
-   */
-  constructor(conn: DenoConn, unixPath: string | undefined) {
+  /** Reads the addresses at once: a connection reset before accept throws here (ENOTCONN). */
+  constructor(conn: DenoConn) {
     this.native = conn;
-    this.localAddr = unixPath === undefined ? toAddr(conn.localAddr) : { transport: "unix", path: unixPath };
-    this.remoteAddr = toAddr(conn.remoteAddr);
+    const local = conn.localAddr, remote = conn.remoteAddr;
+    this.localAddress = local.hostname;
+    this.localPort = local.port;
+    this.remoteAddress = remote.hostname;
+    this.remotePort = remote.port;
   }
 
-  get readable(): ReadableStream<Uint8Array> {
-    return this.#readable ??= readableFrom(() => this.#readChunk(), () => this.close());
-  }
-
-  get writable(): WritableStream<Uint8Array> {
-    return this.#writable ??= writableTo((p) => this.write(p), () => this.closeWrite(), () => this.close());
+  source(): { source: UnderlyingDefaultSource<Uint8Array>; highWaterMark: number } {
+    return pullSource(() => this.#readChunk(), () => this.close());
   }
 
   #readChunk(): Promise<Uint8Array | null> {
@@ -106,7 +95,7 @@ class DenoConnView implements Conn {
   }
 
   read(p: Uint8Array): Promise<number | null> {
-    return this.#readable === undefined ? this.native.read(p).catch(readFailed) : readableTaken();
+    return this.native.read(p).catch(readFailed);
   }
 
   write(p: Uint8Array): Promise<number> {
@@ -133,21 +122,16 @@ class DenoConnView implements Conn {
     }
   }
 
-  setNoDelay(on = true): void {
+  setNoDelay(on: boolean): void {
     this.native.setNoDelay?.(on);
   }
 
-  setKeepAlive(on = true): void {
+  setKeepAlive(on: boolean): void {
     this.native.setKeepAlive?.(on);
-  }
-
-  [Symbol.asyncDispose](): Promise<void> {
-    this.close();
-    return Promise.resolve();
   }
 }
 
-function wrap<A extends Addr>(listener: DenoListener, addr: A, unixPath?: string): RawListener<A> {
+function wrap<A extends Addr>(listener: DenoListener, addr: A): RawListener<A> {
   let closed = false;
   let pending: Promise<unknown> | undefined;
   return {
@@ -159,7 +143,7 @@ function wrap<A extends Addr>(listener: DenoListener, addr: A, unixPath?: string
         pending = accepting;
         const conn = await accepting;
         try {
-          return new DenoConnView(conn, unixPath);
+          return new DenoRawConn(conn);
         } catch {
           // Reset before it was accepted (ENOTCONN reading its address): drop it, accept the next.
           try {
@@ -230,14 +214,13 @@ export const denoAdapter: Adapter = {
       const l = deno().listen({ hostname, port, tcpBacklog: backlog, ...(reusePort ? { reusePort } : {}) });
       return wrap(l, { transport: "tcp", hostname: l.addr.hostname ?? hostname, port: l.addr.port ?? port });
     }),
-  listenUnix: ({ path, name }) =>
-    attempt(() => wrap(deno().listen({ transport: "unix", path }), { transport: "unix", path }, name ?? path)),
+  listenUnix: ({ path }) =>
+    attempt(() => wrap(deno().listen({ transport: "unix", path }), { transport: "unix", path })),
   listenUdp: ({ hostname, port }) =>
     attempt(() => wrapDatagram(deno().listenDatagram!({ transport: "udp", hostname, port }))),
   // No Deno.* API adopts a descriptor (Deno.listen ignores `fd`); Deno's node:net does.
   listenFd: listenNodeFd,
-  lookup: lookupAll,
-  ...processInfo,
+  platform,
   reusePortBinds(transport) {
     if (transport === "udp") return false;
     return tcpProbe ??= tcpReusePortBinds();
@@ -255,6 +238,5 @@ export const denoAdapter: Adapter = {
     feature !== "reusePort.udp" || !unstableNet()
       ? "Deno needs the --unstable-net flag for it"
       : "Deno's UDP sockets have no reusePort option",
-  fs: posixFs,
   serveKeys: { host: "hostname", path: "path" },
 };

@@ -3,10 +3,10 @@
 import process from "node:process";
 import type { Adapter } from "../src/_adapter.ts";
 import { listenDgram } from "./_dgram.ts";
-import { nodeHandOff } from "./_node_handoff.ts";
+import { nodeShare } from "./_node_share.ts";
 import { acceptQueue, listenNet, listenNodeFd } from "./_node_net.ts";
 import { reusePortBindsHere, reusePortBindsInChild } from "./_reuseport_probe.ts";
-import { lookupAll, posixFs, processInfo } from "./_posix.ts";
+import { platform } from "./_posix.ts";
 
 const probed = new Map<"tcp" | "udp", boolean>();
 
@@ -20,14 +20,13 @@ export const nodeAdapter: Adapter = {
     const a = server.address() as { address: string; port: number };
     return acceptQueue(server, { transport: "tcp", hostname: a.address, port: a.port });
   },
-  async listenUnix({ path, backlog, name }) {
+  async listenUnix({ path, backlog }) {
     const server = await listenNet({ path, backlog });
-    return acceptQueue(server, { transport: "unix", path }, name ?? path);
+    return acceptQueue(server, { transport: "unix", path });
   },
   listenUdp: listenDgram,
   listenFd: listenNodeFd,
-  lookup: lookupAll,
-  ...processInfo,
+  platform,
   probeReusePort: reusePortBindsHere,
   reusePortBinds(transport) {
     if (!probed.has(transport)) probed.set(transport, reusePortBindsInChild(transport));
@@ -40,7 +39,6 @@ export const nodeAdapter: Adapter = {
     feature === "udp"
       ? "UDP is always available on Node.js"
       : `Node.js ${process.versions.node} ignores reusePort (it needs 22.12 or 23.1 and later)`,
-  fs: posixFs,
   serveKeys: { host: "host", path: "path" },
-  handOff: nodeHandOff,
+  share: nodeShare,
 };

@@ -277,7 +277,7 @@ class Primary {
       ? startThread(this.#remote, i, this.events)
       : startProcess(this.#remote, i, this.events);
     for (const p of this.prepared) {
-      if (p.plan.strategy === "shared" && i < p.plan.workers && handle.process) p.handOff(handle.process);
+      if (p.plan.strategy === "shared" && i < p.plan.workers && handle.process) p.shareWith(handle.process);
     }
     return handle;
   }

@@ -1,13 +1,48 @@
-// The primitives a runtime adapter provides, and the one slot that holds the adapter in use.
-// The core composes these into listeners; an adapter implements them and decides no policy.
+// The adapter contract: the bind primitives a runtime provides and the facts it can find out
+// about itself, nothing more. The core composes these into listeners and connections; an
+// adapter implements them and decides no policy. Also the slot that holds the adapter in use,
+// which a caller (a test) can override for the calls it makes, without touching anyone else's.
 
-import type { Addr, Conn, NetAddr, Runtime, TcpAddr, UdpAddr } from "./types.ts";
+import { AsyncLocalStorage } from "node:async_hooks";
+import type { Addr, NetAddr, Runtime, TcpAddr, UdpAddr } from "./types.ts";
+
+/**
+ * A connection as the runtime gives it: the minimum the core builds a `Conn` on (see _conn.ts,
+ * which owns the rest of a Conn's behaviour, the same on every runtime).
+ */
+export interface RawConn {
+  readonly native: unknown;
+  /** The local end's IP address and port (Unix connections are named by the core). */
+  readonly localAddress: string | undefined;
+  readonly localPort: number | undefined;
+  readonly remoteAddress: string | undefined;
+  readonly remotePort: number | undefined;
+  /**
+   * Reads into `p`: the number of bytes, or `null` at end of stream, also once the peer has
+   * gone (closed or reset, before or after accept). Never rejects for a gone peer.
+   */
+  read(p: Uint8Array): Promise<number | null>;
+  /** Writes all of `p` and resolves with its length once the runtime has taken it. */
+  write(p: Uint8Array): Promise<number>;
+  /** Sends end-of-stream; reading goes on. */
+  closeWrite(): Promise<void>;
+  /** Closes at once. */
+  close(): void;
+  setNoDelay(on: boolean): void;
+  setKeepAlive(on: boolean): void;
+  /**
+   * The incoming bytes as a stream source, the runtime's fastest way (pushed on Node.js and
+   * Bun, pulled on Deno), ending as `read()` does; `cancel` closes the connection.
+   */
+  source(): { readonly source: UnderlyingDefaultSource<Uint8Array>; readonly highWaterMark: number };
+}
 
 /** A bound stream socket as the runtime gives it; the core adds state, views and cleanup. */
-export interface RawListener<A> {
+export interface RawListener<A extends Addr = Addr> {
   readonly addr: A;
   /** Next connection; rejects (with anything) once closed. */
-  accept(): Promise<Conn>;
+  accept(): Promise<RawConn>;
+  /** Stops accepting; resolves once the port or path is free. */
   close(): Promise<void>;
   readonly native: unknown;
 }
@@ -47,32 +82,31 @@ export interface UnixFs {
   resolve(path: string): string;
 }
 
+/** The POSIX pieces every runtime provides alike (through its node: modules): one object. */
+export interface Platform {
+  /** This process's id (for systemd socket activation). */
+  readonly pid: number;
+  env(name: string): string | undefined;
+  /** Resolves a host name to IP addresses, in the order the OS prefers. */
+  lookup(host: string): Promise<string[]>;
+  readonly fs: UnixFs;
+}
+
 /** One runtime's bind primitives and the facts it can find out about itself. */
 export interface Adapter {
   readonly runtime: Runtime;
   readonly version: string;
   readonly os: string;
-  /** Binds a TCP listener. `reusePort` is only ever true where `reusePortBinds("tcp")` is. */
+  /** Binds a TCP listener. `reusePort` is only ever true where the probe found it works. */
   listenTcp(
     opts: { hostname: string; port: number; backlog: number; reusePort: boolean },
   ): Promise<RawListener<TcpAddr>>;
-  /**
-   * Binds a Unix socket listener at `path` (which the core has made free). Its connections name
-   * `name` as their local address when given: the public path of a socket bound at a private
-   * one and then linked into place.
-   */
-  listenUnix(
-    opts: { path: string; backlog: number; name?: string },
-  ): Promise<RawListener<{ transport: "unix"; path: string }>>;
-  /** Binds a UDP socket. `reusePort` is only ever true where `reusePortBinds("udp")` is. */
+  /** Binds a Unix socket listener at `path` (which the core has made free). */
+  listenUnix(opts: { path: string; backlog: number }): Promise<RawListener>;
+  /** Binds a UDP socket. `reusePort` is only ever true where the probe found it works. */
   listenUdp(opts: { hostname: string; port: number; reusePort: boolean }): Promise<RawDatagram>;
   /** Listens on an inherited, bound descriptor (TCP or Unix). */
-  listenFd(opts: { fd: number; backlog: number }): Promise<RawListener<Addr>>;
-  /** This process's id and environment (for systemd socket activation). */
-  readonly pid: number;
-  env(name: string): string | undefined;
-  /** Resolves a host name to IP addresses, in the order the OS prefers. */
-  lookup(host: string): Promise<string[]>;
+  listenFd(opts: { fd: number; backlog: number }): Promise<RawListener>;
   /**
    * Whether a second socket really binds the port of a first one with reusePort, found out
    * without blocking the event loop.
@@ -89,41 +123,51 @@ export interface Adapter {
   readonly backlog: boolean;
   /** A sentence saying what is needed to get `feature` on this runtime, for error messages. */
   missing(feature: "udp" | "reusePort.tcp" | "reusePort.udp"): string;
-  readonly fs: UnixFs;
+  readonly platform: Platform;
   /** The option names of a host and a Unix socket path in the runtime's own HTTP server. */
   readonly serveKeys: { readonly host: "host" | "hostname"; readonly path: "path" | "unix" };
-  /** Passing a listening socket to child processes, where the runtime can (Node.js IPC). */
-  readonly handOff?: HandOff;
+  /** Lends a listening socket to child processes, where the runtime can (Node.js IPC). */
+  readonly share?: SocketShare;
 }
 
-/** A socket bound (or inherited) but not accepting, to be handed to child processes. */
-export interface PassableSocket {
+/** A socket bound (or inherited) but not accepting, to be lent to child processes. */
+export interface ShareableSocket {
   readonly addr: Addr;
   readonly native: unknown;
   close(): Promise<void>;
 }
 
-/** Passes a socket to child processes, which ask for it by key and listen on it. */
-export interface HandOff {
+/** Lends a socket to child processes, which ask for it by key and listen on it. */
+export interface SocketShare {
   /** In the parent: binds without listening (or takes an inherited descriptor), so the parent accepts nothing. */
-  bind(target: { hostname: string; port: number } | { path: string } | { fd: number }): Promise<PassableSocket>;
+  bind(target: { hostname: string; port: number } | { path: string } | { fd: number }): Promise<ShareableSocket>;
   /** In the parent: sends `socket` to `child` (a ChildProcess with IPC) when it asks for `key`. */
-  offer(child: unknown, key: string, socket: PassableSocket, backlog: number): void;
+  offer(child: unknown, key: string, socket: ShareableSocket, backlog: number): void;
   /** In the child: asks the parent for the socket `key` and waits for it, at most `timeoutMs`. */
-  receive(key: string, timeoutMs: number): Promise<RawListener<Addr>>;
+  receive(key: string, timeoutMs: number): Promise<RawListener>;
 }
 
 let current: Adapter | undefined;
+const scoped = new AsyncLocalStorage<Adapter>();
 
 /** Installs the adapter the public functions use (the probe does this at import time). */
 export function useAdapter(adapter: Adapter): void {
   current = adapter;
 }
 
+/**
+ * Runs `fn` with `adapter` in use for every polybind call it makes (and the calls those make),
+ * leaving every other caller's adapter alone: how tests inject faults.
+ */
+export function withAdapter<T>(adapter: Adapter, fn: () => T): T {
+  return scoped.run(adapter, fn);
+}
+
 /** The adapter in use. */
 export function adapter(): Adapter {
-  if (current === undefined) {
+  const a = scoped.getStore() ?? current;
+  if (a === undefined) {
     throw new Error("No runtime adapter is installed: import polybind from its entry point mod.ts");
   }
-  return current;
+  return a;
 }

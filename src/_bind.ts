@@ -1,9 +1,12 @@
-// Shared steps of every bind: resolving hosts, binding several sockets on one port (the first
-// picks it when 0) with cleanup when any fails, and retrying while an address is in use.
+// The steps of every bind: resolving hosts, claiming an address for a reuseport group, binding
+// several sockets on one port (the first picks it when 0) with cleanup when any fails, and
+// retrying while an address is in use.
 
 import type { Adapter } from "./_adapter.ts";
-import { isIP, type RetryOptions } from "./_config.ts";
-import { errorCode, formatHostPort, hostNotFound, toListenError } from "./errors.ts";
+import { formatHostPort } from "./_address.ts";
+import type { RetryOptions } from "./_config.ts";
+import { errorCode, hostNotFound, toListenError } from "./_errors.ts";
+import { isIP } from "./_ip.ts";
 
 /** An address to bind; an optional one is skipped where the machine does not have it. */
 export interface BindHost {
@@ -19,7 +22,7 @@ export function isLocalhost(host: string): boolean {
 
 async function lookup(a: Adapter, host: string): Promise<string[]> {
   try {
-    return [...new Set(await a.lookup(host))];
+    return [...new Set(await a.platform.lookup(host))];
   } catch (err) {
     throw hostNotFound(host, err);
   }
@@ -144,7 +147,8 @@ export type PortStep = (port: number) => Promise<{ sockets: Closable[]; port: nu
  * found the port in use (another program has it on another address or protocol), everything
  * is tried again on a fresh port, a bounded number of times.
  *
- * @returns The sockets of each step, in order.
+ * @returns The sockets of each step, in the steps' order (none for an optional host the
+ * machine does not have).
  */
 export async function bindOnOnePort(port: number, steps: PortStep[]): Promise<Closable[][]> {
   for (let attempt = 1;; attempt++) {
@@ -156,7 +160,7 @@ export async function bindOnOnePort(port: number, steps: PortStep[]): Promise<Cl
         done.push(sockets);
         at = got;
       }
-      return done.filter((sockets) => sockets.length > 0);
+      return done;
     } catch (err) {
       await Promise.allSettled(done.flat().map((s) => s.close()));
       const again = port === 0 && done.length > 0 && errorCode(err) === "EADDRINUSE" && attempt < FRESH_PORT_TRIES;

@@ -1,6 +1,7 @@
 // Defaults and validation: turns a user's ServerConfig into a checked, normalized config.
 // Pure: no sockets, no file system; bad input becomes a TypeError or RangeError naming the field.
 
+import { isIPv4, isIPv6 } from "./_ip.ts";
 import type { ServerConfig } from "./types.ts";
 
 /** Defaults applied to every ServerConfig. */
@@ -82,44 +83,6 @@ function checkHost(value: unknown): string {
     throw new RangeError(`Cannot listen as 'host' is not a valid IPv4 address: current value is ${show(value)}`);
   }
   return bare;
-}
-
-/** Whether `s` is a dotted-quad IPv4 address. */
-export function isIPv4(s: string): boolean {
-  const parts = s.split(".");
-  return parts.length === 4 &&
-    parts.every((p) => /^\d{1,3}$/.test(p) && Number(p) <= 255 && (p === "0" || !p.startsWith("0")));
-}
-
-/** Whether `s` is an IPv6 address as RFC 3986 writes it (optionally with a `%zone`). */
-export function isIPv6(s: string): boolean {
-  const [addr, zone, ...rest] = s.split("%");
-  if (rest.length > 0 || addr === undefined) return false;
-  if (zone !== undefined && !/^[\w.~-]+$/.test(zone)) return false;
-  let body = addr;
-  const lastColon = body.lastIndexOf(":");
-  if (lastColon < 0) return false;
-  const tail = body.slice(lastColon + 1);
-  if (tail.includes(".")) {
-    // An embedded IPv4 address stands for the last two groups.
-    if (!isIPv4(tail)) return false;
-    body = body.slice(0, lastColon + 1) + "0:0";
-  }
-  const hex = (g: string) => /^[0-9a-fA-F]{1,4}$/.test(g);
-  const halves = body.split("::");
-  if (halves.length > 2) return false;
-  if (halves.length === 1) {
-    const groups = body.split(":");
-    return groups.length === 8 && groups.every(hex);
-  }
-  const head = halves[0] === "" ? [] : halves[0]!.split(":");
-  const end = halves[1] === "" ? [] : halves[1]!.split(":");
-  return head.every(hex) && end.every(hex) && head.length + end.length <= 7;
-}
-
-/** Whether `s` is an IP address literal (no DNS needed). */
-export function isIP(s: string): boolean {
-  return isIPv4(s) || isIPv6(s);
 }
 
 /** Longest Unix socket path in bytes, by OS (sun_path less its terminating NUL). */

@@ -1,26 +1,36 @@
-// The multi-listener decision: independent SO_REUSEPORT sockets or one shared socket.
-// Pure: the same request and capabilities always give the same strategy and reason.
+// The one strategy decision: how `count` listeners (views in one process, or worker processes)
+// get their sockets. Pure: the same request and capabilities always give the same choice, and
+// its reason is the sentence that listeners, plans, `polybind probe` and errors show.
 
-/** How a set of listeners is made. */
+import type { Capabilities } from "./types.ts";
+
+/**
+ * How a set of listeners is made: `single`, one socket; `reuseport`, one SO_REUSEPORT socket
+ * each, the kernel balancing; `shared`, one socket they all take from.
+ */
 export type Strategy = "single" | "reuseport" | "shared";
-
-/** A strategy and the sentence that explains it. */
-export interface StrategyChoice {
-  readonly strategy: Strategy;
-  readonly reason: string;
-}
 
 /** Everything the decision depends on. */
 export interface StrategyInput {
-  readonly count: number;
-  readonly shared: boolean;
-  readonly unix: boolean;
+  /** What is bound: an IP address and port, a Unix socket, or inherited descriptors. */
+  readonly placement: "inet" | "unix" | "inherited";
   readonly transport: "tcp" | "udp";
-  /** Whether the kernel spreads load over independent sockets on one port, for this transport. */
-  readonly reusePort: boolean;
-  readonly os: string;
-  /** What enables reusePort on this runtime, when it is off (from the adapter). */
-  readonly missing: string;
+  /** How many listeners or workers are asked for. */
+  readonly count: number;
+  /** Whether one shared socket was asked for. */
+  readonly shared: boolean;
+  /** `views`: listeners in this process; `processes`: worker processes, which a socket must be handed to. */
+  readonly across: "views" | "processes";
+  readonly caps: Capabilities;
+  /** What would enable SO_REUSEPORT on this runtime, when it is off (from the adapter), if known. */
+  readonly missing?: string;
+}
+
+/** A strategy, how many of the listeners or workers accept, and the sentence that explains it. */
+export interface StrategyChoice {
+  readonly strategy: Strategy;
+  readonly workers: number;
+  readonly reason: string;
 }
 
 /** Whether the kernel of `os` balances connections across SO_REUSEPORT sockets. */
@@ -29,22 +39,44 @@ export function kernelBalances(os: string): boolean {
 }
 
 /**
- * Decides how to make `count` listeners.
+ * Decides how `count` listeners or workers get their sockets.
  *
  * @param input The request and the capabilities.
- * @returns The strategy and its reason.
+ * @returns The strategy, the number that accept, and why.
  */
-export function chooseStrategy(input: StrategyInput): StrategyChoice {
-  const { count, transport } = input;
-  const n = `${count} ${transport.toUpperCase()} listeners`;
-  if (count === 1) return { strategy: "single", reason: "one listener: one socket" };
-  if (input.unix) return { strategy: "shared", reason: `Unix sockets are always shared: one socket for ${n}` };
-  if (input.shared) return { strategy: "shared", reason: `shared was asked for: one socket for ${n}` };
-  if (input.reusePort) {
-    return { strategy: "reuseport", reason: `SO_REUSEPORT: ${count} sockets on one port, the kernel balances` };
+export function decideStrategy(input: StrategyInput): StrategyChoice {
+  const { count, caps, across } = input;
+  const who = across === "views" ? `${input.transport.toUpperCase()} listeners` : "workers";
+  if (count === 1) return { strategy: "single", workers: 1, reason: `one ${who.slice(0, -1)}: one socket` };
+  if (input.placement === "inet" && !input.shared && caps.reusePort[input.transport]) {
+    return {
+      strategy: "reuseport",
+      workers: count,
+      reason: `SO_REUSEPORT on ${caps.os}: each of ${count} ${who} binds its own socket, the kernel balances`,
+    };
   }
-  const why = kernelBalances(input.os)
-    ? `SO_REUSEPORT unavailable (${input.missing})`
-    : `SO_REUSEPORT does not balance load on ${input.os}`;
-  return { strategy: "shared", reason: `${why}: one shared socket for ${n}` };
+  const why = input.placement === "unix"
+    ? "a Unix socket cannot be reused"
+    : input.placement === "inherited"
+    ? "an inherited socket cannot be bound again"
+    : input.shared
+    ? "shared was asked for"
+    : kernelBalances(caps.os)
+    ? `SO_REUSEPORT unavailable on ${caps.runtime} ${caps.version}${input.missing ? ` (${input.missing})` : ""}`
+    : `SO_REUSEPORT does not balance load on ${caps.os}`;
+  if (across === "views") {
+    return { strategy: "shared", workers: count, reason: `${why}: one socket for ${count} ${who}` };
+  }
+  if (caps.processShare) {
+    return {
+      strategy: "shared",
+      workers: count,
+      reason: `${why}: one shared socket handed to ${count} worker processes`,
+    };
+  }
+  return {
+    strategy: "single",
+    workers: 1,
+    reason: `${why}, and ${caps.runtime} cannot hand a socket to other processes: one accepting worker`,
+  };
 }

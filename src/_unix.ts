@@ -2,7 +2,8 @@
 // under a fresh name and link it into place, and remove only our own socket file afterwards.
 
 import type { PathInfo, UnixFs } from "./_adapter.ts";
-import { errorCode, ListenError, toListenError } from "./errors.ts";
+import { errorCode, toListenError } from "./_errors.ts";
+import { ListenError } from "./errors.ts";
 
 function suffix(): string {
   return Math.random().toString(36).slice(2, 8).padEnd(6, "0");

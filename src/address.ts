@@ -2,7 +2,8 @@
 // "127.0.0.1:8000", ":8000", "[::1]:8000", "tcp://host:port", "unix:/run/app.sock", "/run/app.sock",
 // "@name" (Linux abstract socket), "fd://3", "sd-listen", "sd-listen:NAME".
 
-import { show } from "./_config.ts";
+import { formatHostPort } from "./_address.ts";
+import { DEFAULTS, show } from "./_config.ts";
 import type { ServerConfig } from "./types.ts";
 
 function bad(text: string, why: string): RangeError {
@@ -110,14 +111,8 @@ export function formatAddress(config: ServerConfig): string {
     // A relative file whose name starts with "@" is not an abstract socket.
     return uds.startsWith("@") ? `unix:./${uds}` : `unix:${uds}`;
   }
-  const host = config.host ?? "127.0.0.1";
-  const port = config.port ?? 8000;
-  if (host.includes(":")) return `[${host}]:${port}`;
+  const host = config.host ?? DEFAULTS.host;
+  const port = config.port ?? DEFAULTS.port;
   // A host named like a prefix ("unix:80", "sd-listen:80") needs the scheme to stay a host.
-  return /^(unix|sd-listen)$/.test(host) ? `tcp://${host}:${port}` : `${host}:${port}`;
-}
-
-/** A config from a string or a config object. */
-export function toConfig(config: ServerConfig | string): ServerConfig {
-  return typeof config === "string" ? parseAddress(config) : config;
+  return /^(unix|sd-listen)$/.test(host) ? `tcp://${host}:${port}` : formatHostPort(host, port);
 }

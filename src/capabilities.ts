@@ -1,25 +1,8 @@
-// What this runtime and OS really support, from the adapter's probes and the kernel's behaviour.
+// What this runtime and OS really support: capabilities(), probeCapabilities(), hasReusePort().
 
 import { adapter } from "./_adapter.ts";
-import { kernelBalances } from "./_strategy.ts";
+import { capsOf, probeCapsOf } from "./_caps.ts";
 import type { Capabilities } from "./types.ts";
-
-let cached: Capabilities | undefined;
-let probing: Promise<Capabilities> | undefined;
-
-function build(tcp: boolean, udp: boolean): Capabilities {
-  const a = adapter();
-  return Object.freeze({
-    runtime: a.runtime,
-    version: a.version,
-    os: a.os,
-    reusePort: Object.freeze({ tcp, udp }),
-    udp: a.udp,
-    unix: a.unix,
-    backlog: a.backlog,
-    processShare: a.handOff !== undefined,
-  });
-}
 
 /**
  * Reports what this runtime and OS support. SO_REUSEPORT is probed for real, once, by binding
@@ -37,13 +20,7 @@ function build(tcp: boolean, udp: boolean): Capabilities {
  * ```
  */
 export function capabilities(): Capabilities {
-  if (cached) return cached;
-  const a = adapter();
-  const balances = kernelBalances(a.os);
-  return cached = build(
-    balances && a.reusePortBinds("tcp"),
-    balances && a.udp && a.reusePortBinds("udp"),
-  );
+  return capsOf(adapter());
 }
 
 /**
@@ -59,14 +36,7 @@ export function capabilities(): Capabilities {
  * ```
  */
 export function probeCapabilities(): Promise<Capabilities> {
-  if (cached) return Promise.resolve(cached);
-  return probing ??= (async () => {
-    const a = adapter();
-    const balances = kernelBalances(a.os);
-    const tcp = balances && await a.probeReusePort("tcp");
-    const udp = balances && a.udp && await a.probeReusePort("udp");
-    return cached ??= build(tcp, udp);
-  })();
+  return probeCapsOf(adapter());
 }
 
 /**
@@ -82,10 +52,4 @@ export function probeCapabilities(): Promise<Capabilities> {
  */
 export function hasReusePort(): boolean {
   return capabilities().reusePort.tcp;
-}
-
-/** Forgets the probed capabilities (for tests that swap adapters). */
-export function _resetCapabilities(): void {
-  cached = undefined;
-  probing = undefined;
 }

@@ -1,12 +1,10 @@
-// TCP and UDP on the same port, for HTTP/3 beside HTTP/1.1 and HTTP/2 (Alt-Svc needs one port).
+// TCP and UDP on the same port, for HTTP/3 beside HTTP/1.1 and HTTP/2 (Alt-Svc needs one port):
+// both transports through one run of the bind pipeline (_pipeline.ts).
 
 import { adapter } from "./_adapter.ts";
-import { toConfig } from "./address.ts";
-import { bindOnOnePort, resolveHosts, withRetry } from "./_bind.ts";
-import { checkCount, normalizeConfig } from "./_config.ts";
-import { tcpReusePort, tcpSteps, tcpViews } from "./listen.ts";
+import { checkCount } from "./_config.ts";
+import { bindPairs } from "./_pipeline.ts";
 import type { DatagramListener, Listener, ServerConfig } from "./types.ts";
-import { checkUdp, udpReusePort, udpSteps, udpViews } from "./udp.ts";
 
 /** A TCP listener and a UDP socket on the same port. */
 export interface ListenerPair {
@@ -37,21 +35,7 @@ export interface ListenerPair {
  */
 export async function createListenerPairs(config: ServerConfig | string, count: number): Promise<ListenerPair[]> {
   checkCount(count);
-  const a = adapter();
-  const c = checkUdp(normalizeConfig(toConfig(config), a.os));
-  const hosts = await resolveHosts(a, c.host);
-  const reusePort = await tcpReusePort(count, false) && await udpReusePort(count);
-  const perHost = reusePort ? count : 1;
-  return await withRetry(c.retry, async () => {
-    const groups = await bindOnOnePort(c.port, [
-      ...tcpSteps(hosts, perHost, c.backlog, reusePort),
-      ...udpSteps(hosts, perHost, reusePort),
-    ]);
-    const half = groups.length / 2;
-    const tcp = tcpViews(groups.slice(0, half), count, reusePort);
-    const udp = udpViews(groups.slice(half), count, reusePort);
-    return tcp.map((t, i) => ({ tcp: t, udp: udp[i]! }));
-  });
+  return await bindPairs(adapter(), config, count);
 }
 
 /**

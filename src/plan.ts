@@ -1,14 +1,16 @@
 // Worker plans: a serializable decision of how N workers (other processes or isolates) get
 // their listeners. Pure: the same config and capabilities always give the same plan.
 
-import { formatAddress, toConfig } from "./address.ts";
+import { adapter } from "./_adapter.ts";
+import { toConfig } from "./_address.ts";
+import { formatAddress } from "./address.ts";
 import { capabilities } from "./capabilities.ts";
 import { checkCount, checkFlags, normalizeConfig } from "./_config.ts";
-import { kernelBalances } from "./_strategy.ts";
+import { decideStrategy, type Strategy } from "./_strategy.ts";
 import type { Capabilities, ServerConfig } from "./types.ts";
 
-/** How the workers of a plan get their sockets. */
-export type PlanStrategy = "single" | "reuseport" | "shared";
+/** How the workers of a plan get their sockets (the one strategy type of polybind). */
+export type PlanStrategy = Strategy;
 
 /** Where a plan listens. */
 export type PlanAddress =
@@ -67,31 +69,6 @@ export interface PlanOptions {
   join?: boolean;
 }
 
-function decide(
-  kind: "inet" | "unix" | "inherited",
-  count: number,
-  shared: boolean,
-  caps: Capabilities,
-): [PlanStrategy, number, string] {
-  if (count === 1) return ["single", 1, "one worker: one socket"];
-  if (kind === "inet" && !shared && caps.reusePort.tcp) {
-    return ["reuseport", count, `SO_REUSEPORT on ${caps.os}: each of ${count} workers binds its own socket`];
-  }
-  const why = kind === "unix"
-    ? "a Unix socket cannot be reused"
-    : kind === "inherited"
-    ? "an inherited socket cannot be bound again"
-    : shared
-    ? "shared was asked for"
-    : kernelBalances(caps.os)
-    ? `SO_REUSEPORT unavailable on ${caps.runtime} ${caps.version}`
-    : `SO_REUSEPORT does not balance load on ${caps.os}`;
-  if (caps.processShare) {
-    return ["shared", count, `${why}: one shared socket handed to ${count} worker processes`];
-  }
-  return ["single", 1, `${why}, and ${caps.runtime} cannot hand a socket to other processes: one accepting worker`];
-}
-
 /**
  * Plans how `count` workers get listeners on `config`'s address. Pure: nothing is bound and the
  * host is not resolved here (see {@linkcode preparePlan}).
@@ -114,8 +91,16 @@ export function planListeners(config: ServerConfig | string, count: number, opti
   const flags = checkFlags(options, ["shared", "join"]);
   const caps = options.capabilities ?? capabilities();
   const c = normalizeConfig(toConfig(config), caps.os);
-  const kind = c.kind === "fd" || c.kind === "systemd" ? "inherited" : c.kind;
-  const [strategy, workers, reason] = decide(kind, count, flags.shared, caps);
+  const { strategy, workers, reason } = decideStrategy({
+    placement: c.kind === "fd" || c.kind === "systemd" ? "inherited" : c.kind,
+    transport: "tcp",
+    count,
+    shared: flags.shared,
+    across: "processes",
+    caps,
+    // What this runtime lacks says nothing of capabilities given for another.
+    missing: options.capabilities === undefined ? adapter().missing("reusePort.tcp") : undefined,
+  });
   const address: PlanAddress = c.kind === "unix"
     ? { transport: "unix", path: c.path }
     : c.kind === "inet"
@@ -134,15 +119,6 @@ export function planListeners(config: ServerConfig | string, count: number, opti
     sockets: 1,
     ...(flags.join ? { join: true } : {}),
   };
-}
-
-/** The ServerConfig a plan stands for. */
-export function configOf(plan: ListenerPlan): ServerConfig {
-  const a = plan.address;
-  if (a.transport === "inherited") return { ...toConfig(a.spec), backlog: plan.backlog };
-  return a.transport === "unix"
-    ? { uds: a.path, backlog: plan.backlog, udsMode: plan.udsMode }
-    : { host: a.hostname, port: a.port, backlog: plan.backlog };
 }
 
 /**

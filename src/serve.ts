@@ -7,7 +7,7 @@ import { resolveHosts } from "./_bind.ts";
 import { maxSocketPath } from "./_config.ts";
 import { checkPlan, type ListenerPlan } from "./plan.ts";
 import { preparePlace, removeSocketFile } from "./_unix.ts";
-import { checkIndex } from "./workers.ts";
+import { checkIndex } from "./_plan.ts";
 
 /**
  * Options for the runtime's own server, named as that server names them: `{ hostname, port,
@@ -74,8 +74,9 @@ export async function serveTargets(plan: ListenerPlan, index: number): Promise<S
   const keys = a.serveKeys;
   if (address.transport === "unix") {
     if (address.path.startsWith("\0")) return [tcpLike({ [keys.path]: address.path } as ServeOptions)];
-    const path = a.fs.resolve(address.path);
-    const place = await preparePlace(a.fs, path, maxSocketPath(a.os));
+    const fs = a.platform.fs;
+    const path = fs.resolve(address.path);
+    const place = await preparePlace(fs, path, maxSocketPath(a.os));
     let placed: Promise<void> | undefined;
     let info: Awaited<ReturnType<typeof place.finish>> | undefined;
     let closed: Promise<void> | undefined;
@@ -85,7 +86,7 @@ export async function serveTargets(plan: ListenerPlan, index: number): Promise<S
       close: () =>
         closed ??= (async () => {
           await place.abort();
-          if (info !== undefined) await removeSocketFile(a.fs, path, info);
+          if (info !== undefined) await removeSocketFile(fs, path, info);
         })(),
     }];
   }

@@ -1,121 +1,10 @@
-// createUdpListener(s): UDP sockets for HTTP/3 and QUIC servers, one or many on one port.
+// createUdpListener(s): UDP sockets for HTTP/3 and QUIC servers, one or many on one port
+// (through the bind pipeline, _pipeline.ts).
 
-import { adapter, type RawDatagram } from "./_adapter.ts";
-import { toConfig } from "./address.ts";
-import {
-  type BindHost,
-  bindOnOnePort,
-  claimWith,
-  type Closable,
-  hostSteps,
-  type PortStep,
-  resolveHosts,
-  withRetry,
-} from "./_bind.ts";
-import { probeCapabilities } from "./capabilities.ts";
-import { checkCount, checkFlags, normalizeConfig, type NormalizedConfig, show } from "./_config.ts";
-import { closedError, formatHostPort, ListenError } from "./errors.ts";
-import { mergeSources } from "./_merge.ts";
-import { shareSource } from "./_shared.ts";
-import { chooseStrategy } from "./_strategy.ts";
-import type { DatagramListener, NetAddr, ServerConfig } from "./types.ts";
-import { wrapDatagram } from "./_wrap.ts";
-
-type Datagram = [Uint8Array, NetAddr];
-
-/** Sends through the socket of the destination's address family (the first one otherwise). */
-function sender(raws: RawDatagram[]): (data: Uint8Array, to: NetAddr) => Promise<number> {
-  if (raws.length === 1) return (data, to) => raws[0]!.send(data, to);
-  return (data, to) => {
-    const v6 = to.hostname.includes(":");
-    const raw = raws.find((r) => r.addr.hostname.includes(":") === v6) ?? raws[0]!;
-    return raw.send(data, to);
-  };
-}
-
-function viewsOf(raws: RawDatagram[], count: number): DatagramListener[] {
-  const first = raws[0]!;
-  const closed = () => closedError(formatHostPort(first.addr.hostname, first.addr.port));
-  const source = mergeSources<Datagram>(
-    raws.map((r) => ({ take: () => r.receive(), close: () => r.close() })),
-    () => {},
-  );
-  const send = sender(raws);
-  return shareSource<Datagram>(source, count, closed, () => {})
-    .map((view) => wrapDatagram(view, first.addr, first.native, send, closed));
-}
-
-/** Checks that UDP can be used with `c`, and returns its inet part (internal). */
-export function checkUdp(c: NormalizedConfig): NormalizedConfig & { kind: "inet" } {
-  const a = adapter();
-  if (c.kind !== "inet") {
-    const [field, value] = c.kind === "unix"
-      ? ["uds", show(c.path)]
-      : c.kind === "fd"
-      ? ["fd", String(c.fd)]
-      : ["systemd", show(c.name ?? true)];
-    throw new TypeError(
-      `Cannot listen for UDP as '${field}' names no UDP address: current value is ${value}`,
-    );
-  }
-  if (!a.udp) {
-    const address = formatHostPort(c.host, c.port);
-    throw new ListenError(`Cannot bind UDP ${address} as UDP is unavailable: ${a.missing("udp")}`, {
-      code: "ENOTSUP",
-      address,
-    });
-  }
-  return c;
-}
-
-/** Whether `count` UDP sockets get SO_REUSEPORT, probed without blocking (internal). */
-export async function udpReusePort(count: number): Promise<boolean> {
-  const a = adapter();
-  return chooseStrategy({
-    count,
-    shared: false,
-    unix: false,
-    transport: "udp",
-    reusePort: count > 1 && (await probeCapabilities()).reusePort.udp,
-    os: a.os,
-    missing: a.missing("reusePort.udp"),
-  }).strategy === "reuseport";
-}
-
-/**
- * One bind step per host, each binding `perHost` UDP sockets on the step's port (internal). A
- * reuseport group first claims its address (see `Claim` in bind.ts) unless it is to `join` one.
- */
-export function udpSteps(hosts: BindHost[], perHost: number, reusePort: boolean, join = false): PortStep[] {
-  const a = adapter();
-  const portOf = (raw: RawDatagram) => raw.addr.port;
-  const bind = (on: boolean) => (hostname: string, port: number) => a.listenUdp({ hostname, port, reusePort: on });
-  return hostSteps(
-    hosts,
-    perHost,
-    bind(reusePort),
-    portOf,
-    reusePort && !join ? claimWith(bind(false), portOf) : undefined,
-  );
-}
-
-/** `count` DatagramListeners from per-host groups of raw sockets (internal). */
-export function udpViews(groups: Closable[][], count: number, reusePort: boolean): DatagramListener[] {
-  const raws = groups as RawDatagram[][];
-  if (!reusePort) return viewsOf(raws.map((g) => g[0]!), count);
-  return Array.from({ length: count }, (_, i) => viewsOf(raws.map((g) => g[i]!), 1)[0]!);
-}
-
-async function bindDatagrams(config: ServerConfig | string, count: number, join = false): Promise<DatagramListener[]> {
-  const a = adapter();
-  const c = checkUdp(normalizeConfig(toConfig(config), a.os));
-  const hosts = await resolveHosts(a, c.host);
-  const reusePort = await udpReusePort(count);
-  return await withRetry(c.retry, async () => {
-    const groups = await bindOnOnePort(c.port, udpSteps(hosts, reusePort ? count : 1, reusePort, join));
-    return udpViews(groups, count, reusePort);
-  });
-}
+import { adapter } from "./_adapter.ts";
+import { checkCount, checkFlags } from "./_config.ts";
+import { bindDatagrams } from "./_pipeline.ts";
+import type { DatagramListener, ServerConfig } from "./types.ts";
 
 /**
  * Binds one UDP socket on `host:port` (port 0 picks a free one; to serve HTTP/3 beside TCP, see
@@ -136,7 +25,7 @@ async function bindDatagrams(config: ServerConfig | string, count: number, join 
  * ```
  */
 export async function createUdpListener(config: ServerConfig | string): Promise<DatagramListener> {
-  return (await bindDatagrams(config, 1))[0]!;
+  return (await bindDatagrams(adapter(), config, 1, { shared: false, join: false }))[0]!;
 }
 
 /**
@@ -166,7 +55,7 @@ export async function createUdpListeners(
   options?: UdpListenersOptions,
 ): Promise<DatagramListener[]> {
   checkCount(count);
-  return await bindDatagrams(config, count, checkFlags(options, ["join"]).join);
+  return await bindDatagrams(adapter(), config, count, { shared: false, join: checkFlags(options, ["join"]).join });
 }
 
 /** Options of {@linkcode createUdpListeners}. */

@@ -1,23 +1,26 @@
 // From a plan to listeners in worker processes: the primary prepares the plan (binds first,
-// resolves the port, holds or hands off the socket), each worker listens from it.
+// resolves the port, holds the socket or lends it to each worker), each worker listens from it.
 
-import { adapter, type HandOff, type PassableSocket, type RawListener } from "./_adapter.ts";
+import { type Adapter, adapter, type RawListener, type ShareableSocket, type SocketShare } from "./_adapter.ts";
+import { describeAddr, toConfig } from "./_address.ts";
 import { type BindHost, bindOnOnePort, hostSteps, resolveHosts } from "./_bind.ts";
-import { maxSocketPath } from "./_config.ts";
-import { show } from "./_config.ts";
-import { errorCode, formatHostPort, ListenError } from "./errors.ts";
-import { createListener, inheritedFds, tcpSteps, viewsOf } from "./listen.ts";
-import { toConfig } from "./address.ts";
-import { checkPlan, configOf, type ListenerPlan } from "./plan.ts";
-import type { Addr, Listener, TcpAddr } from "./types.ts";
+import { maxSocketPath, normalizeConfig, show } from "./_config.ts";
+import { errorCode } from "./_errors.ts";
+import { bindGroups, inheritedFds, TCP } from "./_pipeline.ts";
 import { clearStaleSocket, placeSocket, removeSocketFile } from "./_unix.ts";
+import { listenerViews } from "./_views.ts";
+import { ListenError } from "./errors.ts";
+import { createListener } from "./listen.ts";
+import { checkIndex, configOf } from "./_plan.ts";
+import { checkPlan, type ListenerPlan, type PlanAddress } from "./plan.ts";
+import type { Addr, Listener, TcpAddr } from "./types.ts";
 
 /** A plan made ready by the primary process, with the sockets it holds for the workers. */
 export interface PreparedPlan {
   /** The plan to send to workers: host resolved to an IP address, port resolved, `prepared: true`. */
   readonly plan: ListenerPlan;
-  /** Shared strategy: sends the listening socket to one worker process (a Node.js `ChildProcess` with IPC). */
-  handOff(child: unknown): void;
+  /** Shared strategy: lends the listening socket to one worker process (a Node.js `ChildProcess` with IPC). */
+  shareWith(child: unknown): void;
   /** Drops the primary's own copy of the socket once the workers have theirs (a Unix socket file stays). */
   release(): Promise<void>;
   /** Releases, and removes the Unix socket file the primary created. Call it after the workers have stopped. */
@@ -25,25 +28,26 @@ export interface PreparedPlan {
 }
 
 /**
- * How long a worker waits for the primary to hand it the shared socket: the primary answers in
- * milliseconds once it has called `handOff(child)`; a primary that never calls it is named in
+ * How long a worker waits for the primary to lend it the shared socket: the primary answers in
+ * milliseconds once it has called `shareWith(child)`; a primary that never calls it is named in
  * the worker's error (ETIMEDOUT) well before a health check would give up.
  */
-const HAND_OFF_TIMEOUT_MS = 10_000;
+const SHARE_TIMEOUT_MS = 10_000;
 
 /**
  * Binds one TCP socket on each of `hosts`, all on one port (the first picks it when 0). With
  * reusePort it joins the sockets already there when `join` is set, else it claims the address.
  */
 async function bindHosts(
+  a: Adapter,
   plan: ListenerPlan,
   hosts: BindHost[],
   port: number,
   reusePort: boolean,
   join: boolean,
-): Promise<RawListener<TcpAddr>[]> {
-  const groups = await bindOnOnePort(port, tcpSteps(hosts, 1, plan.backlog, reusePort, join));
-  return groups.map((g) => g[0] as RawListener<TcpAddr>);
+): Promise<RawListener[]> {
+  const [groups] = await bindGroups(a, [TCP], { hosts, port, perHost: 1, reusePort, join, backlog: plan.backlog });
+  return groups!.map((g) => g[0] as RawListener);
 }
 
 /**
@@ -70,7 +74,8 @@ export async function preparePlan(plan: ListenerPlan): Promise<PreparedPlan> {
   checkPlan(plan);
   const a = adapter();
   const shared = plan.strategy === "shared";
-  if (shared && !a.handOff) {
+  const share = a.share;
+  if (shared && !share) {
     throw new TypeError(`Cannot prepare a shared plan as ${a.runtime} cannot hand sockets to other processes`);
   }
   let held: Held[] = [];
@@ -80,8 +85,8 @@ export async function preparePlan(plan: ListenerPlan): Promise<PreparedPlan> {
   if (address.transport === "tcp") {
     const hosts = await resolveHosts(a, address.hostname);
     const sockets = shared
-      ? await bindPassable(a.handOff!, hosts, address.port)
-      : await bindHosts(plan, hosts, address.port, plan.strategy === "reuseport", plan.join === true);
+      ? await bindShareable(share!, hosts, address.port)
+      : await bindHosts(a, plan, hosts, address.port, plan.strategy === "reuseport", plan.join === true);
     resolved = sockets.map((s) => (s.addr as TcpAddr).hostname);
     address = { transport: "tcp", hostname: resolved[0]!, port: (sockets[0]!.addr as TcpAddr).port };
     if (plan.strategy === "single") await Promise.all(sockets.map((s) => s.close()));
@@ -94,22 +99,23 @@ export async function preparePlan(plan: ListenerPlan): Promise<PreparedPlan> {
         }) in the process that inherited them`,
       );
     }
-    const fds = inheritedFds(toConfig(address.spec));
-    for (const fd of fds) held.push(await a.handOff!.bind({ fd }));
+    const fds = inheritedFds(a, normalizeConfig(toConfig(address.spec), a.os));
+    for (const fd of fds) held.push(await share!.bind({ fd }));
   } else if (shared) {
-    const path = a.fs.resolve(address.path);
+    const fs = a.platform.fs;
+    const path = fs.resolve(address.path);
     const placed = await placeSocket(
-      a.fs,
+      fs,
       path,
       plan.udsMode,
       maxSocketPath(a.os),
-      (at) => a.handOff!.bind({ path: at }),
+      (at) => share!.bind({ path: at }),
       (s) => s.close(),
     );
     held = [{ ...placed.listener, addr: { transport: "unix", path: address.path } }];
-    removeFile = () => removeSocketFile(a.fs, path, placed.info).then(() => {});
+    removeFile = () => removeSocketFile(fs, path, placed.info).then(() => {});
   } else {
-    await clearStaleSocket(a.fs, a.fs.resolve(address.path));
+    await clearStaleSocket(a.platform.fs, a.platform.fs.resolve(address.path));
   }
   const ready: ListenerPlan = {
     ...plan,
@@ -122,11 +128,11 @@ export async function preparePlan(plan: ListenerPlan): Promise<PreparedPlan> {
   const release = () => released ??= Promise.all(held.map((s) => s.close())).then(() => {});
   return {
     plan: ready,
-    handOff(child) {
+    shareWith(child) {
       if (!shared) {
-        throw new TypeError(`Cannot hand off a socket as the plan's strategy is ${show(plan.strategy)}, not "shared"`);
+        throw new TypeError(`Cannot share a socket as the plan's strategy is ${show(plan.strategy)}, not "shared"`);
       }
-      held.forEach((s, i) => a.handOff!.offer(child, handOffKey(ready, i), s as PassableSocket, plan.backlog));
+      held.forEach((s, i) => share!.offer(child, shareKey(ready, i), s as ShareableSocket, plan.backlog));
     },
     release,
     async close() {
@@ -136,35 +142,34 @@ export async function preparePlan(plan: ListenerPlan): Promise<PreparedPlan> {
   };
 }
 
-/** What the primary holds for its workers: reuseport placeholders or passable sockets. */
+/** What the primary holds for its workers: reuseport placeholders or shareable sockets. */
 type Held = { readonly addr: Addr; readonly native: unknown; close(): Promise<void> };
 
-/** Binds a passable (not listening) socket on each of `hosts`, all on one port. */
-async function bindPassable(handOff: HandOff, hosts: BindHost[], port: number): Promise<PassableSocket[]> {
+/** Binds a shareable (not listening) socket on each of `hosts`, all on one port. */
+async function bindShareable(share: SocketShare, hosts: BindHost[], port: number): Promise<ShareableSocket[]> {
   const steps = hostSteps(
     hosts,
     1,
-    (hostname, at) => handOff.bind({ hostname, port: at }),
+    (hostname, at) => share.bind({ hostname, port: at }),
     (s) => (s.addr as TcpAddr).port,
   );
-  return (await bindOnOnePort(port, steps)).map((g) => g[0] as PassableSocket);
+  return (await bindOnOnePort(port, steps)).filter((g) => g.length > 0).map((g) => g[0] as ShareableSocket);
 }
 
 /** The key a worker asks the primary for socket `i` of `plan` by. */
-function handOffKey(plan: ListenerPlan, i: number): string {
+function shareKey(plan: ListenerPlan, i: number): string {
   return `${JSON.stringify(plan.address)}#${i}`;
 }
 
 /** A plan's address as people read it. */
-function describePlan(plan: ListenerPlan): string {
-  const a = plan.address;
-  return a.transport === "unix" ? a.path : a.transport === "inherited" ? a.spec : formatHostPort(a.hostname, a.port);
+function describePlan(a: PlanAddress): string {
+  return a.transport === "inherited" ? a.spec : describeAddr(a);
 }
 
 /**
  * Returns worker `index`'s listener for a prepared plan, in the worker. With `reuseport` the
  * worker binds its own socket on the plan's port; with `shared` it receives the primary's socket
- * (see {@linkcode PreparedPlan.handOff}); with `single` worker 0 binds the address.
+ * (see {@linkcode PreparedPlan.shareWith}); with `single` worker 0 binds the address.
  *
  * @param plan The prepared plan, as the primary sent it.
  * @param index This worker's index, from 0 to `plan.workers - 1`.
@@ -185,16 +190,16 @@ export async function listenFromPlan(plan: ListenerPlan, index: number): Promise
   const address = plan.address;
   if (plan.strategy === "single" && address.transport !== "tcp") return await createListener(configOf(plan));
   if (plan.strategy === "shared") {
-    const where = describePlan(plan);
-    const handOff = a.handOff;
-    if (!handOff) {
+    const where = describePlan(plan.address);
+    const share = a.share;
+    if (!share) {
       throw new ListenError(`Cannot receive a shared socket for ${where} as ${a.runtime} cannot pass sockets`, {
         code: "ENOTSUP",
         address: where,
       });
     }
     const raws = await Promise.all(
-      Array.from({ length: plan.sockets }, (_, i) => handOff.receive(handOffKey(plan, i), HAND_OFF_TIMEOUT_MS)),
+      Array.from({ length: plan.sockets }, (_, i) => share.receive(shareKey(plan, i), SHARE_TIMEOUT_MS)),
     ).catch((err) => {
       throw new ListenError(`Cannot listen on ${where}: ${(err as Error).message}`, {
         code: errorCode(err),
@@ -202,24 +207,12 @@ export async function listenFromPlan(plan: ListenerPlan, index: number): Promise
         cause: err,
       });
     });
-    return viewsOf(raws, 1)[0]!;
+    return listenerViews(raws, 1)[0]!;
   }
   if (address.transport !== "tcp") throw new TypeError("A reuseport plan must have a TCP address");
   // reuseport, or single: bind every address the host resolved to.
   const hosts = plan.resolved?.map((ip) => ({ address: ip, optional: false })) ??
     await resolveHosts(a, address.hostname);
   // A worker joins the primary's reuseport sockets: the primary claimed the address.
-  return viewsOf(await bindHosts(plan, hosts, address.port, plan.strategy === "reuseport", true), 1)[0]!;
-}
-
-/** Checks that `index` is a worker of `plan` (internal). */
-export function checkIndex(plan: ListenerPlan, index: number): void {
-  if (!Number.isInteger(index) || index < 0 || index >= plan.workers) {
-    const why = plan.workers < plan.requested ? ` (${plan.reason})` : "";
-    throw new RangeError(
-      `Cannot listen from plan as 'index' must be an integer from 0 to ${plan.workers - 1}${why}: current value is ${
-        show(index)
-      }`,
-    );
-  }
+  return listenerViews(await bindHosts(a, plan, hosts, address.port, plan.strategy === "reuseport", true), 1)[0]!;
 }

@@ -102,7 +102,9 @@ export interface SpawnOptions {
 /**
  * Writes `body` as an ES module after a prelude, and runs it with this runtime. The prelude
  * defines `lib` (polybind), `adapterMod` (src/_adapter), `say(obj)` (one JSON line to stdout),
- * `fds()` (how many descriptors are open), `fdList()` (them, as "fd=target"), `nextLine()` (the next line of stdin, as an iterator result; stdin
+ * `fds()` (how many descriptors are open), `fdList()` (them, as "fd=target"), `settledFdList(before)`
+ * (fdList() once closes have settled: as soon as it equals `before`, or after 2 s at most),
+ * `nextLine()` (the next line of stdin, as an iterator result; stdin
  * is opened on first use, as Deno then duplicates its descriptor), and registers a
  * SIGTERM handler first thing: Deno 2.9 panics if it installs its signal handling lazily
  * while descriptors are exhausted.
@@ -121,6 +123,13 @@ const fds = () => readdirSync("/proc/self/fd").length - 1;
 const fdList = () => readdirSync("/proc/self/fd").flatMap((fd) => {
   try { return [fd + "=" + readlinkSync("/proc/self/fd/" + fd)]; } catch { return []; }
 });
+const settledFdList = async (before) => {
+  for (const end = Date.now() + 2000; Date.now() < end; await new Promise((r) => setTimeout(r, 10))) {
+    const now = fdList();
+    if (now.length === before.length && now.every((f, i) => f === before[i])) return now;
+  }
+  return fdList();
+};
 let stdin;
 const nextLine = () => (stdin ??= createInterface({ input: process.stdin })[Symbol.asyncIterator]()).next();
 `;

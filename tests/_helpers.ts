@@ -60,7 +60,10 @@ export async function openClients(
       socket.on("close", () => resolve(reply === "" ? "closed" : reply));
       send(socket, i);
     }));
-  while (connected < n) await new Promise((resolve) => setTimeout(resolve, 10));
+  for (const end = Date.now() + 20_000; connected < n;) {
+    if (Date.now() > end) throw new Error(`only ${connected} of ${n} clients connected within 20 s`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
   return replies;
 }
 

@@ -18,7 +18,7 @@ import {
   parseAddress,
   type ServerConfig,
 } from "../mod.ts";
-import { adapter, useAdapter } from "../src/_adapter.ts";
+import { adapter, withAdapter } from "../src/_adapter.ts";
 import { bindOnOnePort } from "../src/_bind.ts";
 import { normalizeConfig } from "../src/_config.ts";
 import { exchange, portOf, serveUpper, tempDir } from "./_helpers.ts";
@@ -223,7 +223,7 @@ describe("socket activation and inherited descriptors", () => {
   });
 
   test("without LISTEN_FDS, sd-listen says how to start the server", T, async () => {
-    if (adapter().env("LISTEN_FDS") !== undefined) return;
+    if (adapter().platform.env("LISTEN_FDS") !== undefined) return;
     await assert.rejects(createListener("sd-listen"), (err: ListenError) => {
       assert.equal(err.code, "ENOENT");
       return true;
@@ -247,17 +247,15 @@ describe("localhost and several addresses", () => {
 
   test("a host resolving to several addresses gets one listener on all (workers too)", T, async () => {
     const real = adapter();
-    useAdapter({ ...real, lookup: () => Promise.resolve(["127.0.0.1", "::1"]) });
-    try {
+    const lookup = () => Promise.resolve(["127.0.0.1", "::1"]);
+    await withAdapter({ ...real, platform: { ...real.platform, lookup } }, async () => {
       const listeners = await createListeners({ host: "example.test", port: 0 }, 2);
       for (const l of listeners) assert.equal(l.addrs.length, 2);
       const serving = listeners.map((l) => serveUpper(l));
       for (const host of ["127.0.0.1", "::1"]) assert.equal(await exchange(portOf(listeners[0]!), "x", host), "X");
       await Promise.all(listeners.map((l) => l.close()));
       await Promise.all(serving);
-    } finally {
-      useAdapter(real);
-    }
+    });
   });
 });
 

@@ -215,8 +215,7 @@ try {
 } catch (err) {
   error = { name: err.name, className: err.constructor.name, code: err.code, message: err.message, address: err.address };
 }
-await new Promise((r) => setTimeout(r, 50));
-say({ error, before, after: fdList() });`,
+say({ error, before, after: await settledFdList(before) });`,
     { unprivileged: true },
   );
   try {

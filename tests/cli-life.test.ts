@@ -135,7 +135,7 @@ describe("deno tasks and npm start in a checkout", () => {
       writeFileSync(cli, say("kept"));
       later(cli, 60);
       assert.equal(await npmStart(), "kept serve --port 0", "dist/ newer than every source: not built again");
-      later(join(dir.path, "src", "config.ts"), 120);
+      later(join(dir.path, "src", "types.ts"), 120);
       assert.equal(await npmStart(), "built serve --port 0", "a source changed since: built");
     } finally {
       await dir.cleanup();

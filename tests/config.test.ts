@@ -2,9 +2,11 @@
 
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { checkCount, isIPv4, isIPv6, normalizeConfig } from "../src/_config.ts";
-import { chooseStrategy, type StrategyInput } from "../src/_strategy.ts";
-import { errorCode, ListenError, toListenError } from "../src/errors.ts";
+import { checkCount, normalizeConfig } from "../src/_config.ts";
+import { errorCode, toListenError } from "../src/_errors.ts";
+import { isIPv4, isIPv6 } from "../src/_ip.ts";
+import { decideStrategy, type StrategyInput } from "../src/_strategy.ts";
+import { ListenError } from "../src/errors.ts";
 import { shareSource } from "../src/_shared.ts";
 
 describe("normalizeConfig", () => {
@@ -94,36 +96,63 @@ test("IP address literals", () => {
   for (const ip of ["1:2:3:4:5:6:7:8:9", ":::", "1::2::3", "g::1", "fe80::1%"]) assert.ok(!isIPv6(ip), ip);
 });
 
-describe("chooseStrategy", () => {
+describe("decideStrategy: the one decision of listeners, UDP, pairs and plans", () => {
+  const caps = {
+    runtime: "node" as const,
+    version: "20.0.0",
+    os: "linux",
+    reusePort: { tcp: true, udp: false },
+    udp: true,
+    unix: true,
+    backlog: true,
+    processShare: true,
+  };
   const base: StrategyInput = {
+    placement: "inet",
+    transport: "tcp",
     count: 4,
     shared: false,
-    unix: false,
-    transport: "tcp",
-    reusePort: true,
-    os: "linux",
+    across: "views",
+    caps,
     missing: "Node.js 20 ignores reusePort",
   };
   test("one listener is single", () => {
-    assert.equal(chooseStrategy({ ...base, count: 1 }).strategy, "single");
-  });
-  test("reuseport where the kernel balances", () => {
-    assert.deepEqual(chooseStrategy(base), {
-      strategy: "reuseport",
-      reason: "SO_REUSEPORT: 4 sockets on one port, the kernel balances",
+    assert.deepEqual(decideStrategy({ ...base, count: 1 }), {
+      strategy: "single",
+      workers: 1,
+      reason: "one TCP listener: one socket",
     });
+  });
+  test("reuseport where the kernel balances, for the transport asked", () => {
+    assert.deepEqual(decideStrategy(base), {
+      strategy: "reuseport",
+      workers: 4,
+      reason: "SO_REUSEPORT on linux: each of 4 TCP listeners binds its own socket, the kernel balances",
+    });
+    assert.equal(decideStrategy({ ...base, transport: "udp" }).strategy, "shared");
   });
   test("shared when asked, for Unix sockets, and without reuseport", () => {
-    assert.equal(chooseStrategy({ ...base, shared: true }).strategy, "shared");
-    assert.match(chooseStrategy({ ...base, unix: true }).reason, /Unix sockets are always shared/);
-    assert.deepEqual(chooseStrategy({ ...base, reusePort: false }), {
+    assert.equal(decideStrategy({ ...base, shared: true }).strategy, "shared");
+    assert.match(decideStrategy({ ...base, placement: "unix" }).reason, /a Unix socket cannot be reused/);
+    const off = { ...caps, reusePort: { tcp: false, udp: false } };
+    assert.deepEqual(decideStrategy({ ...base, caps: off }), {
       strategy: "shared",
-      reason: "SO_REUSEPORT unavailable (Node.js 20 ignores reusePort): one shared socket for 4 TCP listeners",
+      workers: 4,
+      reason: "SO_REUSEPORT unavailable on node 20.0.0 (Node.js 20 ignores reusePort): one socket for 4 TCP listeners",
     });
     assert.equal(
-      chooseStrategy({ ...base, reusePort: false, os: "darwin" }).reason,
-      "SO_REUSEPORT does not balance load on darwin: one shared socket for 4 TCP listeners",
+      decideStrategy({ ...base, caps: { ...off, os: "darwin" } }).reason,
+      "SO_REUSEPORT does not balance load on darwin: one socket for 4 TCP listeners",
     );
+  });
+  test("across processes, a socket that cannot be handed over leaves one worker", () => {
+    const processes = { ...base, across: "processes" as const, placement: "unix" as const };
+    assert.equal(decideStrategy(processes).strategy, "shared");
+    assert.deepEqual(decideStrategy({ ...processes, caps: { ...caps, processShare: false } }), {
+      strategy: "single",
+      workers: 1,
+      reason: "a Unix socket cannot be reused, and node cannot hand a socket to other processes: one accepting worker",
+    });
   });
 });
 

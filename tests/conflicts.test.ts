@@ -17,7 +17,7 @@ import {
   planListeners,
   type ServerConfig,
 } from "../mod.ts";
-import { adapter, useAdapter } from "../src/_adapter.ts";
+import { adapter, withAdapter } from "../src/_adapter.ts";
 import { leaveStaleSocket, tempDir } from "./_helpers.ts";
 import { projectFile } from "./_process.ts";
 
@@ -58,48 +58,51 @@ describe("clean-up errors reach the caller", () => {
       await leaveStaleSocket(path);
       // Something else appears at the path while the stale socket is checked aside, and the
       // path is taken again before it can be put back.
-      useAdapter({
-        ...real,
-        fs: {
-          ...real.fs,
-          lstat: async (p) => {
-            const info = await real.fs.lstat(p);
-            return p.endsWith(".stale") && info ? { ...info, ino: info.ino + 1 } : info;
-          },
-          link: () => Promise.reject(Object.assign(new Error("file exists"), { code: "EEXIST" })),
+      const fs = real.platform.fs;
+      const swapped = {
+        ...fs,
+        lstat: async (p: string) => {
+          const info = await fs.lstat(p);
+          return p.endsWith(".stale") && info ? { ...info, ino: info.ino + 1 } : info;
         },
-      });
-      await assert.rejects(
-        cleanupUnixSocket({ uds: path }),
-        (err) => err instanceof ListenError && /kept at .*\.stale/.test(err.message),
-      );
+        link: () => Promise.reject(Object.assign(new Error("file exists"), { code: "EEXIST" })),
+      };
+      await withAdapter({ ...real, platform: { ...real.platform, fs: swapped } }, () =>
+        assert.rejects(
+          cleanupUnixSocket({ uds: path }),
+          (err) => err instanceof ListenError && /kept at .*\.stale/.test(err.message),
+        ));
     } finally {
-      useAdapter(real);
       await dir.cleanup();
     }
   });
 
   test("closing a Unix listener says where it kept a file swapped in that it could not put back", T, async () => {
     const dir = await tempDir();
-    const fs = adapter().fs;
-    const { lstat, link } = fs;
+    const real = adapter();
+    const fs = real.platform.fs;
+    let swap = false;
+    // The same swap as above, met by close() when it removes its own socket file.
+    const swapped = {
+      ...fs,
+      lstat: async (p: string) => {
+        const info = await fs.lstat(p);
+        return swap && p.endsWith(".stale") && info ? { ...info, ino: info.ino + 1 } : info;
+      },
+      link: (from: string, to: string) =>
+        swap ? Promise.reject(Object.assign(new Error("file exists"), { code: "EEXIST" })) : fs.link(from, to),
+    };
     try {
       const path = join(dir.path, "own.sock");
-      const listener = await createListener({ uds: path });
-      // The same swap as above, met by close() when it removes its own socket file.
-      Object.assign(fs, {
-        lstat: async (p: string) => {
-          const info = await lstat(p);
-          return p.endsWith(".stale") && info ? { ...info, ino: info.ino + 1 } : info;
-        },
-        link: () => Promise.reject(Object.assign(new Error("file exists"), { code: "EEXIST" })),
+      await withAdapter({ ...real, platform: { ...real.platform, fs: swapped } }, async () => {
+        const listener = await createListener({ uds: path });
+        swap = true;
+        await assert.rejects(
+          listener.close(),
+          (err) => err instanceof ListenError && /kept at .*\.stale/.test(err.message),
+        );
       });
-      await assert.rejects(
-        listener.close(),
-        (err) => err instanceof ListenError && /kept at .*\.stale/.test(err.message),
-      );
     } finally {
-      Object.assign(fs, { lstat, link });
       await dir.cleanup();
     }
   });
@@ -116,12 +119,12 @@ describe("socket hand-off errors", () => {
     assert.match(err.message, /no IPC channel/);
   });
 
-  test("a worker whose primary never hands the socket over says so", T, async () => {
+  test("a worker whose primary never lends it the socket says so", T, async () => {
     if (!capabilities().processShare || capabilities().runtime !== "node") return;
-    const handOff = pathToFileURL(projectFile("adapters/_node_handoff")).href;
-    const script = `import(${JSON.stringify(handOff)}).then(({ nodeHandOff }) => nodeHandOff.receive("k", 200))` +
+    const share = pathToFileURL(projectFile("adapters/_node_share")).href;
+    const script = `import(${JSON.stringify(share)}).then(({ nodeShare }) => nodeShare.receive("k", 200))` +
       `.then(() => process.send("got"), (e) => process.send({ code: e.code, message: e.message }))`;
-    // The parent starts the child but never calls handOff(child): nobody answers its request.
+    // The parent starts the child but never calls shareWith(child): nobody answers its request.
     const child = spawn(process.execPath, ["-e", script], { stdio: ["ignore", "ignore", "inherit", "ipc"] });
     try {
       // The child's request for the socket comes first; then its answer.
@@ -131,7 +134,7 @@ describe("socket hand-off errors", () => {
         })
       );
       assert.equal(answer.code, "ETIMEDOUT");
-      assert.match(answer.message, /within 200 ms: the parent must call handOff\(child\)/);
+      assert.match(answer.message, /within 200 ms: the parent must call shareWith\(child\)/);
     } finally {
       child.kill();
     }

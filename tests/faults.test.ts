@@ -18,8 +18,7 @@ import {
   createUdpListeners,
   ListenError,
 } from "../mod.ts";
-import { type Adapter, adapter, type RawDatagram, useAdapter } from "../src/_adapter.ts";
-import { _resetCapabilities } from "../src/capabilities.ts";
+import { type Adapter, adapter, type RawDatagram, withAdapter as runWith } from "../src/_adapter.ts";
 import {
   exchange,
   leaveStaleSocket,
@@ -39,17 +38,10 @@ function figure(text: string): void {
   console.log(`[figure] ${caps.runtime} ${caps.version}: ${text}`);
 }
 
-/** Runs `fn` with the adapter's primitives replaced by `patch`, then puts the real adapter back. */
-async function withAdapter<R>(patch: (real: Adapter) => Partial<Adapter>, fn: () => Promise<R>): Promise<R> {
+/** Runs `fn` with the adapter's primitives replaced by `patch`, for the calls `fn` makes alone. */
+function withAdapter<R>(patch: (real: Adapter) => Partial<Adapter>, fn: () => Promise<R>): Promise<R> {
   const real = adapter();
-  useAdapter({ ...real, ...patch(real) });
-  _resetCapabilities();
-  try {
-    return await fn();
-  } finally {
-    useAdapter(real);
-    _resetCapabilities();
-  }
+  return runWith({ ...real, ...patch(real) }, fn);
 }
 
 /** Checks that as many descriptors are open as in `before`, once closes have settled. */
@@ -113,8 +105,7 @@ if (udp) {
   try { await (await lib.createUdpListener({ host: "127.0.0.1", port: ${port} })).close(); out.udp = { name: "none" }; }
   catch (err) { out.udp = report(err); }
 }
-await new Promise((r) => setTimeout(r, 50));
-say({ ...out, after: fdList() });`,
+say({ ...out, after: await settledFdList(before) });`,
       { unprivileged: true },
     );
     const result = await child.next();
@@ -239,8 +230,7 @@ for (const kind of ["tcp", "udp"]) {
     error = { name: err.name, code: err.code, address: err.address, message: err.message };
   }
   for (const f of fillers) closeSync(f);
-  await new Promise((r) => setTimeout(r, 50));
-  const after = fdList();
+  const after = await settledFdList(before);
   let rebound = false;
   const port = Number(String(error.address).split(":").pop());
   try {
@@ -334,7 +324,10 @@ say({ accepted, loop });`,
         socket.resume();
         clients.push(socket);
       }
-      await new Promise((resolve) => setTimeout(resolve, 700));
+      // The flood has filled the descriptor table once the child holds its limit.
+      for (const end = Date.now() + 10_000; openFds(child.pid) < limit - 8 && Date.now() < end;) {
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
       const cpu0 = child.cpuTicks();
       const t0 = Date.now();
       await new Promise((resolve) => setTimeout(resolve, 1500));
@@ -346,8 +339,8 @@ say({ accepted, loop });`,
       assert.ok(open >= limit - 8, `the limit was reached (${open} open)`);
       assert.ok(cpu < 50, `no busy loop while descriptors are exhausted: ${cpu.toFixed(1)}% CPU`);
       assert.equal(during.loop, "running", "the accept loop survives the flood");
+      // No wait: each ping waits up to 3 s while the child frees the flood's descriptors.
       for (const socket of clients.splice(0)) socket.destroy();
-      await new Promise((resolve) => setTimeout(resolve, 300));
       const replies = await Promise.all(Array.from({ length: 10 }, (_, i) => ping(port, i, 3000)));
       assert.deepEqual(replies, replies.map((_, i) => `OK ping ${i}\n`), "serves normally once the flood ends");
       child.send("status");
@@ -393,8 +386,8 @@ describe("closing one of several listeners under load", () => {
     const port = (listeners[0]!.addr as { port: number }).port;
     const serving = listeners.slice(1).map((l) => serveLines(l));
     const n = 200;
+    // Every client has connected once openClients resolves: a quarter of them queue on listener 0.
     const replies = await openClients(port, n, (socket, i) => socket.write(`ping ${i}\n`));
-    await new Promise((resolve) => setTimeout(resolve, 300));
     await listeners[0]!.close(); // nobody accepted on this one: its queue is what is lost
     const results = await Promise.all(replies);
     const answered = results.filter((r) => r.startsWith("OK")).length;
@@ -520,14 +513,17 @@ catch (err) { say({ code: err.code }); }`,
           await leaveStaleSocket(path);
           let check: (() => Promise<void>) | undefined;
           await withAdapter((real) => ({
-            fs: {
-              ...real.fs,
-              async rename(from, to) {
-                if (check === undefined && from === path) {
-                  await rm(path);
-                  check = await swapIn(path, dir.path, later);
-                }
-                return await real.fs.rename(from, to);
+            platform: {
+              ...real.platform,
+              fs: {
+                ...real.platform.fs,
+                async rename(from: string, to: string) {
+                  if (check === undefined && from === path) {
+                    await rm(path);
+                    check = await swapIn(path, dir.path, later);
+                  }
+                  return await real.platform.fs.rename(from, to);
+                },
               },
             },
           }), async () => {

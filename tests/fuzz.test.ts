@@ -11,8 +11,9 @@ import { resolve } from "node:path";
 import process from "node:process";
 import fc from "fast-check";
 import { createListener, formatAddress, ListenError, parseAddress, type ServerConfig } from "../mod.ts";
-import { checkCount, isIPv4, isIPv6, normalizeConfig } from "../src/_config.ts";
-import { formatHostPort } from "../src/errors.ts";
+import { checkCount, normalizeConfig } from "../src/_config.ts";
+import { isIPv4, isIPv6 } from "../src/_ip.ts";
+import { formatHostPort } from "../src/_address.ts";
 import { canCountFds, fdTargets, leakedFds } from "./_fd.ts";
 
 const seed = process.env.FC_SEED === undefined ? undefined : Number(process.env.FC_SEED);

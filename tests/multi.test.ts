@@ -4,8 +4,7 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { capabilities, createListener, createListeners, hasReusePort, type Listener, ListenError } from "../mod.ts";
-import { adapter, useAdapter } from "../src/_adapter.ts";
-import { _resetCapabilities } from "../src/capabilities.ts";
+import { type Adapter, adapter, withAdapter } from "../src/_adapter.ts";
 import { dial, exchange, portOf, serveUpper } from "./_helpers.ts";
 
 const T = { timeout: 30_000 };
@@ -86,7 +85,7 @@ describe("createListeners", () => {
     const real = adapter();
     const bound: number[] = [];
     let calls = 0;
-    useAdapter({
+    const patched: Adapter = {
       ...real,
       reusePortBinds: () => true,
       probeReusePort: () => Promise.resolve(true),
@@ -98,20 +97,16 @@ describe("createListeners", () => {
         bound.push(raw.addr.port);
         return raw;
       },
-    });
-    _resetCapabilities();
-    // With real reusePort the injected third bind fails; without, the second fails for real.
+    };
+    // With real reusePort the injected third bind of the group fails; without, its second fails for real.
     const expected = real.reusePortBinds("tcp") ? { code: "EMFILE", bound: 3 } : { code: "EADDRINUSE", bound: 2 };
-    try {
+    await withAdapter(patched, async () => {
       await assert.rejects(createListeners({ port: 0 }, 4), (err: ListenError) => {
         assert.ok(err instanceof ListenError);
         assert.equal(err.code, expected.code);
         return true;
       });
-    } finally {
-      useAdapter(real);
-      _resetCapabilities();
-    }
+    });
     assert.equal(bound.length, expected.bound);
     await using again = await createListener({ port: bound[0]! });
     assert.equal(portOf(again), bound[0]);

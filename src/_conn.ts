@@ -1,0 +1,112 @@
+// The Conn every runtime gives out, written once over the runtime's raw connection: addresses
+// (a Unix connection named by its listener's public path), read() or `readable` but not both,
+// streams whose end leaves the other direction open, an idempotent close.
+
+import type { RawConn } from "./_adapter.ts";
+import type { Addr, Conn } from "./types.ts";
+
+/** What read() does once `readable` has been taken: the stream owns the bytes from then on. */
+function readableTaken(): Promise<never> {
+  return Promise.reject(new TypeError("Conn.read() cannot be used once Conn.readable has been taken"));
+}
+
+/**
+ * A writable stream over `write`, whose close half-closes the connection (Deno's own conn
+ * streams close the whole connection instead).
+ */
+function writableTo(conn: Conn): WritableStream<Uint8Array> {
+  return new WritableStream<Uint8Array>({
+    // The promise is returned as it is: an async wrapper would cost one more microtask a chunk.
+    write: (chunk) => conn.write(chunk) as Promise<unknown> as Promise<void>,
+    close: () => conn.closeWrite(),
+    abort: () => conn.close(),
+  });
+}
+
+/** A raw connection as the public Conn. */
+class CoreConn implements Conn {
+  readonly #raw: RawConn;
+  readonly #unixPath: string | undefined;
+  #localAddr?: Addr;
+  #remoteAddr?: Addr;
+  #readable?: ReadableStream<Uint8Array>;
+  #writable?: WritableStream<Uint8Array>;
+  #closed = false;
+
+  constructor(raw: RawConn, unixPath: string | undefined) {
+    this.#raw = raw;
+    this.#unixPath = unixPath;
+  }
+
+  get native(): unknown {
+    return this.#raw.native;
+  }
+
+  /** Asked of the socket on first use, not at accept: on node:net each is a system call. */
+  get localAddr(): Addr {
+    const raw = this.#raw;
+    return this.#localAddr ??= this.#unixPath !== undefined
+      ? { transport: "unix", path: this.#unixPath }
+      : { transport: "tcp", hostname: raw.localAddress ?? "", port: raw.localPort ?? 0 };
+  }
+
+  get remoteAddr(): Addr {
+    const raw = this.#raw;
+    return this.#remoteAddr ??= this.#unixPath !== undefined
+      ? { transport: "unix", path: "" }
+      : { transport: "tcp", hostname: raw.remoteAddress ?? "", port: raw.remotePort ?? 0 };
+  }
+
+  read(p: Uint8Array): Promise<number | null> {
+    return this.#readable === undefined ? this.#raw.read(p) : readableTaken();
+  }
+
+  write(p: Uint8Array): Promise<number> {
+    return this.#raw.write(p);
+  }
+
+  get readable(): ReadableStream<Uint8Array> {
+    if (this.#readable === undefined) {
+      const { source, highWaterMark } = this.#raw.source();
+      this.#readable = new ReadableStream<Uint8Array>(source, { highWaterMark });
+    }
+    return this.#readable;
+  }
+
+  get writable(): WritableStream<Uint8Array> {
+    return this.#writable ??= writableTo(this);
+  }
+
+  closeWrite(): Promise<void> {
+    return this.#raw.closeWrite();
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#raw.close();
+  }
+
+  setNoDelay(on = true): void {
+    if (this.#unixPath === undefined) this.#raw.setNoDelay(on);
+  }
+
+  setKeepAlive(on = true): void {
+    if (this.#unixPath === undefined) this.#raw.setKeepAlive(on);
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    this.close();
+    return Promise.resolve();
+  }
+}
+
+/**
+ * The public Conn over a raw connection.
+ *
+ * @param raw The runtime's connection.
+ * @param unixPath For a Unix connection, the listener's public path (its local address).
+ */
+export function toConn(raw: RawConn, unixPath: string | undefined): Conn {
+  return new CoreConn(raw, unixPath);
+}

@@ -1,0 +1,27 @@
+// What the plan modules share inside: the config a plan stands for, and the check of a worker index.
+
+import { toConfig } from "./_address.ts";
+import { show } from "./_config.ts";
+import type { ListenerPlan } from "./plan.ts";
+import type { ServerConfig } from "./types.ts";
+
+/** The ServerConfig a plan stands for. */
+export function configOf(plan: ListenerPlan): ServerConfig {
+  const a = plan.address;
+  if (a.transport === "inherited") return { ...toConfig(a.spec), backlog: plan.backlog };
+  return a.transport === "unix"
+    ? { uds: a.path, backlog: plan.backlog, udsMode: plan.udsMode }
+    : { host: a.hostname, port: a.port, backlog: plan.backlog };
+}
+
+/** Checks that `index` is a worker of `plan`. */
+export function checkIndex(plan: ListenerPlan, index: number): void {
+  if (!Number.isInteger(index) || index < 0 || index >= plan.workers) {
+    const why = plan.workers < plan.requested ? ` (${plan.reason})` : "";
+    throw new RangeError(
+      `Cannot listen from plan as 'index' must be an integer from 0 to ${plan.workers - 1}${why}: current value is ${
+        show(index)
+      }`,
+    );
+  }
+}
