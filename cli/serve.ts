@@ -3,11 +3,7 @@
 // and the runtime has Web Workers, else a process), hands off or releases sockets, serves
 // inherited sockets itself where the runtime cannot pass them on, and reports on shutdown.
 
-import { type ChildProcess, fork, spawn } from "node:child_process";
 import { availableParallelism } from "node:os";
-import process from "node:process";
-import { createInterface } from "node:readline";
-import { fileURLToPath } from "node:url";
 import {
   type Addr,
   capabilities,
@@ -23,155 +19,8 @@ import {
 } from "../mod.ts";
 import { startLocalServer, type WorkerServer } from "./http.ts";
 import type { ServeCommand } from "./args.ts";
-import { runtimeCommand } from "./runtime_command.ts";
-
-/** What the worker processes report on their stdout, one JSON object a line. */
-export type WorkerReport =
-  | { polybind: "ready"; worker: number }
-  | { polybind: "served"; worker: number; requests: number };
-
-/** The signals the primary handles. SIGHUP stops like SIGTERM for now; it is to become a reload. */
-type Signal = "SIGINT" | "SIGTERM" | "SIGHUP";
-const SIGNALS: readonly Signal[] = ["SIGINT", "SIGTERM", "SIGHUP"];
-
-/** What happens to the primary: a signal, a worker's report, a worker's end. */
-type Event =
-  | { kind: "signal"; signal: Signal }
-  | { kind: "report"; report: WorkerReport }
-  | { kind: "exit"; worker: number };
-
-/**
- * One queue of everything that happens to the primary (gunicorn's arbiter and its SIG_QUEUE):
- * signal handlers and workers only push, and one loop takes the events in order, so a second
- * signal during a stop is a change of that loop's state, never a race between handlers.
- */
-class EventQueue {
-  readonly #events: Event[] = [];
-  #wake: (() => void) | undefined;
-  readonly #handlers = SIGNALS.map((signal) => [signal, () => this.push({ kind: "signal", signal })] as const);
-
-  /** Queues the signals from now on instead of their default action (which kills this process alone). */
-  listen(): void {
-    for (const [signal, handler] of this.#handlers) process.on(signal, handler);
-  }
-
-  /** Gives the signals their default action back. */
-  close(): void {
-    for (const [signal, handler] of this.#handlers) process.off(signal, handler);
-  }
-
-  push(event: Event): void {
-    this.#events.push(event);
-    this.#wake?.();
-  }
-
-  /** The oldest event, once there is one. */
-  async next(): Promise<Event> {
-    while (this.#events.length === 0) await new Promise<void>((resolve) => (this.#wake = resolve));
-    this.#wake = undefined;
-    return this.#events.shift()!;
-  }
-}
-
-/** A running worker, thread or process; it pushes its reports and its end to the queue. */
-interface WorkerHandle {
-  /** The worker's process, where it is one: a shared socket can be handed to it. */
-  readonly process?: ChildProcess;
-  /** Asks the worker to stop serving, report and end. */
-  stop(): void;
-  /** Ends the worker at once, without its report. */
-  kill(): void;
-}
-
-interface WebWorker {
-  postMessage(message: unknown): void;
-  terminate(): void;
-  addEventListener(type: "message" | "error", listener: (event: { data?: unknown }) => void): void;
-}
-type WebWorkerConstructor = new (url: URL, options: { type: "module" }) => WebWorker;
-
-/** The runtime's Web Worker class (Deno, Bun), where it has one. */
-function webWorker(): WebWorkerConstructor | undefined {
-  const w = (globalThis as { Worker?: unknown }).Worker;
-  return typeof w === "function" ? w as WebWorkerConstructor : undefined;
-}
-
-/**
- * Whether the workers run as threads: where every plan gives each worker its own reuseport
- * socket (nothing to hand over) and the runtime has Web Workers. Threads of one process switch
- * faster than processes; that is how `deno serve --parallel` runs its workers.
- */
-function useThreads(plans: ListenerPlan[]): boolean {
-  return webWorker() !== undefined && plans.length > 0 && plans.every((p) => p.strategy === "reuseport");
-}
-
-/** Starts worker `index` as a thread of this process; it dies with this process. */
-function startThread(plans: ListenerPlan[], index: number, events: EventQueue): WorkerHandle {
-  const Worker = webWorker()!;
-  const url = new URL(import.meta.url.endsWith(".ts") ? "./thread_worker.ts" : "./thread_worker.js", import.meta.url);
-  const thread = new Worker(url, { type: "module" });
-  let ended = false;
-  const end = () => {
-    if (ended) return;
-    ended = true;
-    thread.terminate();
-    events.push({ kind: "exit", worker: index });
-  };
-  thread.addEventListener("message", ({ data }) => {
-    const r = data as WorkerReport | { polybind: "failed"; worker: number; message: string };
-    if (r.polybind === "failed") console.error(`polybind serve: worker ${r.worker}: ${r.message}`);
-    else events.push({ kind: "report", report: r });
-    if (r.polybind !== "ready") end();
-  });
-  thread.addEventListener("error", end);
-  thread.postMessage({ polybind: "start", plans, worker: index });
-  return { stop: () => void (ended || thread.postMessage({ polybind: "stop" })), kill: end };
-}
-
-/**
- * Starts worker `index` as a process of this same runtime, with the plans in its environment.
- * Its stdin is a pipe that only this process holds: "stop" on it asks for a stop, and its end
- * tells the worker that this process is gone, however it went (even SIGKILL).
- */
-function startProcess(plans: ListenerPlan[], index: number, events: EventQueue): WorkerHandle {
-  const cli = fileURLToPath(
-    new URL(import.meta.url.endsWith(".ts") ? "./polybind.ts" : "./polybind.js", import.meta.url),
-  );
-  const env = { ...process.env, POLYBIND_PLANS: JSON.stringify(plans), POLYBIND_WORKER: String(index) };
-  const stdio: ["pipe", "pipe", "inherit"] = ["pipe", "pipe", "inherit"];
-  // Node.js workers get an IPC channel, over which a shared socket can be handed off.
-  const [command, args] = runtimeCommand(cli, ["__worker"]);
-  const child = capabilities().processShare
-    ? fork(cli, ["__worker"], { env, stdio: [...stdio, "ipc"] })
-    : spawn(command, args, { env, stdio });
-  let ended = false;
-  const end = () => {
-    if (!ended) events.push({ kind: "exit", worker: index });
-    ended = true;
-  };
-  // 'close' comes after the last report is read; an 'error' without a pid: it could not start.
-  child.once("close", end);
-  child.on("error", () => child.pid === undefined && end());
-  child.stdin!.on("error", () => {});
-  createInterface({ input: child.stdout! }).on("line", (line) => {
-    const r = parseReport(line);
-    if (r) events.push({ kind: "report", report: r });
-  });
-  return {
-    process: child,
-    stop: () => void (ended || child.stdin!.write("stop\n")),
-    kill: () => void (ended || child.kill("SIGKILL")),
-  };
-}
-
-function parseReport(line: string): WorkerReport | undefined {
-  try {
-    const r = JSON.parse(line) as WorkerReport;
-    return r.polybind === "ready" || r.polybind === "served" ? r : undefined;
-  } catch {
-    return undefined; // Not a report.
-  }
-}
+import { EventQueue, type Signal } from "./events.ts";
+import { startProcess, startThread, useThreads, type WorkerHandle } from "./workers.ts";
 
 /** An address as the command prints it, written by formatAddress: a URL (`http://[::1]:8000`) or `unix:PATH`. */
 function printable(a: Addr): string {
