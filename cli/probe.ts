@@ -16,7 +16,7 @@ export function probeRows(): [string, string][] {
     ["UDP", yes(caps.udp)],
     ["Unix sockets", yes(caps.unix)],
     ["listen backlog", yes(caps.backlog)],
-    ["socket hand-off to processes", yes(caps.processShare)],
+    ["socket shared with processes", yes(caps.processShare)],
     ["4 workers", `${plan.strategy}: ${plan.reason}`],
   ];
 }

@@ -46,7 +46,7 @@ const ROWS = [
   ["UDP", (p) => yes(p.capabilities.udp)],
   ["Unix sockets", (p) => yes(p.capabilities.unix)],
   ["listen backlog", (p) => yes(p.capabilities.backlog)],
-  ["socket hand-off to processes", (p) => yes(p.capabilities.processShare)],
+  ["socket shared with processes", (p) => yes(p.capabilities.processShare)],
   ["strategy for 4 workers", (p) => p.plan4.strategy],
 ];
 
