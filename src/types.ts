@@ -1,6 +1,8 @@
 // The public contract: configuration, listeners, connections, datagram sockets and capabilities.
 // Every adapter produces these shapes, so a worker never needs to know its runtime.
 
+import type { ProxyInfo } from "./_proxy_conn.ts";
+
 /**
  * Where and how to bind. Every field is optional; see each for its default.
  *
@@ -140,6 +142,15 @@ export interface Conn extends AsyncDisposable {
   setKeepAlive(on?: boolean): void;
   /** The runtime's own connection object (`Deno.Conn`, a Bun socket or a `net.Socket`). */
   readonly native: unknown;
+  /**
+   * What the PROXY protocol header of this connection said, on a listener that reads it
+   * (`proxyProtocol`): its version, command, addresses and TLVs (read them with `getAlpn`,
+   * `getAuthority`, ...), and `via`, the addresses of the connection the proxy made.
+   * `remoteAddr` and `localAddr` are then the header's (for a v2 LOCAL or v1 UNKNOWN header,
+   * the connection's own). `undefined` for a connection without a header, and on other
+   * listeners.
+   */
+  readonly proxy?: ProxyInfo;
 }
 
 /**
