@@ -1,15 +1,19 @@
 // Command-line arguments of the polybind command: parsed and checked, or a UsageError.
 
+import { isIP } from "node:net";
 import { parseArgs } from "node:util";
 import { parseAddress } from "../mod.ts";
+import type { ProxyProtocolOptions } from "../src/proxy.ts";
 
 /** The usage text. */
 export const USAGE = `Usage:
   polybind probe [--json]
   polybind serve [--host H] [--port P] [--uds PATH] [--listen ADDR]... [--workers N] [--shared]
+                 [--proxy-protocol [--proxy-trusted CIDR]...]
 
 ADDR: 127.0.0.1:8000, :8000, [::1]:8000, localhost:3000, unix:/run/app.sock, @abstract,
-      fd://3, sd-listen, sd-listen:NAME`;
+      fd://3, sd-listen, sd-listen:NAME
+CIDR: an address or block the PROXY header may come from (default 127.0.0.0/8 and ::1)`;
 
 /** Bad command-line arguments; the command exits with code 2. */
 export class UsageError extends Error {
@@ -24,6 +28,8 @@ export interface ServeCommand {
   listen: string[];
   workers?: number;
   shared: boolean;
+  /** Read a PROXY protocol header on every connection (`--proxy-protocol`), with these options. */
+  proxyProtocol?: ProxyProtocolOptions;
 }
 
 /** A parsed command. */
@@ -39,6 +45,31 @@ function integer(flag: string, text: string | undefined, min: number, max: numbe
     throw new UsageError(`--${flag} must be an integer from ${min} to ${max}: got ${JSON.stringify(text)}`);
   }
   return n;
+}
+
+/** An IP address or CIDR block, as `proxyProtocol.trusted` takes them (the listener checks them again). */
+function checkBlock(text: string): string {
+  const [address = "", prefix, ...more] = text.split("/");
+  const family = address.includes("%") ? 0 : isIP(address);
+  const width = family === 4 ? 32 : 128;
+  if (
+    family === 0 || more.length > 0 || (prefix !== undefined && !/^(?:0|[1-9]\d{0,2})$/.test(prefix)) ||
+    Number(prefix ?? 0) > width
+  ) {
+    throw new UsageError(
+      `--proxy-trusted must be an IP address or CIDR block such as 10.0.0.0/8: got ${JSON.stringify(text)}`,
+    );
+  }
+  return text;
+}
+
+/** The options of `--proxy-protocol` with its `--proxy-trusted` blocks. */
+function proxyOptions(on: boolean, trusted: string[] | undefined): ProxyProtocolOptions | undefined {
+  if (!on) {
+    if (trusted !== undefined) throw new UsageError("--proxy-trusted needs --proxy-protocol");
+    return undefined;
+  }
+  return trusted === undefined ? {} : { trusted: trusted.map(checkBlock) };
 }
 
 function checkAddress(text: string): string {
@@ -73,6 +104,8 @@ export function parseCommand(argv: string[]): Command {
           listen: { type: "string", multiple: true },
           workers: { type: "string" },
           shared: { type: "boolean" },
+          "proxy-protocol": { type: "boolean" },
+          "proxy-trusted": { type: "string", multiple: true },
         },
       });
       return {
@@ -83,6 +116,7 @@ export function parseCommand(argv: string[]): Command {
         listen: (values.listen ?? []).map(checkAddress),
         workers: integer("workers", values.workers, 1, 1024),
         shared: values.shared === true,
+        proxyProtocol: proxyOptions(values["proxy-protocol"] === true, values["proxy-trusted"]),
       };
     }
     if (name === "__worker") return { name: "worker" };
