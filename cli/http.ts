@@ -1,5 +1,7 @@
 // The workers' HTTP servers, on each runtime's own server: Node's http.Server fed by polybind
-// listeners, Deno.serve and Bun.serve on options derived from the plans.
+// listeners, Deno.serve and Bun.serve on options derived from the plans. With the PROXY
+// protocol every runtime serves with node:http fed by polybind listeners that read the header
+// first: Deno.serve and Bun.serve read their sockets themselves, and would take it for HTTP.
 
 import { createServer, type Server } from "node:http";
 import {
@@ -11,6 +13,7 @@ import {
   type ServeOptions,
   serveTargets,
 } from "../mod.ts";
+import { type ProxyProtocolOptions, withProxyProtocol } from "../src/proxy.ts";
 
 /** A running HTTP server of one worker. */
 export interface WorkerServer {
@@ -32,12 +35,29 @@ function headers(index: number): Record<string, string> {
   return { "content-type": "text/plain", "x-polybind-worker": String(index) };
 }
 
-/** Node's http.Server fed by `listeners` (Node.js, and Bun for inherited sockets). */
-function nodeHttp(listeners: Listener[], index: number, counter: { requests: number }): WorkerServer {
+/** The client's address as the server saw it: `host:port`, IPv6 in brackets. */
+function client(socket: { remoteAddress?: string; remotePort?: number }): string | undefined {
+  const host = socket.remoteAddress;
+  if (host === undefined) return undefined;
+  return `${host.includes(":") ? `[${host}]` : host}:${socket.remotePort}`;
+}
+
+/**
+ * Node's http.Server fed by `listeners` (Node.js, Bun for inherited sockets, and every runtime
+ * with the PROXY protocol, whose responses then say the client in `x-polybind-client`).
+ */
+function nodeHttp(
+  raw: Listener[],
+  index: number,
+  counter: { requests: number },
+  proxy?: ProxyProtocolOptions,
+): WorkerServer {
   const h = headers(index);
-  const server: Server = createServer({ keepAlive: true }, (_req, res) => {
+  const listeners = proxy === undefined ? raw : raw.map((l) => withProxyProtocol(l, proxy));
+  const server: Server = createServer({ keepAlive: true }, (req, res) => {
     counter.requests++;
-    res.writeHead(200, h).end(BODY);
+    const from = proxy === undefined ? undefined : client(req.socket);
+    res.writeHead(200, from === undefined ? h : { ...h, "x-polybind-client": from }).end(BODY);
   });
   const serving = listeners.map((l) => handOffConnections(l, server));
   return {
@@ -64,25 +84,40 @@ function serveOne(runtime: string, options: ServeOptions, respond: () => Respons
   return async () => void await server.stop(true);
 }
 
-/** An HTTP server on listeners this process holds itself (inherited sockets). */
-export function startLocalServer(listeners: Listener[], index: number): WorkerServer {
-  return nodeHttp(listeners, index, { requests: 0 });
+/**
+ * An HTTP server on listeners this process holds itself (inherited sockets).
+ *
+ * @param proxy Read a PROXY protocol header on every connection, with these options.
+ */
+export function startLocalServer(listeners: Listener[], index: number, proxy?: ProxyProtocolOptions): WorkerServer {
+  return nodeHttp(listeners, index, { requests: 0 }, proxy);
 }
 
 /**
  * Starts worker `index`'s HTTP server on every plan it has a part in; every response carries
  * `x-polybind-worker`.
  *
+ * @param proxy Read a PROXY protocol header on every connection, with these options (node:http
+ *   on every runtime).
  * @returns The server, once it listens.
  */
-export async function startWorkerServer(plans: ListenerPlan[], index: number): Promise<WorkerServer> {
+export async function startWorkerServer(
+  plans: ListenerPlan[],
+  index: number,
+  proxy?: ProxyProtocolOptions,
+): Promise<WorkerServer> {
   const counter = { requests: 0 };
   const mine = plans.filter((p) => index < p.workers);
   const runtime = capabilities().runtime;
-  if (runtime === "node") {
+  if (runtime === "node" || proxy !== undefined) {
     const listeners: Listener[] = [];
-    for (const plan of mine) listeners.push(await listenFromPlan(plan, index));
-    return nodeHttp(listeners, index, counter);
+    try {
+      for (const plan of mine) listeners.push(await listenFromPlan(plan, index));
+    } catch (err) {
+      await Promise.allSettled(listeners.map((l) => l.close()));
+      throw err;
+    }
+    return nodeHttp(listeners, index, counter, proxy);
   }
   const h = headers(index);
   const respond = () => {

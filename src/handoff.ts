@@ -171,7 +171,11 @@ function markListening(server: ConnectionSink): () => void {
  * `setKeepAlive` of a `net.Socket`: what node:http servers there (and Express or Fastify on
  * them) need. (Bun's `https.Server` refuses such a Duplex.) While the hand-off runs, a server
  * that does not listen on its own reports `listening` as true, so that Deno's node:http keeps
- * kept-alive connections open.
+ * kept-alive connections open. From a listener that reads the PROXY protocol, the server sees
+ * the client of each header as `req.socket.remoteAddress` and `remotePort` (and the address it
+ * connected to as `localAddress`, `localPort`), on every runtime: on Node.js the socket read
+ * for the header is handed over with the bytes after the header put back and those addresses
+ * set on it; elsewhere the Duplex takes them from the Conn.
  *
  * @param listener Where connections come from.
  * @param server Where they go.

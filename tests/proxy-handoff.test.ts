@@ -1,0 +1,203 @@
+// The PROXY protocol on the way to node:http, on every runtime: handOffConnections from a listener
+// wrapped by withProxyProtocol gives the server `req.socket.remoteAddress` (and port, and the
+// local ones) from the header, with the bytes after the header as the first request, over
+// kept-alive connections, TCP and Unix; and the command's node:http workers (cli/http.ts) say
+// the client in `x-polybind-client`.
+
+import { describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
+import { connect, type Socket } from "node:net";
+import { join } from "node:path";
+import { Buffer } from "node:buffer";
+import { createListener, handOffConnections, planListeners, preparePlan, type ServerConfig } from "../mod.ts";
+import { withProxyProtocol } from "../src/proxy.ts";
+import { startLocalServer, startWorkerServer } from "../cli/http.ts";
+import { canCountFds, fdTargets, leakedFds } from "./_fd.ts";
+import { portOf, tempDir } from "./_helpers.ts";
+import { tcpHeader } from "./_proxy_net.ts";
+
+const T = { timeout: 30_000 };
+
+/** A kept-alive HTTP/1.1 client on one raw socket, which sends `first` (a PROXY header) before its first request. */
+class RawHttp {
+  readonly #socket: Socket;
+  #buffered = Buffer.alloc(0);
+  #wake: (() => void) | undefined;
+  #closed = false;
+
+  constructor(to: number | string, first: Uint8Array) {
+    this.#socket = typeof to === "number" ? connect({ port: to, host: "127.0.0.1" }) : connect({ path: to });
+    this.#socket.on("error", () => {});
+    this.#socket.write(first);
+    this.#socket.on("data", (chunk: Buffer) => {
+      this.#buffered = Buffer.concat([this.#buffered, chunk]);
+      this.#wake?.();
+    });
+    this.#socket.on("close", () => {
+      this.#closed = true;
+      this.#wake?.();
+    });
+  }
+
+  /** Sends one request and resolves with its response's head and body, or `undefined` if the server closed. */
+  async request(method: string, body = ""): Promise<{ head: string; body: string } | undefined> {
+    const length = Buffer.byteLength(body);
+    this.#socket.write(`${method} / HTTP/1.1\r\nHost: x\r\nContent-Length: ${length}\r\n\r\n${body}`);
+    while (true) {
+      const end = this.#buffered.indexOf("\r\n\r\n");
+      if (end >= 0) {
+        const head = this.#buffered.subarray(0, end).toString();
+        const size = Number(/content-length: (\d+)/i.exec(head)?.[1] ?? 0);
+        if (this.#buffered.length >= end + 4 + size) {
+          const text = this.#buffered.subarray(end + 4, end + 4 + size).toString();
+          this.#buffered = this.#buffered.subarray(end + 4 + size);
+          return { head, body: text };
+        }
+      }
+      if (this.#closed) return undefined;
+      await new Promise<void>((resolve) => (this.#wake = resolve));
+    }
+  }
+
+  close(): Promise<void> {
+    if (this.#closed) return Promise.resolve();
+    return new Promise((resolve) => {
+      this.#socket.once("close", () => resolve());
+      this.#socket.end();
+    });
+  }
+}
+
+/** What the server saw of a request's socket, and its body. */
+function echoSocket(req: IncomingMessage, res: ServerResponse): void {
+  let body = "";
+  req.on("data", (chunk: Buffer) => void (body += chunk.toString()));
+  req.on("end", () => {
+    const s = req.socket;
+    res.end(
+      JSON.stringify({ remote: `${s.remoteAddress}:${s.remotePort}`, local: `${s.localAddress}:${s.localPort}`, body }),
+    );
+  });
+}
+
+async function withHttp(config: ServerConfig, fn: (to: number | string) => Promise<void>): Promise<void> {
+  const before = canCountFds ? fdTargets() : undefined;
+  const listener = withProxyProtocol(await createListener(config), { trusted: ["127.0.0.1"] });
+  const server = createServer({ keepAlive: true }, echoSocket);
+  const serving = handOffConnections(listener, server);
+  try {
+    await fn(listener.addr.transport === "tcp" ? portOf(listener) : listener.addr.path);
+  } finally {
+    await listener.close();
+    await serving;
+    server.closeAllConnections();
+  }
+  if (before !== undefined) assert.deepEqual(await leakedFds(before), [], "no descriptor left open");
+}
+
+describe("handOffConnections and node:http behind a PROXY header", () => {
+  for (const version of [1, 2] as const) {
+    test(`v${version}: req.socket has the client's address on every kept-alive request, bodies intact`, T, async () => {
+      await withHttp({ host: "127.0.0.1", port: 0 }, async (to) => {
+        const client = new RawHttp(to, tcpHeader(version));
+        try {
+          for (const [method, body] of [["POST", "first body"], ["GET", ""], ["POST", "x".repeat(70_000)]]) {
+            const res = await client.request(method!, body);
+            assert.ok(res !== undefined, "answered");
+            assert.match(res.head, /^HTTP\/1\.1 200/);
+            const seen = JSON.parse(res.body);
+            assert.equal(seen.remote, "203.0.113.7:51000");
+            assert.equal(seen.local, "192.0.2.1:443");
+            assert.equal(seen.body, body);
+          }
+        } finally {
+          await client.close();
+        }
+      });
+    });
+  }
+
+  test("the header and a request in one write, then a half-close", T, async () => {
+    await withHttp({ host: "127.0.0.1", port: 0 }, async (to) => {
+      const request = Buffer.from("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nConnection: close\r\n\r\nhi");
+      for (const version of [1, 2] as const) {
+        const reply = await new Promise<string>((resolve) => {
+          let text = "";
+          const socket = connect({ port: to as number, host: "127.0.0.1" });
+          socket.on("data", (c: Buffer) => void (text += c.toString()));
+          socket.on("close", () => resolve(text));
+          socket.end(Buffer.concat([tcpHeader(version), request]));
+        });
+        assert.match(reply, /"remote":"203\.0\.113\.7:51000".*"body":"hi"/);
+      }
+    });
+  });
+
+  test("over a Unix socket", T, async () => {
+    const dir = await tempDir();
+    try {
+      await withHttp({ uds: join(dir.path, "http.sock") }, async (to) => {
+        const client = new RawHttp(to, tcpHeader(2));
+        try {
+          const res = await client.request("GET");
+          assert.equal(JSON.parse(res!.body).remote, "203.0.113.7:51000");
+        } finally {
+          await client.close();
+        }
+      });
+    } finally {
+      await dir.cleanup();
+    }
+  });
+
+  test("a request without a header never reaches the server", T, async () => {
+    await withHttp({ host: "127.0.0.1", port: 0 }, async (to) => {
+      const client = new RawHttp(to, Buffer.from("GET / HTTP/1.1\r\nHost: x\r\n\r\n"));
+      assert.equal(await client.request("GET"), undefined);
+      await client.close();
+    });
+  });
+});
+
+describe("the command's node:http workers with --proxy-protocol", () => {
+  const ask = async (to: number) => {
+    const client = new RawHttp(to, tcpHeader(2));
+    try {
+      return (await client.request("GET"))?.head ?? "";
+    } finally {
+      await client.close();
+    }
+  };
+
+  test("startLocalServer: x-polybind-client is the header's client", T, async () => {
+    const listener = await createListener({ host: "127.0.0.1", port: 0 });
+    const server = startLocalServer([listener], 3, { trusted: ["127.0.0.1"] });
+    try {
+      const head = await ask(portOf(listener));
+      assert.match(head, /x-polybind-worker: 3/i);
+      assert.match(head, /x-polybind-client: 203\.0\.113\.7:51000/i);
+    } finally {
+      await server.stop();
+    }
+  });
+
+  test("startWorkerServer serves a plan with node:http on every runtime", T, async () => {
+    const prepared = await preparePlan(planListeners({ host: "127.0.0.1", port: 0 }, 1));
+    try {
+      const server = await startWorkerServer([prepared.plan], 0, {});
+      await prepared.release();
+      try {
+        const address = prepared.plan.address;
+        assert.ok(address.transport === "tcp");
+        const head = await ask(address.port);
+        assert.match(head, /x-polybind-client: 203\.0\.113\.7:51000/i);
+        assert.equal(server.requests, 1);
+      } finally {
+        await server.stop();
+      }
+    } finally {
+      await prepared.close();
+    }
+  });
+});
