@@ -44,5 +44,33 @@ export {
   type PlanStrategy,
 } from "./src/plan.ts";
 export { type ConnectionSink, handOffConnections } from "./src/handoff.ts";
+export {
+  buildProxyHeader,
+  type BuildProxyHeaderOptions,
+  getAlpn,
+  getAuthority,
+  getAwsVpceId,
+  getAzureLinkId,
+  getCrc32c,
+  getGcpPscConnectionId,
+  getNetns,
+  getSsl,
+  getUniqueId,
+  type ProxyHeader,
+  type ProxyHeaderCommon,
+  type ProxyInfo,
+  type ProxyNetEndpoint,
+  type ProxyNetHeader,
+  type ProxyProtocolOptions,
+  type ProxySsl,
+  ProxySslSubtype,
+  type ProxyTlv,
+  ProxyTlvType,
+  type ProxyTransport,
+  type ProxyUnixEndpoint,
+  type ProxyUnixHeader,
+  type ProxyUnspecHeader,
+  withProxyProtocol,
+} from "./src/proxy.ts";
 export { listenFromPlan, type PreparedPlan, preparePlan } from "./src/workers.ts";
 export { type ServeOptions, type ServeTarget, serveTargets } from "./src/serve.ts";

@@ -2,6 +2,7 @@
 // Pure: no sockets, no file system; bad input becomes a TypeError or RangeError naming the field.
 
 import { isIPv4, isIPv6 } from "./_ip.ts";
+import { checkProxyProtocol, type NormalizedProxyProtocol } from "./_proxy_options.ts";
 import type { ServerConfig } from "./types.ts";
 
 /** Defaults applied to every ServerConfig. */
@@ -31,7 +32,7 @@ export type NormalizedConfig =
     | { kind: "fd"; fd: number }
     | { kind: "systemd"; name: string | undefined }
   )
-  & { backlog: number; retry: RetryOptions };
+  & { backlog: number; retry: RetryOptions; proxy?: NormalizedProxyProtocol };
 
 const NO_RETRY: RetryOptions = Object.freeze({ attempts: 1, delayMs: 0 });
 
@@ -139,21 +140,23 @@ export function normalizeConfig(config: ServerConfig, os: string): NormalizedCon
     ? DEFAULTS.backlog
     : checkInteger("backlog", config.backlog, 1, MAX_BACKLOG);
   const retry = config.retry === undefined ? NO_RETRY : checkRetry(config.retry);
+  const proxy = checkProxyProtocol(config.proxyProtocol);
+  const common = proxy === undefined ? { backlog, retry } : { backlog, retry, proxy };
   const mode = config.udsMode === undefined
     ? DEFAULTS.udsMode
     : checkInteger("udsMode", config.udsMode, 0, 0o777, "an integer from 0 to 0o777 (511)");
   checkOneAddress(config);
   if (config.fd !== undefined) {
-    return { kind: "fd", fd: checkInteger("fd", config.fd, 0, 2 ** 31 - 1), backlog, retry };
+    return { kind: "fd", fd: checkInteger("fd", config.fd, 0, 2 ** 31 - 1), ...common };
   }
-  if (config.systemd !== undefined) return { kind: "systemd", name: checkSystemd(config.systemd), backlog, retry };
+  if (config.systemd !== undefined) return { kind: "systemd", name: checkSystemd(config.systemd), ...common };
   if (config.uds !== undefined) {
     const path = checkPath(config.uds, os);
-    return { kind: "unix", path, mode, abstract: path.startsWith("\0"), backlog, retry };
+    return { kind: "unix", path, mode, abstract: path.startsWith("\0"), ...common };
   }
   const host = config.host === undefined ? DEFAULTS.host : checkHost(config.host);
   const port = config.port === undefined ? DEFAULTS.port : checkInteger("port", config.port, 0, 65535);
-  return { kind: "inet", host, port, backlog, retry };
+  return { kind: "inet", host, port, ...common };
 }
 
 /** The fields that each say where to listen, in the order they are named in errors. */

@@ -11,6 +11,7 @@ import { maxSocketPath, normalizeConfig, type NormalizedConfig, show } from "./_
 import { toListenError } from "./_errors.ts";
 import { decideStrategy, type StrategyChoice } from "./_strategy.ts";
 import { systemdFds } from "./_systemd.ts";
+import { withProxyProtocol } from "./_proxy_listener.ts";
 import { placeSocket, removeSocketFile } from "./_unix.ts";
 import { datagramViews, listenerViews } from "./_views.ts";
 import { formatAddress } from "./address.ts";
@@ -213,8 +214,16 @@ export async function bindStreams(
   options: BindOptions,
 ): Promise<Listener[]> {
   const c = normalizeConfig(toConfig(config), a.os);
-  if (c.kind === "inet") return (await bindInet(a, c, count, [TCP], options))[0] as Listener[];
-  return await withRetry(c.retry, async () => listenerViews(await bindOther(a, c), count));
+  const views = c.kind === "inet"
+    ? (await bindInet(a, c, count, [TCP], options))[0] as Listener[]
+    : await withRetry(c.retry, async () => listenerViews(await bindOther(a, c), count));
+  return withProxy(views, c);
+}
+
+/** Listeners that read a PROXY protocol header first, where the config asks for it. */
+function withProxy(listeners: Listener[], c: NormalizedConfig): Listener[] {
+  const proxy = c.proxy;
+  return proxy === undefined ? listeners : listeners.map((l) => withProxyProtocol(l, proxy));
 }
 
 /** The inet part of a UDP config, or why it has none. */
@@ -244,7 +253,16 @@ export async function bindDatagrams(
   count: number,
   options: BindOptions,
 ): Promise<DatagramListener[]> {
-  const c = checkUdp(a, normalizeConfig(toConfig(config), a.os));
+  const cfg = toConfig(config);
+  const normalized = normalizeConfig(cfg, a.os);
+  if (normalized.proxy !== undefined) {
+    throw new TypeError(
+      `Cannot listen for UDP as 'proxyProtocol' is read on stream connections only: current value is ${
+        show(cfg.proxyProtocol)
+      }`,
+    );
+  }
+  const c = checkUdp(a, normalized);
   return (await bindInet(a, c, count, [UDP], options))[0] as DatagramListener[];
 }
 
@@ -256,5 +274,6 @@ export async function bindPairs(
 ): Promise<{ tcp: Listener; udp: DatagramListener }[]> {
   const c = checkUdp(a, normalizeConfig(toConfig(config), a.os));
   const [tcp, udp] = await bindInet(a, c, count, [TCP, UDP], { shared: false, join: false });
-  return (tcp as Listener[]).map((t, i) => ({ tcp: t, udp: (udp as DatagramListener[])[i]! }));
+  // The PROXY protocol, if asked for, is read on the TCP side (HTTP/3 clients reach UDP directly).
+  return withProxy(tcp as Listener[], c).map((t, i) => ({ tcp: t, udp: (udp as DatagramListener[])[i]! }));
 }

@@ -8,10 +8,11 @@ import type { ServerConfig } from "./types.ts";
 /** The ServerConfig a plan stands for. */
 export function configOf(plan: ListenerPlan): ServerConfig {
   const a = plan.address;
-  if (a.transport === "inherited") return { ...toConfig(a.spec), backlog: plan.backlog };
+  const common = { backlog: plan.backlog, ...(plan.proxyProtocol ? { proxyProtocol: plan.proxyProtocol } : {}) };
+  if (a.transport === "inherited") return { ...toConfig(a.spec), ...common };
   return a.transport === "unix"
-    ? { uds: a.path, backlog: plan.backlog, udsMode: plan.udsMode }
-    : { host: a.hostname, port: a.port, backlog: plan.backlog };
+    ? { uds: a.path, udsMode: plan.udsMode, ...common }
+    : { host: a.hostname, port: a.port, ...common };
 }
 
 /** Checks that `index` is a worker of `plan`. */

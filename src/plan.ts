@@ -7,7 +7,14 @@ import { formatAddress } from "./address.ts";
 import { capabilities } from "./capabilities.ts";
 import { checkCount, checkFlags, normalizeConfig } from "./_config.ts";
 import { decideStrategy, type Strategy } from "./_strategy.ts";
+import type { ProxyProtocolOptions } from "./_proxy_options.ts";
 import type { Capabilities, ServerConfig } from "./types.ts";
+
+/** The PROXY protocol options of a config, as plain JSON (checked by normalizeConfig before). */
+function proxyOf(config: ServerConfig): true | ProxyProtocolOptions {
+  const p = config.proxyProtocol;
+  return p === true || p === undefined || p === false ? true : JSON.parse(JSON.stringify(p));
+}
 
 /** How the workers of a plan get their sockets (the one strategy type of polybind). */
 export type PlanStrategy = Strategy;
@@ -47,6 +54,8 @@ export interface ListenerPlan {
   readonly resolved?: readonly string[];
   /** Whether {@linkcode preparePlan} joins reuseport sockets already on the address rather than failing. */
   readonly join?: boolean;
+  /** The config's `proxyProtocol`: each worker's listener reads a PROXY protocol header first. */
+  readonly proxyProtocol?: true | ProxyProtocolOptions;
 }
 
 /** Options of {@linkcode planListeners}. */
@@ -118,6 +127,7 @@ export function planListeners(config: ServerConfig | string, count: number, opti
     prepared: false,
     sockets: 1,
     ...(flags.join ? { join: true } : {}),
+    ...(c.proxy === undefined ? {} : { proxyProtocol: proxyOf(toConfig(config)) }),
   };
 }
 

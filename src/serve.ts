@@ -50,7 +50,7 @@ export interface ServeTarget {
  * @param index This worker's index.
  * @returns One target per address, in the plan's order.
  * @throws {RangeError} `index` is not a worker of this plan.
- * @throws {TypeError} The plan is `shared`, or of inherited sockets.
+ * @throws {TypeError} The plan is `shared`, of inherited sockets, or reads the PROXY protocol.
  * @throws {ListenError} A live server or a non-socket file is at the Unix socket path.
  * @example
  * ```ts ignore
@@ -69,6 +69,12 @@ export async function serveTargets(plan: ListenerPlan, index: number): Promise<S
   if (plan.strategy === "shared" || address.transport === "inherited") {
     throw new TypeError(
       "Cannot derive serve options from a shared plan or inherited sockets: use listenFromPlan() and handOffConnections()",
+    );
+  }
+  if (plan.proxyProtocol !== undefined) {
+    // Deno.serve, Bun.serve and server.listen read their sockets themselves: none reads the header first.
+    throw new TypeError(
+      "Cannot derive serve options for a plan with 'proxyProtocol' as the runtime's server reads the socket itself: use listenFromPlan() and handOffConnections()",
     );
   }
   const keys = a.serveKeys;

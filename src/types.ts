@@ -2,6 +2,7 @@
 // Every adapter produces these shapes, so a worker never needs to know its runtime.
 
 import type { ProxyInfo } from "./_proxy_conn.ts";
+import type { ProxyProtocolOptions } from "./_proxy_options.ts";
 
 /**
  * Where and how to bind. Every field is optional; see each for its default.
@@ -47,6 +48,14 @@ export interface ServerConfig {
    * for those whose `FileDescriptorName=` it is.
    */
   systemd?: true | string;
+  /**
+   * Read the PROXY protocol header (v1 or v2) a load balancer sends first on every connection:
+   * `true` for the defaults (headers from loopback only, required, within 5 s), or the options.
+   * Connections then report the client's address; see {@linkcode ProxyProtocolOptions}.
+   * Stream listeners only.
+   * @default {false}
+   */
+  proxyProtocol?: boolean | ProxyProtocolOptions;
   /**
    * Try again while the address is in use (a restart whose old process is still letting go).
    * @default {undefined} fail at once

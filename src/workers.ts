@@ -7,6 +7,8 @@ import { type BindHost, bindOnOnePort, hostSteps, resolveHosts } from "./_bind.t
 import { maxSocketPath, normalizeConfig, show } from "./_config.ts";
 import { errorCode } from "./_errors.ts";
 import { bindGroups, inheritedFds, TCP } from "./_pipeline.ts";
+import { withProxyProtocol } from "./_proxy_listener.ts";
+import { checkProxyProtocol } from "./_proxy_options.ts";
 import { clearStaleSocket, placeSocket, removeSocketFile } from "./_unix.ts";
 import { listenerViews } from "./_views.ts";
 import { ListenError } from "./errors.ts";
@@ -207,12 +209,19 @@ export async function listenFromPlan(plan: ListenerPlan, index: number): Promise
         cause: err,
       });
     });
-    return listenerViews(raws, 1)[0]!;
+    return withPlanProxy(plan, listenerViews(raws, 1)[0]!);
   }
   if (address.transport !== "tcp") throw new TypeError("A reuseport plan must have a TCP address");
   // reuseport, or single: bind every address the host resolved to.
   const hosts = plan.resolved?.map((ip) => ({ address: ip, optional: false })) ??
     await resolveHosts(a, address.hostname);
   // A worker joins the primary's reuseport sockets: the primary claimed the address.
-  return listenerViews(await bindHosts(a, plan, hosts, address.port, plan.strategy === "reuseport", true), 1)[0]!;
+  const raws = await bindHosts(a, plan, hosts, address.port, plan.strategy === "reuseport", true);
+  return withPlanProxy(plan, listenerViews(raws, 1)[0]!);
+}
+
+/** The listener reading a PROXY protocol header first, where the plan asks for it. */
+function withPlanProxy(plan: ListenerPlan, listener: Listener): Listener {
+  const proxy = checkProxyProtocol(plan.proxyProtocol);
+  return proxy === undefined ? listener : withProxyProtocol(listener, proxy);
 }
