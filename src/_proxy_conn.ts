@@ -1,9 +1,9 @@
 // A connection after its PROXY header: the Conn a listener hands out once the header has been
 // read (or found absent), with the client's addresses from the header, `proxy` saying what the
 // header said, and the bytes read past the header given back first. On a node:net socket the
-// header is read from the socket itself and those bytes are unshifted into it, so the Conn and
-// the socket stay the runtime's own (an http.Server takes the socket as it is); elsewhere the
-// Conn reads them first from a buffer. Reading the header: _proxy_read.ts.
+// header is read from the socket itself and those bytes are unshifted into it, so the socket
+// stays the runtime's own, and an http.Server handed it (showProxyAddrs) sees the header's
+// addresses; elsewhere the Conn reads them first from a buffer. Reading the header: _proxy_read.ts.
 
 import type { ProxyHeader } from "./_proxy_header.ts";
 import type { Addr, Conn } from "./types.ts";
@@ -47,25 +47,6 @@ function headerAddr(header: ProxyHeader, end: "source" | "destination"): Addr | 
   }
 }
 
-/** The addresses of a node:net socket, as the header gives them, for an http.Server handed the socket. */
-function setSocketAddrs(socket: object, remote: Addr | undefined, local: Addr | undefined): void {
-  const props: PropertyDescriptorMap = {};
-  const family = (hostname: string) => hostname.includes(":") ? "IPv6" : "IPv4";
-  if (remote?.transport === "tcp") {
-    props.remoteAddress = { value: remote.hostname, configurable: true };
-    props.remotePort = { value: remote.port, configurable: true };
-    props.remoteFamily = { value: family(remote.hostname), configurable: true };
-  }
-  if (local?.transport === "tcp") {
-    const address = { address: local.hostname, family: family(local.hostname), port: local.port };
-    props.localAddress = { value: local.hostname, configurable: true };
-    props.localPort = { value: local.port, configurable: true };
-    props.localFamily = { value: address.family, configurable: true };
-    props.address = { value: () => ({ ...address }), configurable: true };
-  }
-  Object.defineProperties(socket, props);
-}
-
 /** What read() does once `readable` has been taken. */
 function readableTaken(): Promise<never> {
   return Promise.reject(new TypeError("Conn.read() cannot be used once Conn.readable has been taken"));
@@ -78,35 +59,65 @@ function readableTaken(): Promise<never> {
  */
 class ProxiedConn implements Conn {
   readonly #inner: Conn;
-  readonly #remote: Addr | undefined;
-  readonly #local: Addr | undefined;
+  readonly #header: ProxyHeader | undefined;
   #rest: Uint8Array | undefined;
+  /** Gives the buffer `rest` lies in back to its pool, once nothing refers to it. */
+  #release: (() => void) | undefined;
   #readable?: ReadableStream<Uint8Array>;
-  readonly proxy: ProxyInfo | undefined;
+  #proxy?: ProxyInfo;
+  #remote?: Addr;
+  #local?: Addr;
 
-  constructor(inner: Conn, header: ProxyHeader | undefined, rest: Uint8Array | undefined) {
+  constructor(
+    inner: Conn,
+    header: ProxyHeader | undefined,
+    rest: Uint8Array | undefined,
+    release: (() => void) | undefined,
+  ) {
     this.#inner = inner;
-    this.#rest = rest !== undefined && rest.length > 0 ? rest : undefined;
-    if (header === undefined) return;
-    this.#remote = headerAddr(header, "source");
-    this.#local = headerAddr(header, "destination");
+    this.#header = header;
+    if (rest !== undefined && rest.length > 0) {
+      this.#rest = rest;
+      this.#release = release;
+    } else release?.();
+  }
+
+  /** Forgets the leftover bytes and gives their buffer back. */
+  #drop(): void {
+    this.#rest = undefined;
+    const release = this.#release;
+    this.#release = undefined;
+    release?.();
+  }
+
+  /** Made on first use, as the addresses are: a server that never asks pays for neither. */
+  get proxy(): ProxyInfo | undefined {
+    const header = this.#header;
+    if (header === undefined || this.#proxy !== undefined) return this.#proxy;
+    const inner = this.#inner;
+    // Asked of the inner Conn on first use (on node:net each is a system call), then kept.
+    let remote: Addr | undefined, local: Addr | undefined;
     const via = {
       get remoteAddr() {
-        return inner.remoteAddr;
+        return remote ??= inner.remoteAddr;
       },
       get localAddr() {
-        return inner.localAddr;
+        return local ??= inner.localAddr;
       },
     };
-    this.proxy = { ...header, via };
+    return this.#proxy = { ...header, via };
   }
 
   get localAddr(): Addr {
-    return this.#local ?? this.#inner.localAddr;
+    const header = this.#header;
+    return this.#local ??= (header === undefined ? undefined : headerAddr(header, "destination")) ??
+      this.#inner.localAddr;
   }
 
   get remoteAddr(): Addr {
-    return this.#remote ?? this.#inner.remoteAddr;
+    const header = this.#header;
+    return this.#remote ??= (header === undefined ? undefined : headerAddr(header, "source")) ??
+      this.#inner.remoteAddr;
   }
 
   get native(): unknown {
@@ -118,7 +129,8 @@ class ProxiedConn implements Conn {
     if (rest === undefined) return this.#readable === undefined ? this.#inner.read(p) : readableTaken();
     const n = Math.min(p.length, rest.length);
     p.set(rest.subarray(0, n));
-    this.#rest = n < rest.length ? rest.subarray(n) : undefined;
+    if (n < rest.length) this.#rest = rest.subarray(n);
+    else this.#drop();
     return Promise.resolve(n);
   }
 
@@ -127,10 +139,12 @@ class ProxiedConn implements Conn {
     if (this.#readable !== undefined) return this.#readable;
     const rest = this.#rest;
     if (rest === undefined) return this.#readable = this.#inner.readable;
-    this.#rest = undefined;
+    // The stream's reader keeps its chunks: a copy, so that the buffer goes back to its pool.
+    const first = rest.slice();
+    this.#drop();
     const reader = this.#inner.readable.getReader();
     return this.#readable = new ReadableStream<Uint8Array>({
-      start: (controller) => controller.enqueue(rest),
+      start: (controller) => controller.enqueue(first),
       pull: (controller) =>
         reader.read().then(({ done, value }) => done ? controller.close() : controller.enqueue(value)),
       cancel: (reason) => reader.cancel(reason),
@@ -150,7 +164,7 @@ class ProxiedConn implements Conn {
   }
 
   close(): void {
-    this.#rest = undefined;
+    this.#drop();
     this.#inner.close();
   }
 
@@ -170,16 +184,15 @@ class ProxiedConn implements Conn {
 
 /**
  * The Conn to hand out for `inner` after its header. `rest` are bytes read past the header that
- * `inner` will not give again (none on a node:net socket, where they were unshifted into it);
- * there, with a header that names addresses, `native` is given the header's addresses too
- * (`remoteAddress`, `remotePort`, `localAddress`, `localPort`, `address()`), so that an
- * http.Server handed the socket sees the client.
+ * `inner` will not give again (none when the header was read from a node:net socket, where they
+ * were unshifted back into it).
  *
  * @param inner The accepted connection.
  * @param header Its header, or `undefined` for a connection let through without one.
  * @param rest Bytes read past the header (or of a connection without one) that come first.
- * @param native The node:net socket the header was read from, if it was.
- * @returns The Conn.
+ * @param release Gives the buffer `rest` lies in back to its pool: called once, when `rest` has
+ *   been read, copied or dropped.
+ * @returns The Conn: `inner` itself when there is neither a header nor bytes to give back.
  * @example
  * ```ts ignore
  * const conn = proxiedConn(inner, header, rest, undefined);
@@ -190,12 +203,47 @@ export function proxiedConn(
   inner: Conn,
   header: ProxyHeader | undefined,
   rest: Uint8Array | undefined,
-  native: object | undefined,
+  release?: () => void,
 ): Conn {
-  if (header === undefined && (rest === undefined || rest.length === 0)) return inner;
-  const conn = new ProxiedConn(inner, header, rest);
-  if (native !== undefined && header !== undefined) {
-    setSocketAddrs(native, headerAddr(header, "source"), headerAddr(header, "destination"));
+  if (header === undefined && (rest === undefined || rest.length === 0)) {
+    release?.();
+    return inner;
   }
-  return conn;
+  return new ProxiedConn(inner, header, rest, release);
+}
+
+/**
+ * Gives the node:net socket of a Conn after a PROXY header the header's addresses
+ * (`remoteAddress`, `remotePort`, `remoteFamily`, `localAddress`, `localPort`, `address()`), for
+ * an http.Server handed that socket: `req.socket.remoteAddress` is then the client. The socket's
+ * own addresses stay in `conn.proxy.via`. Does nothing for a Conn without a header that names
+ * addresses.
+ *
+ * @param conn A Conn from a listener that reads the PROXY protocol.
+ * @param socket Its `native` node:net socket.
+ * @example
+ * ```ts ignore
+ * if (conn.native instanceof Duplex) showProxyAddrs(conn, conn.native);
+ * ```
+ */
+export function showProxyAddrs(conn: Conn, socket: object): void {
+  const proxy = conn.proxy;
+  if (proxy === undefined) return;
+  const remote = headerAddr(proxy, "source");
+  const local = headerAddr(proxy, "destination");
+  if (remote?.transport !== "tcp" || local?.transport !== "tcp") return;
+  // Kept first: the inner Conn asks the socket on first use, which from now on would say the header's.
+  void proxy.via.remoteAddr, void proxy.via.localAddr;
+  const family = (hostname: string) => hostname.includes(":") ? "IPv6" : "IPv4";
+  const address = { address: local.hostname, family: family(local.hostname), port: local.port };
+  const value = (v: unknown) => ({ value: v, configurable: true });
+  Object.defineProperties(socket, {
+    remoteAddress: value(remote.hostname),
+    remotePort: value(remote.port),
+    remoteFamily: value(family(remote.hostname)),
+    localAddress: value(local.hostname),
+    localPort: value(local.port),
+    localFamily: value(address.family),
+    address: value(() => ({ ...address })),
+  });
 }

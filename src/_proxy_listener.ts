@@ -98,7 +98,7 @@ class ProxyListener implements Listener {
     if (!trusted && required) return conn.close();
     this.#pending.set(conn, Date.now() + this.#options.timeoutMs);
     this.#timer ??= setTimeout(() => this.#sweep(), this.#options.timeoutMs);
-    admitConn(conn, { trusted, required }).then((admitted) => {
+    admitConn(conn, { trusted, required }, (admitted) => {
       // Not pending any more: timed out, or the listener closed; either closed it.
       if (!this.#pending.delete(conn)) admitted?.close();
       else if (admitted !== undefined) this.#deliver(admitted);
@@ -120,7 +120,7 @@ class ProxyListener implements Listener {
     for (const [conn, deadline] of this.#pending) {
       if (deadline > now) {
         this.#timer = setTimeout(() => this.#sweep(), deadline - now);
-        return;
+        break;
       }
       this.#pending.delete(conn);
       conn.close();
@@ -128,6 +128,7 @@ class ProxyListener implements Listener {
     this.#settled();
   }
 
+  /** Tells a drain waiting for the headers being read that none is left. */
   #settled(): void {
     if (this.#pending.size === 0 && this.#innerDone) this.#whenSettled?.();
   }

@@ -3,6 +3,7 @@
 // (whose node:http takes any node:stream Duplex), so that Express or Fastify can serve there.
 
 import { Duplex } from "node:stream";
+import { showProxyAddrs } from "./_proxy_conn.ts";
 import type { Conn, Listener } from "./types.ts";
 
 /** A server that takes accepted sockets through a "connection" event, like Node's `http.Server`. */
@@ -193,7 +194,12 @@ export async function handOffConnections(listener: Listener, server: ConnectionS
   const unmark = markListening(server);
   try {
     for await (const conn of listener) {
-      server.emit("connection", conn.native instanceof Duplex ? conn.native : new ConnSocket(conn));
+      const native = conn.native;
+      if (!(native instanceof Duplex)) server.emit("connection", new ConnSocket(conn));
+      else {
+        if (conn.proxy !== undefined) showProxyAddrs(conn, native);
+        server.emit("connection", native);
+      }
     }
   } finally {
     unmark();

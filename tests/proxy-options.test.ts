@@ -5,7 +5,7 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { checkProxyProtocol, inBlocks, parseCidr } from "../src/_proxy_options.ts";
-import { proxiedConn } from "../src/_proxy_conn.ts";
+import { proxiedConn, showProxyAddrs } from "../src/_proxy_conn.ts";
 import type { ProxyHeader } from "../src/_proxy_header.ts";
 import type { Addr, Conn } from "../mod.ts";
 import { parseCommand, UsageError } from "../cli/args.ts";
@@ -164,7 +164,7 @@ const text = (bytes: Uint8Array, n: number | null) => new TextDecoder().decode(b
 describe("the Conn after a header", () => {
   test("has the header's addresses, `proxy` with `via`, and passes the rest through", async () => {
     const { conn: inner, log } = fakeConn([], PEER, OURS);
-    const conn = proxiedConn(inner, TCP4, undefined, undefined);
+    const conn = proxiedConn(inner, TCP4, undefined);
     assert.deepEqual(conn.remoteAddr, { transport: "tcp", hostname: "203.0.113.7", port: 51000 });
     assert.deepEqual(conn.localAddr, { transport: "tcp", hostname: "192.0.2.1", port: 443 });
     assert.equal(conn.proxy?.version, 2);
@@ -186,7 +186,6 @@ describe("the Conn after a header", () => {
       inner,
       { version: 2, command: "local", transport: "unspec", tlvs: [] },
       undefined,
-      undefined,
     );
     assert.deepEqual(conn.remoteAddr, PEER);
     assert.deepEqual(conn.localAddr, OURS);
@@ -203,19 +202,19 @@ describe("the Conn after a header", () => {
       destination: { path: "/run/app.sock" },
       tlvs: [],
     };
-    const conn = proxiedConn(inner, header, undefined, undefined);
+    const conn = proxiedConn(inner, header, undefined);
     assert.deepEqual(conn.remoteAddr, { transport: "unix", path: "/run/client.sock" });
     assert.deepEqual(conn.localAddr, { transport: "unix", path: "/run/app.sock" });
   });
 
   test("no header and nothing left over: the inner Conn itself", () => {
     const { conn: inner } = fakeConn([], PEER, OURS);
-    assert.equal(proxiedConn(inner, undefined, new Uint8Array(0), undefined), inner);
+    assert.equal(proxiedConn(inner, undefined, new Uint8Array(0)), inner);
   });
 
   test("read() gives the leftover bytes first, in pieces as small as the buffer, then the inner Conn's", async () => {
     const { conn: inner } = fakeConn(["world"], PEER, OURS);
-    const conn = proxiedConn(inner, TCP4, new TextEncoder().encode("hello "), undefined);
+    const conn = proxiedConn(inner, TCP4, new TextEncoder().encode("hello "));
     const buf = new Uint8Array(4);
     assert.equal(text(buf, await conn.read(buf)), "hell");
     assert.equal(text(buf, await conn.read(buf)), "o ");
@@ -226,7 +225,7 @@ describe("the Conn after a header", () => {
 
   test("readable gives the leftover bytes first, then the inner stream; read() after it is a TypeError", async () => {
     const { conn: inner } = fakeConn(["world", "!"], PEER, OURS);
-    const conn = proxiedConn(inner, undefined, new TextEncoder().encode("hello "), undefined);
+    const conn = proxiedConn(inner, undefined, new TextEncoder().encode("hello "));
     assert.deepEqual(conn.remoteAddr, PEER, "no header: its own address");
     let all = "";
     const reader = conn.readable.getReader();
@@ -237,16 +236,53 @@ describe("the Conn after a header", () => {
     await assert.rejects(conn.read(new Uint8Array(8)), TypeError);
   });
 
+  test("the leftover bytes' buffer goes back once: read to the end, copied by readable, dropped at close", async () => {
+    const make = () => {
+      const calls: string[] = [];
+      const { conn: inner } = fakeConn([], PEER, OURS);
+      const conn = proxiedConn(inner, TCP4, new TextEncoder().encode("abcdef"), () => calls.push("release"));
+      return { conn, calls };
+    };
+    const read = make();
+    const buf = new Uint8Array(4);
+    await read.conn.read(buf);
+    assert.deepEqual(read.calls, [], "not while bytes are left");
+    await read.conn.read(buf);
+    read.conn.close();
+    assert.deepEqual(read.calls, ["release"]);
+    const streamed = make();
+    const reader = streamed.conn.readable.getReader();
+    assert.deepEqual(streamed.calls, ["release"], "readable copies them");
+    assert.equal(new TextDecoder().decode((await reader.read()).value), "abcdef");
+    reader.releaseLock();
+    const closed = make();
+    closed.conn.close();
+    closed.conn.close();
+    assert.deepEqual(closed.calls, ["release"]);
+    const calls: string[] = [];
+    proxiedConn(fakeConn([], PEER, OURS).conn, TCP4, new Uint8Array(0), () => calls.push("release"));
+    assert.deepEqual(calls, ["release"], "nothing left: at once");
+  });
+
   test("readable without leftover bytes is the inner Conn's own stream", () => {
     const { conn: inner } = fakeConn([], PEER, OURS);
-    const conn = proxiedConn(inner, TCP4, undefined, undefined);
+    const conn = proxiedConn(inner, TCP4, undefined);
     assert.equal(conn.readable, inner.readable);
   });
 
-  test("a node:net socket read for the header reports the header's addresses", () => {
+  test("showProxyAddrs gives a socket handed to node:http the header's addresses; `via` keeps the real ones", () => {
     const { conn: inner } = fakeConn([], PEER, OURS);
     const socket = { remoteAddress: "127.0.0.1" } as Record<string, unknown>;
-    proxiedConn(inner, TCP4, undefined, socket);
+    const conn = proxiedConn(inner, TCP4, undefined);
+    showProxyAddrs(conn, socket);
+    assert.deepEqual(conn.proxy?.via.remoteAddr, PEER);
+    assert.deepEqual(conn.proxy?.via.localAddr, OURS);
+    const untouched = { remoteAddress: "127.0.0.1" };
+    showProxyAddrs(
+      proxiedConn(inner, { version: 1, command: "local", transport: "unspec", tlvs: [] }, undefined),
+      untouched,
+    );
+    assert.deepEqual(untouched, { remoteAddress: "127.0.0.1" }, "a LOCAL header changes nothing");
     assert.equal(socket.remoteAddress, "203.0.113.7");
     assert.equal(socket.remotePort, 51000);
     assert.equal(socket.remoteFamily, "IPv4");
