@@ -40,9 +40,9 @@ export { buildProxyHeader, type BuildProxyHeaderOptions } from "./_proxy_build.t
  * address as `remoteAddr`, the address the client connected to as `localAddr`, and what the
  * header said as `conn.proxy`. Headers are read concurrently, each within `timeoutMs`; a
  * connection refused by the policy, or whose header is malformed or late, is closed and never
- * reaches accept(). On Node.js the connection's socket (`conn.native`) reports the client's
- * address too, so `handOffConnections` gives an http.Server `req.socket.remoteAddress` = the
- * client; on Bun and Deno the socket it hands over is made from the Conn, with the same result.
+ * reaches accept(). `handOffConnections` from such a listener gives an http.Server
+ * `req.socket.remoteAddress` (and `remotePort`, `localAddress`, `localPort`) from the header,
+ * on every runtime; `conn.native` keeps the socket's own addresses, as `conn.proxy.via` does.
  *
  * @param listener A listener; the returned one owns it (closing it closes `listener`).
  * @param options `true` for the defaults (headers from loopback only, required, 5 s), or
