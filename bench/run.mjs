@@ -1,8 +1,9 @@
 // `npm run bench`: polybind against hand-written code on each runtime's own API (Deno.listen,
 // Bun.listen, node:net, node:dgram), on Deno, Bun, Node.js 20 and Node.js 24. Prints one
-// table and writes it as JSON under bench/results/ (see BENCHMARKS.md).
+// table and writes it as JSON under bench/results/ (see BENCHMARKS.md). Measure 7 is polybind
+// against itself: with a PROXY v2 header on each connection against without (bench/lib/proxy.mjs).
 //
-//   node bench/run.mjs [--quick] [--runtimes deno,bun,node20,node24] [--measures 1,2,3,4,5,6]
+//   node bench/run.mjs [--quick] [--runtimes deno,bun,node20,node24] [--measures 1,2,3,4,5,6,7]
 //                      [--rounds N] [--seconds S] [--out file.json] [--compare earlier.json] [--no-pin]
 //                      [--lib path/to/another/polybind/checkout] [--concurrent]
 
@@ -13,6 +14,7 @@ import process from "node:process";
 import { parseArgs } from "node:util";
 import { ensureWrk } from "./lib/load.mjs";
 import { balanceMeasure, bindMeasure, RATE_MEASURES, rateMeasure } from "./lib/measures.mjs";
+import { PROXY_MEASURES, proxyMeasure } from "./lib/proxy.mjs";
 import { startServer } from "./lib/proc.mjs";
 import { compare, fmt, machine, SATURATED, table, unsaturated, writeJson } from "./lib/report.mjs";
 import { buildForNode, describeRuntimes, ROOT, RUNTIME_NAMES } from "./lib/runtimes.mjs";
@@ -21,7 +23,7 @@ const { values: args } = parseArgs({
   options: {
     quick: { type: "boolean", default: false },
     runtimes: { type: "string", default: RUNTIME_NAMES.join(",") },
-    measures: { type: "string", default: "1,2,3,4,5,6" },
+    measures: { type: "string", default: "1,2,3,4,5,6,7" },
     rounds: { type: "string" },
     seconds: { type: "string" },
     out: { type: "string" },
@@ -94,11 +96,13 @@ async function benchRuntime(rt) {
   }
   if (wanted.has("5")) add(await balanceMeasure(rt, ctx, caps));
   if (wanted.has("6")) add(await bindMeasure(rt, ctx, caps));
+  // 7: the cost of a PROXY v2 header (with the header against without, both polybind).
+  if (wanted.has("7")) { for (const m of PROXY_MEASURES) add(await proxyMeasure(rt, ctx, m)); }
   return rows;
 }
 
 const started = new Date();
-if (["1", "2", "3"].some((m) => wanted.has(m))) ensureWrk();
+if (["1", "2", "3", "7"].some((m) => wanted.has(m))) ensureWrk();
 const libRoot = resolve(args.lib ?? ROOT);
 const nodeLib = names.some((n) => n.startsWith("node")) ? buildForNode(libRoot) : undefined;
 const runtimes = describeRuntimes(names, libRoot, nodeLib);

@@ -43,12 +43,15 @@ function parseWrk(out) {
 
 /**
  * Drives http://127.0.0.1:port/ with wrk for `seconds` (one thread, `connections`
- * connections), with "Connection: close" when `close` is set.
+ * connections), with "Connection: close" when `close` is set, and a Lua `script` given
+ * `scriptArgs` when one is set.
  */
-export async function wrk(port, { seconds, connections = 32, close = false, cpu }) {
+export async function wrk(port, { seconds, connections = 32, close = false, cpu, script, scriptArgs = [] }) {
   const args = ["-t1", `-c${connections}`, `-d${seconds}s`, "--timeout", "2s"];
   if (close) args.push("-H", "Connection: close");
+  if (script !== undefined) args.push("-s", script);
   args.push(`http://127.0.0.1:${port}/`);
+  if (scriptArgs.length > 0) args.push("--", ...scriptArgs);
   return parseWrk(await runToEnd("wrk", args, { cpu, timeoutMs: seconds * 1000 + 15_000 }));
 }
 
@@ -64,6 +67,14 @@ export async function udp(port, { seconds, cpu }) {
   const durationMs = seconds * 1000;
   const r = await client("udp.mjs", { port, durationMs, warmupMs: 300 }, cpu, durationMs + 20_000);
   return { value: r.rate, ops: r.received, errors: r.refills > 0 ? [`window refilled ${r.refills} times`] : [] };
+}
+
+/** Kept-alive requests per second from `connections` clients that send `header` ("v2" or none) first. */
+export async function keepAlive(port, { seconds, header, cpu }) {
+  const durationMs = seconds * 1000;
+  const options = { port, connections: 32, durationMs, warmupMs: 300, header };
+  const r = await client("keepalive.mjs", options, cpu, durationMs + 20_000);
+  return { value: r.rate, ops: r.responses, errors: r.errors > 0 ? [`${r.errors} socket errors`] : [] };
 }
 
 /** Opens `count` fresh connections and tallies which listener answered each. */

@@ -1,6 +1,7 @@
 // The polybind side of every measure: the same work as bench/servers/raw_*.mjs, written on
 // polybind's Listener, Conn and DatagramListener. Run by any of the three runtimes with one
-// JSON argument: { mode, lib, maxMs }, where lib is the URL of polybind's entry point.
+// JSON argument: { mode, lib, maxMs, proxy }, where lib is the URL of polybind's entry point,
+// and proxy (for the PROXY measure) wraps the listener with withProxyProtocol.
 
 import {
   bound,
@@ -62,12 +63,19 @@ async function serveOnce(conn, response) {
   }
 }
 
+/** withProxyProtocol, from the entry point where it exports it, else from its module next to it. */
+async function withProxyProtocol(pb, lib) {
+  if (typeof pb.withProxyProtocol === "function") return pb.withProxyProtocol;
+  const ext = lib.endsWith(".ts") ? ".ts" : ".js";
+  return (await import(new URL(`./src/proxy${ext}`, lib).href)).withProxyProtocol;
+}
+
 async function acceptAll(listener, serve) {
   for await (const conn of listener) serve(conn);
 }
 
 async function main() {
-  const { mode, lib, maxMs } = options();
+  const { mode, lib, maxMs, proxy } = options();
   const pb = await import(lib);
   bound(maxMs);
   const caps = pb.capabilities();
@@ -92,7 +100,8 @@ async function main() {
   }
   const serve = { rw: serveReadWrite, stream: serveStreams, close: (c) => serveOnce(c, CLOSE_RESPONSE) }[mode];
   if (serve === undefined) throw new TypeError(`Unknown mode: ${mode}`);
-  const listener = await pb.createListener({ host: HOST, port: 0 });
+  let listener = await pb.createListener({ host: HOST, port: 0 });
+  if (proxy) listener = (await withProxyProtocol(pb, lib))(listener, { trusted: [HOST] });
   ready({ port: listener.addr.port, runtime: runtime() });
   await acceptAll(listener, serve);
 }

@@ -1,0 +1,95 @@
+// Measure 7 (issue 15): what reading a PROXY v2 header costs. polybind's server with
+// withProxyProtocol, loaded by clients that send a header first on each connection, against the
+// same server without it, loaded by the same clients without the header, in turn as the other
+// measures are: new connections (wrk with bench/clients/proxy.lua, "Connection: close") and
+// kept-alive requests after the header (bench/clients/keepalive.mjs; wrk cannot send bytes once
+// per connection). In the table "polybind" is with the header and "raw" without it.
+
+import { join } from "node:path";
+import { keepAlive, wrk } from "./load.mjs";
+import { startServer } from "./proc.mjs";
+import { median } from "./report.mjs";
+import { ROOT } from "./runtimes.mjs";
+
+const SCRIPT = join(ROOT, "bench", "clients", "proxy.lua");
+
+/** The two PROXY measures: server mode, load, and the ratio they must reach. */
+export const PROXY_MEASURES = [
+  {
+    id: "7a",
+    measure: "new connections, PROXY v2 header vs none",
+    unit: "conn/s",
+    mode: "close",
+    load: (port, seconds, header, cpu) =>
+      wrk(port, { seconds, close: true, cpu, script: SCRIPT, scriptArgs: header ? ["v2"] : [] }),
+    min: 0.97,
+  },
+  {
+    id: "7b",
+    measure: "keep-alive after a PROXY v2 header vs none",
+    unit: "req/s",
+    mode: "rw",
+    load: (port, seconds, header, cpu) => keepAlive(port, { seconds, header: header ? "v2" : undefined, cpu }),
+    min: 0.98,
+  },
+];
+
+function startSide(rt, ctx, mode, proxy) {
+  const [cmd, args] = rt.command(join(ROOT, "bench", "servers", "poly.mjs"), {
+    mode,
+    lib: rt.lib,
+    proxy,
+    maxMs: ctx.serverMaxMs,
+  });
+  return startServer(cmd, args, { cpu: ctx.serverCpu });
+}
+
+/** One PROXY measure: both servers loaded in turn, round 0 a warm-up; the row as rateMeasure makes it. */
+export async function proxyMeasure(rt, ctx, m) {
+  const sides = [["poly", await startSide(rt, ctx, m.mode, true)]];
+  const results = { poly: [], raw: [] };
+  try {
+    sides.push(["raw", await startSide(rt, ctx, m.mode, false)]);
+    for (let r = 0; r <= ctx.rounds; r++) {
+      for (const [name, server] of sides) {
+        const cpu = server.cpuSeconds();
+        const start = performance.now();
+        const seconds = r === 0 ? ctx.warmSeconds : ctx.seconds;
+        const result = await m.load(server.info.port, seconds, name === "poly", ctx.loadCpu);
+        const used = server.cpuSeconds() - cpu;
+        results[name].push({
+          ...result,
+          cpuUs: (used * 1e6) / result.ops,
+          busy: used / (performance.now() - start) * 1000,
+        });
+      }
+    }
+  } finally {
+    for (const [, server] of sides) await server.stop();
+  }
+  const counted = (side) => results[side].slice(1);
+  const values = (side) => counted(side).map((x) => x.value);
+  const errors = ["poly", "raw"].flatMap((s) => counted(s).flatMap((x) => x.errors.map((e) => `${s}: ${e}`)));
+  const ratio = median(values("poly").map((p, i) => p / values("raw")[i]));
+  return [{
+    runtime: rt.name,
+    id: m.id,
+    measure: m.measure,
+    unit: m.unit,
+    poly: median(values("poly")),
+    raw: median(values("raw")),
+    ratio,
+    cpuRatio: median(counted("raw").map((x) => x.cpuUs)) / median(counted("poly").map((x) => x.cpuUs)),
+    target: `ratio >= ${m.min}`,
+    met: ratio >= m.min && errors.length === 0,
+    details: {
+      poly: values("poly"),
+      raw: values("raw"),
+      polyCpuUs: counted("poly").map((x) => x.cpuUs),
+      rawCpuUs: counted("raw").map((x) => x.cpuUs),
+      polyBusy: median(counted("poly").map((x) => x.busy)),
+      rawBusy: median(counted("raw").map((x) => x.busy)),
+      errors,
+    },
+  }];
+}
