@@ -8,6 +8,8 @@ import { join } from "node:path";
 import process from "node:process";
 import {
   type Addr,
+  buildProxyHeader,
+  type BuildProxyHeaderOptions,
   type Capabilities,
   capabilities,
   checkPlan,
@@ -24,6 +26,15 @@ import {
   type DatagramListener,
   type DrainOptions,
   formatAddress,
+  getAlpn,
+  getAuthority,
+  getAwsVpceId,
+  getAzureLinkId,
+  getCrc32c,
+  getGcpPscConnectionId,
+  getNetns,
+  getSsl,
+  getUniqueId,
   handOffConnections,
   hasReusePort,
   type Listener,
@@ -40,6 +51,20 @@ import {
   type PreparedPlan,
   preparePlan,
   probeCapabilities,
+  type ProxyHeader,
+  type ProxyHeaderCommon,
+  type ProxyInfo,
+  type ProxyNetEndpoint,
+  type ProxyNetHeader,
+  type ProxyProtocolOptions,
+  type ProxySsl,
+  ProxySslSubtype,
+  type ProxyTlv,
+  ProxyTlvType,
+  type ProxyTransport,
+  type ProxyUnixEndpoint,
+  type ProxyUnixHeader,
+  type ProxyUnspecHeader,
   type Runtime,
   type ServeOptions,
   type ServerConfig,
@@ -49,6 +74,7 @@ import {
   type UdpAddr,
   type UdpListenersOptions,
   type UnixAddr,
+  withProxyProtocol,
 } from "polybind";
 
 function check(ok: boolean, what: string): asserts ok {
@@ -172,6 +198,55 @@ async function plans(config: ServerConfig): Promise<void> {
   }
 }
 
+/** Every PROXY protocol export: a v2 header with TLVs, read by a listener with the option, and its helpers. */
+async function proxy(): Promise<void> {
+  const source: ProxyNetEndpoint = { hostname: "203.0.113.7", port: 51000 };
+  const tlvs: ProxyTlv[] = [
+    { type: ProxyTlvType.ALPN, value: new TextEncoder().encode("h2") },
+    { type: ProxyTlvType.AUTHORITY, value: new TextEncoder().encode("example.com") },
+    { type: ProxyTlvType.UNIQUE_ID, value: new Uint8Array([1, 2, 3]) },
+  ];
+  const transport: ProxyTransport = "tcp4";
+  const net: ProxyNetHeader = {
+    version: 2,
+    command: "proxy",
+    transport,
+    source,
+    destination: { hostname: "192.0.2.1", port: 443 },
+    tlvs,
+  };
+  const common: ProxyHeaderCommon = net;
+  const unnamed: ProxyUnixEndpoint = { path: "" };
+  const unixHeader: ProxyUnixHeader = { ...common, transport: "unix", source: unnamed, destination: unnamed };
+  const unspec: ProxyUnspecHeader = { ...common, transport: "unspec" };
+  const headers: ProxyHeader[] = [net, unixHeader, unspec];
+  const options: BuildProxyHeaderOptions = { crc32c: true };
+  const bytes = buildProxyHeader(headers[0]!, options);
+  const trusted: ProxyProtocolOptions = { trusted: ["127.0.0.1"], timeoutMs: 2000 };
+  const listener = withProxyProtocol(await createListener({ host: "127.0.0.1", port: 0 }), trusted);
+  try {
+    const client = createConnection({ host: "127.0.0.1", port: (listener.addr as TcpAddr).port });
+    client.on("error", () => {});
+    client.write(bytes);
+    const conn = await listener.accept();
+    const info: ProxyInfo | undefined = conn.proxy;
+    check(
+      info !== undefined && conn.remoteAddr.transport === "tcp" && conn.remoteAddr.hostname === source.hostname,
+      "proxy",
+    );
+    const ssl: ProxySsl | undefined = getSsl(info!);
+    check(getAlpn(info!) === "h2" && getAuthority(info!) === "example.com", "PROXY TLVs");
+    check(getUniqueId(info!)?.length === 3 && typeof getCrc32c(info!) === "number", "PROXY unique id and CRC32C");
+    check(ssl === undefined && getNetns(info!) === undefined && getAwsVpceId(info!) === undefined, "PROXY absent TLVs");
+    check(getAzureLinkId(info!) === undefined && getGcpPscConnectionId(info!) === undefined, "PROXY vendor TLVs");
+    check(typeof ProxySslSubtype.VERSION === "number", "ProxySslSubtype");
+    conn.close();
+    client.destroy();
+  } finally {
+    await listener.close();
+  }
+}
+
 const caps: Capabilities = capabilities();
 check((await probeCapabilities()) === caps, "probeCapabilities");
 const runtime: Runtime = caps.runtime;
@@ -183,4 +258,5 @@ await handOff(config);
 if (caps.udp) await udp(config);
 if (caps.unix) await unix();
 await plans(config);
+await proxy();
 console.log(`consumer ok on ${runtime} ${caps.version}`);
