@@ -2,8 +2,7 @@
 
 import { isIP } from "node:net";
 import { parseArgs } from "node:util";
-import { parseAddress } from "../mod.ts";
-import type { ProxyProtocolOptions } from "../src/proxy.ts";
+import { parseAddress, type ProxyProtocolOptions } from "../mod.ts";
 
 /** The usage text. */
 export const USAGE = `Usage:

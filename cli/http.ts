@@ -1,7 +1,7 @@
 // The workers' HTTP servers, on each runtime's own server: Node's http.Server fed by polybind
-// listeners, Deno.serve and Bun.serve on options derived from the plans. With the PROXY
-// protocol every runtime serves with node:http fed by polybind listeners that read the header
-// first: Deno.serve and Bun.serve read their sockets themselves, and would take it for HTTP.
+// listeners, Deno.serve and Bun.serve on options derived from the plans. A plan with
+// `proxyProtocol` is served with node:http fed by its listener (which reads the header first) on
+// every runtime: Deno.serve and Bun.serve read their sockets themselves, and would take it for HTTP.
 
 import { createServer, type Server } from "node:http";
 import {
@@ -13,7 +13,6 @@ import {
   type ServeOptions,
   serveTargets,
 } from "../mod.ts";
-import { type ProxyProtocolOptions, withProxyProtocol } from "../src/proxy.ts";
 
 /** A running HTTP server of one worker. */
 export interface WorkerServer {
@@ -44,19 +43,19 @@ function client(socket: { remoteAddress?: string; remotePort?: number }): string
 
 /**
  * Node's http.Server fed by `listeners` (Node.js, Bun for inherited sockets, and every runtime
- * with the PROXY protocol, whose responses then say the client in `x-polybind-client`).
+ * with the PROXY protocol, where `showClient` makes each response say the client it saw, in
+ * `x-polybind-client`).
  */
 function nodeHttp(
-  raw: Listener[],
+  listeners: Listener[],
   index: number,
   counter: { requests: number },
-  proxy?: ProxyProtocolOptions,
+  showClient: boolean,
 ): WorkerServer {
   const h = headers(index);
-  const listeners = proxy === undefined ? raw : raw.map((l) => withProxyProtocol(l, proxy));
   const server: Server = createServer({ keepAlive: true }, (req, res) => {
     counter.requests++;
-    const from = proxy === undefined ? undefined : client(req.socket);
+    const from = showClient ? client(req.socket) : undefined;
     res.writeHead(200, from === undefined ? h : { ...h, "x-polybind-client": from }).end(BODY);
   });
   const serving = listeners.map((l) => handOffConnections(l, server));
@@ -87,29 +86,24 @@ function serveOne(runtime: string, options: ServeOptions, respond: () => Respons
 /**
  * An HTTP server on listeners this process holds itself (inherited sockets).
  *
- * @param proxy Read a PROXY protocol header on every connection, with these options.
+ * @param showClient The listeners read the PROXY protocol: each response says the client.
  */
-export function startLocalServer(listeners: Listener[], index: number, proxy?: ProxyProtocolOptions): WorkerServer {
-  return nodeHttp(listeners, index, { requests: 0 }, proxy);
+export function startLocalServer(listeners: Listener[], index: number, showClient = false): WorkerServer {
+  return nodeHttp(listeners, index, { requests: 0 }, showClient);
 }
 
 /**
  * Starts worker `index`'s HTTP server on every plan it has a part in; every response carries
- * `x-polybind-worker`.
+ * `x-polybind-worker`, and with the PROXY protocol `x-polybind-client`.
  *
- * @param proxy Read a PROXY protocol header on every connection, with these options (node:http
- *   on every runtime).
  * @returns The server, once it listens.
  */
-export async function startWorkerServer(
-  plans: ListenerPlan[],
-  index: number,
-  proxy?: ProxyProtocolOptions,
-): Promise<WorkerServer> {
+export async function startWorkerServer(plans: ListenerPlan[], index: number): Promise<WorkerServer> {
   const counter = { requests: 0 };
   const mine = plans.filter((p) => index < p.workers);
   const runtime = capabilities().runtime;
-  if (runtime === "node" || proxy !== undefined) {
+  const proxied = mine.some((p) => p.proxyProtocol !== undefined);
+  if (runtime === "node" || proxied) {
     const listeners: Listener[] = [];
     try {
       for (const plan of mine) listeners.push(await listenFromPlan(plan, index));
@@ -117,7 +111,7 @@ export async function startWorkerServer(
       await Promise.allSettled(listeners.map((l) => l.close()));
       throw err;
     }
-    return nodeHttp(listeners, index, counter, proxy);
+    return nodeHttp(listeners, index, counter, proxied);
   }
   const h = headers(index);
   const respond = () => {

@@ -4,8 +4,17 @@
 
 import { connect, type Socket } from "node:net";
 import { Buffer } from "node:buffer";
-import type { Addr, Conn, Listener } from "../mod.ts";
-import { buildProxyHeader, getAlpn, getAuthority, getCrc32c, getUniqueId, type ProxyHeader } from "../src/proxy.ts";
+import {
+  type Addr,
+  buildProxyHeader,
+  type Conn,
+  getAlpn,
+  getAuthority,
+  getCrc32c,
+  getUniqueId,
+  type Listener,
+  type ProxyHeader,
+} from "../mod.ts";
 
 /** A v1 or v2 PROXY command over TCP4 from 203.0.113.7:51000 to 192.0.2.1:443, or as given. */
 export function tcpHeader(version: 1 | 2, overrides: Partial<ProxyHeader> = {}): Uint8Array {

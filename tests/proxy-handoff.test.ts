@@ -10,8 +10,14 @@ import { createServer, type IncomingMessage, type ServerResponse } from "node:ht
 import { connect, type Socket } from "node:net";
 import { join } from "node:path";
 import { Buffer } from "node:buffer";
-import { createListener, handOffConnections, planListeners, preparePlan, type ServerConfig } from "../mod.ts";
-import { withProxyProtocol } from "../src/proxy.ts";
+import {
+  createListener,
+  handOffConnections,
+  planListeners,
+  preparePlan,
+  type ServerConfig,
+  withProxyProtocol,
+} from "../mod.ts";
 import { startLocalServer, startWorkerServer } from "../cli/http.ts";
 import { canCountFds, fdTargets, leakedFds } from "./_fd.ts";
 import { portOf, tempDir } from "./_helpers.ts";
@@ -171,8 +177,8 @@ describe("the command's node:http workers with --proxy-protocol", () => {
   };
 
   test("startLocalServer: x-polybind-client is the header's client", T, async () => {
-    const listener = await createListener({ host: "127.0.0.1", port: 0 });
-    const server = startLocalServer([listener], 3, { trusted: ["127.0.0.1"] });
+    const listener = await createListener({ host: "127.0.0.1", port: 0, proxyProtocol: { trusted: ["127.0.0.1"] } });
+    const server = startLocalServer([listener], 3, true);
     try {
       const head = await ask(portOf(listener));
       assert.match(head, /x-polybind-worker: 3/i);
@@ -182,10 +188,10 @@ describe("the command's node:http workers with --proxy-protocol", () => {
     }
   });
 
-  test("startWorkerServer serves a plan with node:http on every runtime", T, async () => {
-    const prepared = await preparePlan(planListeners({ host: "127.0.0.1", port: 0 }, 1));
+  test("startWorkerServer serves a plan with proxyProtocol with node:http on every runtime", T, async () => {
+    const prepared = await preparePlan(planListeners({ host: "127.0.0.1", port: 0, proxyProtocol: true }, 1));
     try {
-      const server = await startWorkerServer([prepared.plan], 0, {});
+      const server = await startWorkerServer([prepared.plan], 0);
       await prepared.release();
       try {
         const address = prepared.plan.address;

@@ -14,8 +14,7 @@ import { request } from "node:http";
 import { createServer as createNetServer } from "node:net";
 import { join } from "node:path";
 import process from "node:process";
-import { createListener, type Listener, type ServerConfig } from "../mod.ts";
-import { withProxyProtocol } from "../src/proxy.ts";
+import { createListener, type Listener, type ServerConfig, withProxyProtocol } from "../mod.ts";
 import { startLocalServer } from "../cli/http.ts";
 import { portOf, tempDir } from "./_helpers.ts";
 import { parseSeen, type Seen, serveSeen, talk, until } from "./_proxy_net.ts";
@@ -213,8 +212,8 @@ describe("behind HAProxy", { skip }, () => {
   });
 
   test("node:http through handOffConnections and the command's worker: the client is 127.0.0.5", T, async () => {
-    const listener = await createListener({ host: "127.0.0.1", port: 0 });
-    const server = startLocalServer([listener], 0, { trusted: ["127.0.0.1"] });
+    const listener = await createListener({ host: "127.0.0.1", port: 0, proxyProtocol: { trusted: ["127.0.0.1"] } });
+    const server = startLocalServer([listener], 0, true);
     try {
       await withHaproxy([{ server: `127.0.0.1:${portOf(listener)}`, options: "send-proxy-v2" }], async ([port]) => {
         for (let i = 0; i < 2; i++) {

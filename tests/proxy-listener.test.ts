@@ -7,8 +7,15 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { createListener, type Listener, ListenError, type ServerConfig } from "../mod.ts";
-import { buildProxyHeader, type ProxyProtocolOptions, withProxyProtocol } from "../src/proxy.ts";
+import {
+  buildProxyHeader,
+  createListener,
+  type Listener,
+  ListenError,
+  type ProxyProtocolOptions,
+  type ServerConfig,
+  withProxyProtocol,
+} from "../mod.ts";
 import { canCountFds, fdTargets, leakedFds } from "./_fd.ts";
 import { portOf, tempDir } from "./_helpers.ts";
 import { parseSeen, type Seen, serveSeen, talk, tcpHeader, until } from "./_proxy_net.ts";
