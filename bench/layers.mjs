@@ -15,8 +15,8 @@ const { values } = parseArgs({
 const lib = resolve(values.lib ?? join(import.meta.dirname, "..", "dist"));
 const ITEMS = Number(values.items ?? 300_000);
 const ROUNDS = Number(values.rounds ?? 7);
-const { shareSource } = await import(pathToFileURL(join(lib, "src", "shared.js")).href);
-const { wrapListener } = await import(pathToFileURL(join(lib, "src", "wrap.js")).href);
+const { shareSource } = await import(pathToFileURL(join(lib, "src", "_shared.js")).href);
+const { wrapListener } = await import(pathToFileURL(join(lib, "src", "_wrap.js")).href);
 
 /** A source like an adapter's accept queue: pushed items, one waiter at a time. */
 function pushedSource() {

@@ -12,6 +12,7 @@ import {
   formatAddress,
   type Listener,
   type ListenerPlan,
+  parseAddress,
   planListeners,
   type PreparedPlan,
   preparePlan,
@@ -41,10 +42,11 @@ async function prepareAll(configs: (ServerConfig | string)[], count: number, sha
   const local: Listener[] = [];
   const plans = configs.map((c) => planListeners(c, count, { shared }));
   try {
-    for (const plan of plans) {
-      const inherited = plan.address.transport === "inherited" ? plan.address.spec : undefined;
-      if (inherited !== undefined && plan.strategy === "single") local.push(await createListener(inherited));
-      else prepared.push(await preparePlan(plan));
+    for (const [i, plan] of plans.entries()) {
+      // An inherited socket this runtime cannot lend is served here, with its config (PROXY protocol too).
+      if (plan.address.transport === "inherited" && plan.strategy === "single") {
+        local.push(await createListener(configs[i]!));
+      } else prepared.push(await preparePlan(plan));
     }
   } catch (err) {
     await Promise.all([...prepared.map((p) => p.close()), ...local.map((l) => l.close())]);
@@ -56,11 +58,15 @@ async function prepareAll(configs: (ServerConfig | string)[], count: number, sha
 /** Runs `polybind serve`; resolves with the exit code once the server has shut down. */
 export async function runServe(options: ServeCommand): Promise<number> {
   const count = options.workers ?? availableParallelism();
-  const configs: (ServerConfig | string)[] = options.listen.length > 0 ? options.listen : [
+  const given: (ServerConfig | string)[] = options.listen.length > 0 ? options.listen : [
     options.uds !== undefined
       ? { uds: options.uds }
       : { host: options.host ?? "127.0.0.1", port: options.port ?? 8000 },
   ];
+  const proxyProtocol = options.proxyProtocol;
+  const configs = proxyProtocol === undefined
+    ? given
+    : given.map((c) => ({ ...(typeof c === "string" ? parseAddress(c) : c), proxyProtocol }));
   const events = new EventQueue();
   // Signals are queued from the start: one that comes while binding or starting stops what started.
   events.listen();
@@ -150,7 +156,9 @@ class Primary {
   /** Every worker is ready: the primary lets go of its sockets, serves its own, says where. */
   async #serve(): Promise<void> {
     await Promise.all(this.prepared.map((p) => p.release()));
-    if (this.local.length > 0) this.#own = startLocalServer(this.local, this.#workers);
+    if (this.local.length > 0) {
+      this.#own = startLocalServer(this.local, this.#workers, this.plans.some((p) => p.proxyProtocol !== undefined));
+    }
     const where = [...this.#remote.map(describe), ...this.local.flatMap((l) => l.addrs.map(printable))].join(", ");
     const kind = this.#workers > 0 ? (this.#threads ? " (threads)" : " (processes)") : "";
     const total = this.#workers + (this.#own ? 1 : 0);

@@ -6,6 +6,7 @@
 
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
+import { run } from "./_process.ts";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import { connect, type Socket } from "node:net";
 import { join } from "node:path";
@@ -185,6 +186,23 @@ describe("the command's node:http workers with --proxy-protocol", () => {
       assert.match(head, /x-polybind-client: 203\.0\.113\.7:51000/i);
     } finally {
       await server.stop();
+    }
+  });
+
+  test("polybind serve --proxy-protocol answers with the header's client from every worker", T, async () => {
+    const child = run("cli/polybind", ["serve", "--port", "0", "--workers", "2", "--proxy-protocol"]);
+    try {
+      const line = await child.line(/^polybind serve: listening on /, 30_000);
+      const port = Number(/:(\d+)/.exec(line.split(" ")[4]!)![1]);
+      const heads = [];
+      for (let i = 0; i < 6; i++) heads.push(await ask(port));
+      for (const head of heads) assert.match(head, /x-polybind-client: 203\.0\.113\.7:51000/i);
+      const client = new RawHttp(port, Buffer.from("GET / HTTP/1.1\r\nHost: x\r\n\r\n"));
+      assert.equal(await client.request("GET"), undefined, "no header: closed");
+      await client.close();
+      assert.equal(await child.stop("SIGINT"), 0, child.stderr.join(""));
+    } finally {
+      await child.stop();
     }
   });
 
