@@ -4,6 +4,7 @@
 // serves IPv4 peers and IPv4-mapped IPv6 peers alike (a dual-stack socket's ::ffff:127.0.0.1).
 
 import { parseIPv4, parseIPv6 } from "./_proxy_ip.ts";
+import { show } from "./_config.ts";
 
 /**
  * How a listener reads the PROXY protocol header (v1 or v2, detected per connection) that a load
@@ -84,20 +85,6 @@ const DEFAULT_TIMEOUT_MS = 5000;
 const MAX_TIMEOUT_MS = 2 ** 31 - 1;
 const FIELDS = ["trusted", "timeoutMs", "required"];
 const PREFIX = /^(?:0|[1-9][0-9]{0,2})$/;
-
-/** A value as an error message shows it: strings quoted, others as JSON or JavaScript prints them. */
-function show(value: unknown): string {
-  if (typeof value === "string") return JSON.stringify(value);
-  if (typeof value === "bigint") return `${value}n`;
-  if (typeof value === "object" && value !== null) {
-    try {
-      return JSON.stringify(value) ?? String(value);
-    } catch {
-      return Object.prototype.toString.call(value);
-    }
-  }
-  return String(value);
-}
 
 function fail(kind: typeof TypeError | typeof RangeError, field: string, must: string, value: unknown): never {
   throw new kind(`Cannot listen as 'proxyProtocol${field}' ${must}: current value is ${show(value)}`);

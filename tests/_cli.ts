@@ -71,19 +71,6 @@ export async function waitFor(condition: () => boolean, ms: number): Promise<boo
   return true;
 }
 
-/** Settles as `promise` does, or rejects once `ms` have passed: a hang fails the test instead of stalling it. */
-export async function within<V>(promise: Promise<V>, what: string, ms: number): Promise<V> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what} did not happen within ${ms} ms`)), ms);
-  });
-  try {
-    return await Promise.race([promise, late]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
 /**
  * Sends `sig` to `pid` if it is still there. Deno's ChildProcess.kill() sends one signal only
  * (a second call does nothing), so tests that signal twice use process.kill.

@@ -159,3 +159,16 @@ export async function leaveStaleSocket(path: string): Promise<void> {
   const server = await otherProcessServer(path);
   await server.kill("SIGKILL");
 }
+
+/** Settles as `promise` does, or rejects once `ms` have passed: a hang fails the test instead of stalling it. */
+export async function within<V>(promise: Promise<V>, what: string, ms = 5_000): Promise<V> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} did not settle within ${ms} ms`)), ms);
+  });
+  try {
+    return await Promise.race([promise, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

@@ -12,7 +12,8 @@ import { capabilities, createListener } from "../mod.ts";
 import { runtimeCommand } from "../cli/runtime_command.ts";
 import { get, projectFile, run } from "./_process.ts";
 import { portOf, tempDir } from "./_helpers.ts";
-import { childrenOf, descendantsOf, projectRoot, running, signal, start, waitFor, within } from "./_cli.ts";
+import { childrenOf, descendantsOf, projectRoot, running, signal, start, waitFor } from "./_cli.ts";
+import { within } from "./_helpers.ts";
 
 const T = { timeout: 90_000 };
 // Deno's node:child_process reports the signal it sent even when the child handled it and exited

@@ -15,23 +15,10 @@ import {
   type Listener,
   type ServerConfig,
 } from "../mod.ts";
-import { dial, portOf, readAll, tempDir } from "./_helpers.ts";
+import { dial, portOf, readAll, tempDir, within } from "./_helpers.ts";
 
 const T = { timeout: 30_000 };
 const kinds = capabilities().unix ? ["tcp", "unix"] as const : ["tcp"] as const;
-
-/** Settles as `promise` does, or rejects once `ms` have passed: a hang fails the test instead of stalling it. */
-async function within<V>(promise: Promise<V>, what: string, ms = 5_000): Promise<V> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what} did not settle within ${ms} ms`)), ms);
-  });
-  try {
-    return await Promise.race([promise, late]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 /** A config of the given kind (loopback, or a socket in a fresh folder), and its clean-up. */
 async function place(kind: "tcp" | "unix"): Promise<{ config: ServerConfig; cleanup(): Promise<void> }> {
