@@ -6,6 +6,7 @@
 import { createServer, type Server } from "node:http";
 import {
   capabilities,
+  formatAddress,
   handOffConnections,
   type Listener,
   type ListenerPlan,
@@ -38,7 +39,7 @@ function headers(index: number): Record<string, string> {
 function client(socket: { remoteAddress?: string; remotePort?: number }): string | undefined {
   const host = socket.remoteAddress;
   if (host === undefined) return undefined;
-  return `${host.includes(":") ? `[${host}]` : host}:${socket.remotePort}`;
+  return formatAddress({ host, port: socket.remotePort });
 }
 
 /**

@@ -4,7 +4,7 @@
 
 import process from "node:process";
 import { parseArgs } from "node:util";
-import { planListeners, preparePlan, serveTargets } from "../mod.ts";
+import { formatAddress, planListeners, preparePlan, serveTargets } from "../mod.ts";
 
 declare const Bun: {
   serve(options: Record<string, unknown>): { stop(force?: boolean): Promise<void> };
@@ -26,7 +26,7 @@ for (const target of targets) {
 // One line per address: http://127.0.0.1:8000, http://[::1]:8000, or unix:/path.
 const a = prepared.plan.address;
 const urls = a.transport === "tcp"
-  ? (prepared.plan.resolved ?? [a.hostname]).map((ip) => `http://${ip.includes(":") ? `[${ip}]` : ip}:${a.port}`)
+  ? (prepared.plan.resolved ?? [a.hostname]).map((ip) => `http://${formatAddress({ host: ip, port: a.port })}`)
   : [`unix:${"path" in a ? a.path : a.spec}`];
 for (const url of urls) console.log(`listening on ${url}`);
 const stop = async () => {

@@ -6,7 +6,7 @@ import type { RawConn } from "./_adapter.ts";
 import type { Addr, Conn } from "./types.ts";
 
 /** What read() does once `readable` has been taken: the stream owns the bytes from then on. */
-function readableTaken(): Promise<never> {
+export function readableTaken(): Promise<never> {
   return Promise.reject(new TypeError("Conn.read() cannot be used once Conn.readable has been taken"));
 }
 

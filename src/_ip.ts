@@ -37,3 +37,8 @@ export function isIPv6(s: string): boolean {
 export function isIP(s: string): boolean {
   return isIPv4(s) || isIPv6(s);
 }
+
+/** The family of an IP address as node:net names it: `"IPv6"` or `"IPv4"`. */
+export function ipFamily(address: string): "IPv4" | "IPv6" {
+  return address.includes(":") ? "IPv6" : "IPv4";
+}

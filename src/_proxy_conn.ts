@@ -5,6 +5,8 @@
 // stays the runtime's own, and an http.Server handed it (showProxyAddrs) sees the header's
 // addresses; elsewhere the Conn reads them first from a buffer. Reading the header: _proxy_read.ts.
 
+import { readableTaken } from "./_conn.ts";
+import { ipFamily } from "./_ip.ts";
 import type { ProxyHeader } from "./_proxy_header.ts";
 import type { Addr, Conn } from "./types.ts";
 
@@ -48,9 +50,6 @@ function headerAddr(header: ProxyHeader, end: "source" | "destination"): Addr | 
 }
 
 /** What read() does once `readable` has been taken. */
-function readableTaken(): Promise<never> {
-  return Promise.reject(new TypeError("Conn.read() cannot be used once Conn.readable has been taken"));
-}
 
 /**
  * A Conn whose addresses come from its PROXY header, and whose first bytes are `rest` (read
@@ -234,13 +233,12 @@ export function showProxyAddrs(conn: Conn, socket: object): void {
   if (remote?.transport !== "tcp" || local?.transport !== "tcp") return;
   // Kept first: the inner Conn asks the socket on first use, which from now on would say the header's.
   void proxy.via.remoteAddr, void proxy.via.localAddr;
-  const family = (hostname: string) => hostname.includes(":") ? "IPv6" : "IPv4";
-  const address = { address: local.hostname, family: family(local.hostname), port: local.port };
+  const address = { address: local.hostname, family: ipFamily(local.hostname), port: local.port };
   const value = (v: unknown) => ({ value: v, configurable: true });
   Object.defineProperties(socket, {
     remoteAddress: value(remote.hostname),
     remotePort: value(remote.port),
-    remoteFamily: value(family(remote.hostname)),
+    remoteFamily: value(ipFamily(remote.hostname)),
     localAddress: value(local.hostname),
     localPort: value(local.port),
     localFamily: value(address.family),

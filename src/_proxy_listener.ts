@@ -4,17 +4,12 @@
 // connection refused or too slow: nothing of that reaches accept(), which never throws for it.
 // One timer serves every header's deadline (deadlines come in accept order).
 
-import { ListenError } from "./errors.ts";
+import { describeAddr } from "./_address.ts";
+import { closedError } from "./_errors.ts";
 import { inBlocks, type NormalizedProxyProtocol } from "./_proxy_options.ts";
 import { admitConn } from "./_proxy_read.ts";
+import { DONE } from "./_shared.ts";
 import type { Addr, Conn, DrainOptions, Listener } from "./types.ts";
-
-const DONE: IteratorReturnResult<undefined> = { value: undefined, done: true };
-
-function describe(addr: Addr): string {
-  if (addr.transport === "unix") return addr.path.startsWith("\0") ? `@${addr.path.slice(1)}` : addr.path;
-  return addr.hostname.includes(":") ? `[${addr.hostname}]:${addr.port}` : `${addr.hostname}:${addr.port}`;
-}
 
 class ProxyListener implements Listener {
   readonly #inner: Listener;
@@ -95,7 +90,6 @@ class ProxyListener implements Listener {
   #admit(conn: Conn): void {
     const trusted = this.#trusted(conn);
     const required = this.#options.required;
-    if (!trusted && required) return conn.close();
     this.#pending.set(conn, Date.now() + this.#options.timeoutMs);
     this.#timer ??= setTimeout(() => this.#sweep(), this.#options.timeoutMs);
     admitConn(conn, { trusted, required }, (admitted) => {
@@ -133,9 +127,8 @@ class ProxyListener implements Listener {
     if (this.#pending.size === 0 && this.#innerDone) this.#whenSettled?.();
   }
 
-  #closedError(): ListenError {
-    const address = describe(this.#inner.addr);
-    return new ListenError(`Listener on ${address} is closed`, { code: "ECLOSED", address });
+  #closedError(): Error {
+    return closedError(describeAddr(this.#inner.addr));
   }
 
   close(): Promise<void> {

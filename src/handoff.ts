@@ -3,6 +3,7 @@
 // (whose node:http takes any node:stream Duplex), so that Express or Fastify can serve there.
 
 import { Duplex } from "node:stream";
+import { ipFamily } from "./_ip.ts";
 import { showProxyAddrs } from "./_proxy_conn.ts";
 import type { Conn, Listener } from "./types.ts";
 
@@ -118,7 +119,8 @@ class ConnSocket extends Duplex {
   }
 
   get remoteFamily(): string | undefined {
-    return this.remoteAddress === undefined ? undefined : this.remoteAddress.includes(":") ? "IPv6" : "IPv4";
+    const address = this.remoteAddress;
+    return address === undefined ? undefined : ipFamily(address);
   }
 
   get localAddress(): string | undefined {
@@ -133,9 +135,7 @@ class ConnSocket extends Duplex {
 
   address(): { address: string; family: string; port: number } | Record<string, never> {
     const a = this.#conn.localAddr;
-    return a.transport === "tcp"
-      ? { address: a.hostname, family: a.hostname.includes(":") ? "IPv6" : "IPv4", port: a.port }
-      : {};
+    return a.transport === "tcp" ? { address: a.hostname, family: ipFamily(a.hostname), port: a.port } : {};
   }
 }
 
