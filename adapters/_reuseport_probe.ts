@@ -54,18 +54,6 @@ export async function reusePortBindsHere(transport: "tcp" | "udp"): Promise<bool
   }
 }
 
-const SCRIPTS = {
-  tcp: `const net=require("net");const a=net.createServer();a.on("error",()=>process.exit(3));
-a.listen({host:"127.0.0.1",port:0,reusePort:true,exclusive:true},()=>{const b=net.createServer();
-b.on("error",()=>{a.close();process.stdout.write("no")});
-b.listen({host:"127.0.0.1",port:a.address().port,reusePort:true,exclusive:true},()=>{
-process.stdout.write("yes");a.close();b.close()})});`,
-  udp: `const dgram=require("dgram");const a=dgram.createSocket({type:"udp4",reusePort:true});
-a.on("error",()=>process.exit(3));a.bind(0,"127.0.0.1",()=>{const b=dgram.createSocket({type:"udp4",reusePort:true});
-b.on("error",()=>{a.close();process.stdout.write("no")});b.bind(a.address().port,"127.0.0.1",()=>{
-process.stdout.write("yes");a.close();b.close()})});`,
-};
-
 /**
  * Whether a second socket binds the port of a first with reusePort, in a child process: this
  * blocks for the child's life (about 150 ms), so it serves only a synchronous capabilities()
@@ -75,7 +63,11 @@ process.stdout.write("yes");a.close();b.close()})});`,
  * @returns `true` only if the child saw both binds succeed.
  */
 export function reusePortBindsInChild(transport: "tcp" | "udp"): boolean {
-  const child = spawnSync(process.execPath, ["-e", SCRIPTS[transport]], {
+  // The child runs reusePortBindsHere of this very module: one probe, in or out of process.
+  const script = `import(${JSON.stringify(import.meta.url)}).then((m) => m.reusePortBindsHere(${
+    JSON.stringify(transport)
+  })).then((yes) => process.stdout.write(yes ? "yes" : "no"))`;
+  const child = spawnSync(process.execPath, ["-e", script], {
     encoding: "utf8",
     timeout: 10_000,
     stdio: ["ignore", "pipe", "ignore"],
