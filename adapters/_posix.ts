@@ -65,4 +65,5 @@ export const platform: Platform = {
   env: (name: string): string | undefined => process.env[name],
   lookup: lookupAll,
   fs: posixFs,
+  readText: (path: string): Promise<string | null> => fsp.readFile(path, "utf8").catch(() => null),
 };

@@ -5,7 +5,9 @@ import { type Adapter, adapter, type RawListener, type ShareableSocket, type Soc
 import { describeAddr, toConfig } from "./_address.ts";
 import { type BindHost, bindOnOnePort, hostSteps, resolveHosts } from "./_bind.ts";
 import { maxSocketPath, normalizeConfig, show } from "./_config.ts";
-import { errorCode } from "./_errors.ts";
+import { errorCode, toListenError } from "./_errors.ts";
+import { formatHostPort } from "./_address.ts";
+import { holderOf } from "./_claim.ts";
 import { bindGroups, inheritedFds, TCP } from "./_pipeline.ts";
 import { withProxyProtocol } from "./_proxy_listener.ts";
 import { checkProxyProtocol } from "./_proxy_options.ts";
@@ -23,7 +25,10 @@ export interface PreparedPlan {
   readonly plan: ListenerPlan;
   /** Shared strategy: lends the listening socket to one worker process (a Node.js `ChildProcess` with IPC). */
   shareWith(child: unknown): void;
-  /** Drops the primary's own copy of the socket once the workers have theirs (a Unix socket file stays). */
+  /**
+   * Drops the primary's own copy of a shared socket (a Unix socket file stays): once the workers
+   * have theirs, or at the server's stop. A reuseport or single plan holds nothing.
+   */
   release(): Promise<void>;
   /** Releases, and removes the Unix socket file the primary created. Call it after the workers have stopped. */
   close(): Promise<void>;
@@ -47,19 +52,19 @@ async function bindHosts(
   port: number,
   reusePort: boolean,
   join: boolean,
-): Promise<RawListener[]> {
+): Promise<RawListener<TcpAddr>[]> {
   const [groups] = await bindGroups(a, [TCP], { hosts, port, perHost: 1, reusePort, join, backlog: plan.backlog });
-  return groups!.map((g) => g[0] as RawListener);
+  return groups!.map((g) => g[0] as RawListener<TcpAddr>);
 }
 
 /**
  * Makes a plan ready for workers, in the primary process. A TCP host is resolved and the port
- * bound here first, so every worker joins one port (with port 0, the one the OS picked) and an
- * address in use fails here, before any worker starts. With `reuseport` the primary keeps its
- * socket until {@linkcode PreparedPlan.release}, so no other process takes the port meanwhile:
- * release it once the workers listen and before clients are told the address (connections the
- * kernel gives the primary's socket in between are refused when it closes). With `shared` the
- * primary binds the one socket and hands it to each worker.
+ * checked here first, so every worker joins one port (with port 0, one the OS picked) and an
+ * address in use fails here, before any worker starts. With `reuseport` the primary keeps no
+ * socket (one that listened would take connections and reset them when it closed): it checks
+ * that nobody holds the address, and the workers bind it. With `shared` the primary binds the
+ * one socket without listening (so it accepts nothing itself) and lends it to each worker for
+ * as long as the plan is open: a worker that ends never takes the socket with it.
  *
  * @param plan A plan from {@linkcode planListeners}.
  * @returns The prepared plan and the primary's handles on it.
@@ -86,13 +91,19 @@ export async function preparePlan(plan: ListenerPlan): Promise<PreparedPlan> {
   let resolved: string[] | undefined;
   if (address.transport === "tcp") {
     const hosts = await resolveHosts(a, address.hostname);
-    const sockets = shared
-      ? await bindShareable(share!, hosts, address.port)
-      : await bindHosts(a, plan, hosts, address.port, plan.strategy === "reuseport", plan.join === true);
-    resolved = sockets.map((s) => (s.addr as TcpAddr).hostname);
-    address = { transport: "tcp", hostname: resolved[0]!, port: (sockets[0]!.addr as TcpAddr).port };
-    if (plan.strategy === "single") await Promise.all(sockets.map((s) => s.close()));
-    else held = sockets;
+    if (plan.strategy === "reuseport") {
+      const claimed = await claimReusePort(a, plan, hosts, address.port);
+      resolved = claimed.hosts;
+      address = { transport: "tcp", hostname: resolved[0]!, port: claimed.port };
+    } else {
+      const sockets = shared
+        ? await bindShareable(share!, hosts, address.port)
+        : await bindHosts(a, plan, hosts, address.port, false, false);
+      resolved = sockets.map((s) => (s.addr as TcpAddr).hostname);
+      address = { transport: "tcp", hostname: resolved[0]!, port: (sockets[0]!.addr as TcpAddr).port };
+      if (plan.strategy === "single") await Promise.all(sockets.map((s) => s.close()));
+      else held = sockets;
+    }
   } else if (address.transport === "inherited") {
     if (!shared) {
       throw new TypeError(
@@ -144,7 +155,37 @@ export async function preparePlan(plan: ListenerPlan): Promise<PreparedPlan> {
   };
 }
 
-/** What the primary holds for its workers: reuseport placeholders or shareable sockets. */
+/**
+ * Claims a TCP address for a reuseport group without keeping a socket that listens: the hosts
+ * present and, with port 0, a free port, come from plain binds that close at once (nobody knows
+ * that port yet); a given port is checked in the kernel's socket table (Linux), or with a plain
+ * bind where there is none. `join` skips the check: the group joins sockets already there.
+ */
+async function claimReusePort(
+  a: Adapter,
+  plan: ListenerPlan,
+  hosts: BindHost[],
+  port: number,
+): Promise<{ hosts: string[]; port: number }> {
+  const free = await bindHosts(a, plan, hosts, 0, false, false);
+  await Promise.all(free.map((s) => s.close()));
+  const present = free.map((s) => s.addr.hostname);
+  if (port === 0) return { hosts: present, port: free[0]!.addr.port };
+  if (plan.join === true) return { hosts: present, port };
+  for (const host of present) {
+    const holder = await holderOf(a.platform, host, port);
+    if (holder === undefined) {
+      const plain = await bindHosts(a, plan, [{ address: host, optional: false }], port, false, false);
+      await Promise.all(plain.map((s) => s.close()));
+    } else if (holder !== null) {
+      const taken = Object.assign(new Error(`${formatHostPort(holder, port)} is bound`), { code: "EADDRINUSE" });
+      throw toListenError(taken, formatHostPort(host, port));
+    }
+  }
+  return { hosts: present, port };
+}
+
+/** What the primary holds for its workers: shareable sockets. */
 type Held = { readonly addr: Addr; readonly native: unknown; close(): Promise<void> };
 
 /** Binds a shareable (not listening) socket on each of `hosts`, all on one port. */
