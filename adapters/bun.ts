@@ -5,6 +5,7 @@ import process from "node:process";
 import type { Adapter, RawListener } from "../src/_adapter.ts";
 import type { Addr, TcpAddr } from "../src/types.ts";
 import { listenBunUdp } from "./_bun_udp.ts";
+import { bunFetchServer } from "./_bun_serve.ts";
 import { listenDgram } from "./_dgram.ts";
 import { reusePortBindsHere, reusePortBindsInChild } from "./_reuseport_probe.ts";
 import { connQueue } from "./_push_queue.ts";
@@ -181,4 +182,6 @@ export const bunAdapter: Adapter = {
       ? "UDP is always available on Bun"
       : `${feature === "reusePort.tcp" ? "Bun.listen" : "node:dgram"} of Bun ${bun()?.version} did not share a port`,
   serveKeys: { host: "hostname", path: "unix" },
+  fetchServer: bunFetchServer,
+  workerProcess: { command: (script) => [process.execPath, [script]], reusePort: false, ipc: false },
 };

@@ -5,6 +5,7 @@
 import type { Adapter, RawConn, RawDatagram, RawListener } from "../src/_adapter.ts";
 import type { Addr, NetAddr } from "../src/types.ts";
 import { attempt } from "./_attempt.ts";
+import { denoFetchServer } from "./_deno_serve.ts";
 import { listenNodeFd } from "./_node_net.ts";
 import { platform } from "./_posix.ts";
 import { peerGone, pullSource } from "./_streams.ts";
@@ -46,6 +47,7 @@ interface DenoDatagram {
 interface DenoApi {
   version: { deno: string };
   build: { os: string };
+  execPath(): string;
   listen(options: Record<string, unknown>): DenoListener;
   listenDatagram?(options: Record<string, unknown>): DenoDatagram;
 }
@@ -239,4 +241,11 @@ export const denoAdapter: Adapter = {
       ? "Deno needs the --unstable-net flag for it"
       : "Deno's UDP sockets have no reusePort option",
   serveKeys: { host: "hostname", path: "path" },
+  fetchServer: denoFetchServer,
+  // Worker processes get --unstable-net, so they bind SO_REUSEPORT even where this one cannot.
+  workerProcess: {
+    command: (script) => [deno().execPath(), ["run", "-A", "--unstable-net", script]],
+    reusePort: deno()?.build.os === "linux",
+    ipc: false,
+  },
 };

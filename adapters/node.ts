@@ -41,4 +41,5 @@ export const nodeAdapter: Adapter = {
       : `Node.js ${process.versions.node} ignores reusePort (it needs 22.12 or 23.1 and later)`,
   serveKeys: { host: "host", path: "path" },
   share: nodeShare,
+  workerProcess: { command: (script) => [process.execPath, [script]], reusePort: false, ipc: true },
 };

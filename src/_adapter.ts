@@ -90,6 +90,8 @@ export interface Platform {
   /** Resolves a host name to IP addresses, in the order the OS prefers. */
   lookup(host: string): Promise<string[]>;
   readonly fs: UnixFs;
+  /** The text of a file, or null where it cannot be read (such as `/proc/net/tcp` off Linux). */
+  readText(path: string): Promise<string | null>;
 }
 
 /** One runtime's bind primitives and the facts it can find out about itself. */
@@ -128,6 +130,46 @@ export interface Adapter {
   readonly serveKeys: { readonly host: "host" | "hostname"; readonly path: "path" | "unix" };
   /** Lends a listening socket to child processes, where the runtime can (Node.js IPC). */
   readonly share?: SocketShare;
+  /** The runtime's own HTTP server for fetch handlers, where it has one (Deno.serve, Bun.serve). */
+  readonly fetchServer?: FetchServerStart;
+  /** How to start a worker process of this runtime. */
+  readonly workerProcess: WorkerProcess;
+}
+
+/** A fetch handler as the runtime's own server calls it. */
+export type FetchHandler = (request: Request, info: FetchInfo) => Response | Promise<Response>;
+
+/** What a fetch handler learns of its connection besides the request. */
+export interface FetchInfo {
+  /** The client: IP address and port. */
+  readonly remoteAddr: { readonly transport: "tcp"; readonly hostname: string; readonly port: number } | {
+    readonly transport: "unix";
+    readonly path: string;
+  };
+}
+
+/** A running native fetch server. */
+export interface FetchServer {
+  /** Stops accepting; resolves once the requests in flight have been answered. */
+  drain(): Promise<void>;
+  /** Closes every connection at once. */
+  close(): Promise<void>;
+}
+
+/** Starts the runtime's own server on options from serveTargets(); resolves once it listens. */
+export type FetchServerStart = (options: Record<string, unknown>, handler: FetchHandler) => Promise<FetchServer>;
+
+/** How a worker process of this runtime starts. */
+export interface WorkerProcess {
+  /** The command and arguments that run `script` in a new process of this runtime. */
+  command(script: string): [string, string[]];
+  /**
+   * Whether such a process binds SO_REUSEPORT sockets even where this one cannot (Deno starts
+   * its workers with --unstable-net), so that a plan for them may be `reuseport`.
+   */
+  readonly reusePort: boolean;
+  /** Whether the process gets an IPC channel (node:child_process fork), over which sockets are lent. */
+  readonly ipc: boolean;
 }
 
 /** A socket bound (or inherited) but not accepting, to be lent to child processes. */

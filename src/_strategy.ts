@@ -47,6 +47,12 @@ export function kernelBalances(os: string): boolean {
 export function decideStrategy(input: StrategyInput): StrategyChoice {
   const { count, caps, across } = input;
   const who = across === "views" ? `${input.transport.toUpperCase()} listeners` : "workers";
+  // One worker process asked to share gets the socket lent, where it can be: the primary keeps it
+  // for the server's life (a worker started again finds it there; an inherited one stays served).
+  const lendOne = count === 1 && input.shared && across === "processes" && caps.processShare;
+  if (lendOne) {
+    return { strategy: "shared", workers: 1, reason: "shared was asked for: one socket lent to 1 worker process" };
+  }
   if (count === 1) return { strategy: "single", workers: 1, reason: `one ${who.slice(0, -1)}: one socket` };
   if (input.placement === "inet" && !input.shared && caps.reusePort[input.transport]) {
     return {
