@@ -2,7 +2,9 @@
  * polybind creates and configures server sockets the same way on Deno, Bun and Node.js: TCP
  * (IPv4 and IPv6), Unix sockets and UDP, with the socket options a server needs, and for a
  * server with several workers the right strategy: one SO_REUSEPORT socket per worker where the
- * kernel balances connections, one shared socket elsewhere.
+ * kernel balances connections, one shared socket elsewhere. {@linkcode supervise} runs a fetch
+ * app (Hono, h3, what `deno serve` runs) or a worker module (Express, Fastify) on N workers,
+ * starts a worker that dies again, and stops gracefully.
  *
  * @example
  * ```ts
@@ -74,3 +76,11 @@ export {
 } from "./src/proxy.ts";
 export { listenFromPlan, type PreparedPlan, preparePlan } from "./src/workers.ts";
 export { type ServeOptions, type ServeTarget, serveTargets } from "./src/serve.ts";
+export {
+  supervise,
+  type SuperviseOptions,
+  type Supervisor,
+  type SupervisorEvent,
+  type SupervisorSummary,
+} from "./src/supervise.ts";
+export { type FetchApp, type FetchInfo, type WorkerContext, workerContext } from "./src/worker.ts";

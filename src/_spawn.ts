@@ -1,0 +1,121 @@
+// Starting a supervisor's workers: threads (Web Workers, where every worker binds its own
+// reuseport socket and this process can) or processes of this same runtime. Each pushes its
+// messages and its end to the supervisor's queue.
+
+import { type ChildProcess, fork, spawn } from "node:child_process";
+import process from "node:process";
+import { createInterface } from "node:readline";
+import { fileURLToPath } from "node:url";
+import type { Adapter } from "./_adapter.ts";
+import { type EventQueue, parseMessage, type WorkerMessage } from "./_events.ts";
+import type { ListenerPlan } from "./plan.ts";
+
+/** Everything a worker is told: what to run, its slot, and the plans it listens from. */
+export interface WorkerSpec {
+  /** URL of the module to run: a fetch app (`kind: "app"`) or a module that calls workerContext(). */
+  readonly module: string;
+  readonly kind: "app" | "worker";
+  readonly plans: ListenerPlan[];
+  readonly index: number;
+  readonly generation: number;
+  readonly workers: number;
+  readonly graceMs: number;
+  readonly workerHeader: boolean;
+}
+
+/** A running worker, thread or process. */
+export interface WorkerHandle {
+  /** The worker's process, where it is one: a shared socket is lent to it. */
+  readonly process?: ChildProcess;
+  /** Asks the worker to stop serving, report and end. */
+  stop(): void;
+  /** Ends the worker at once. */
+  kill(): void;
+}
+
+interface WebWorker {
+  postMessage(message: unknown): void;
+  terminate(): void;
+  addEventListener(
+    type: "message" | "error",
+    listener: (event: { data?: unknown; message?: string; preventDefault?(): void }) => void,
+  ): void;
+}
+type WebWorkerConstructor = new (url: URL, options: { type: "module" }) => WebWorker;
+
+/** The runtime's Web Worker class (Deno, Bun), where it has one. */
+export function webWorker(): WebWorkerConstructor | undefined {
+  const w = (globalThis as { Worker?: unknown }).Worker;
+  return typeof w === "function" ? w as WebWorkerConstructor : undefined;
+}
+
+/** The worker entry point next to this file: .ts where this runs from sources, .js when built. */
+function entry(): URL {
+  return new URL(import.meta.url.endsWith(".ts") ? "./_worker_main.ts" : "./_worker_main.js", import.meta.url);
+}
+
+/** Starts a worker as a thread of this process; it dies with this process. */
+export function startThread(spec: WorkerSpec, id: number, events: EventQueue): WorkerHandle {
+  const Worker = webWorker()!;
+  const thread = new Worker(entry(), { type: "module" });
+  let ended = false;
+  const end = () => {
+    if (ended) return;
+    ended = true;
+    thread.terminate();
+    events.push({ kind: "exit", id });
+  };
+  thread.addEventListener("message", ({ data }) => {
+    const message = data as WorkerMessage;
+    events.push({ kind: "message", id, message });
+    if (message.polybind === "served" || message.polybind === "failed") end();
+  });
+  // An error the thread did not handle: said as a failure, not thrown again in this process.
+  thread.addEventListener("error", (event) => {
+    event.preventDefault?.();
+    events.push({ kind: "message", id, message: { polybind: "failed", message: event.message ?? "error" } });
+    end();
+  });
+  thread.postMessage({ polybind: "start", spec });
+  return { stop: () => void (ended || thread.postMessage({ polybind: "stop" })), kill: end };
+}
+
+/**
+ * Starts a worker as a process of this runtime, with its spec in the environment. Its stdin is
+ * a pipe that only this process holds: "stop" on it asks for a stop, and its end tells the
+ * worker that this process is gone, however it went (even SIGKILL). Its output lines are its
+ * messages; any other line is the app's own, passed on.
+ */
+export function startProcess(a: Adapter, spec: WorkerSpec, id: number, events: EventQueue): WorkerHandle {
+  const script = fileURLToPath(entry());
+  const env = { ...process.env, POLYBIND_WORKER_SPEC: JSON.stringify(spec) };
+  const stdio: ["pipe", "pipe", "inherit"] = ["pipe", "pipe", "inherit"];
+  const [command, args] = a.workerProcess.command(script);
+  // With an IPC channel (Node.js), over which a shared socket is lent.
+  const child = a.workerProcess.ipc
+    ? fork(script, [], { env, stdio: [...stdio, "ipc"] })
+    : spawn(command, args, { env, stdio });
+  let ended = false;
+  const end = () => {
+    if (!ended) events.push({ kind: "exit", id });
+    ended = true;
+  };
+  // 'close' comes after the last message is read; an 'error' without a pid: it could not start.
+  child.once("close", end);
+  child.on("error", (err) => {
+    if (child.pid !== undefined) return;
+    events.push({ kind: "message", id, message: { polybind: "failed", message: err.message } });
+    end();
+  });
+  child.stdin!.on("error", () => {});
+  createInterface({ input: child.stdout! }).on("line", (line) => {
+    const message = parseMessage(line);
+    if (message) events.push({ kind: "message", id, message });
+    else process.stdout.write(line + "\n");
+  });
+  return {
+    process: child,
+    stop: () => void (ended || child.stdin!.write("stop\n")),
+    kill: () => void (ended || child.kill("SIGKILL")),
+  };
+}

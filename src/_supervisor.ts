@@ -1,0 +1,232 @@
+// A supervisor's loop (gunicorn's arbiter): it starts one worker per slot, then takes one event
+// at a time from its queue, in order: a worker ready; a worker ended (started again at once, in
+// the same slot, on the same sockets, unless it keeps failing); a worker faulted (the app threw
+// where nothing caught it: its replacement starts, and it is stopped once that one serves, so
+// its socket never closes on connections nobody else would take); a signal or a stop (drain,
+// then force at the deadline or at a second signal); until every worker has ended.
+
+import type { Adapter } from "./_adapter.ts";
+import type { EventQueue, Signal, WorkerMessage } from "./_events.ts";
+import { startProcess, startThread, type WorkerHandle, type WorkerSpec } from "./_spawn.ts";
+import type { Addr } from "./types.ts";
+import type { PreparedPlan } from "./workers.ts";
+
+/** A worker that fails this many times within CRASH_WINDOW_MS stops the server. */
+export const CRASH_LIMIT = 5;
+export const CRASH_WINDOW_MS = 10_000;
+/** How long after the grace time the supervisor waits before it ends its workers itself. */
+const FORCE_AFTER_MS = 1_000;
+
+/** What a supervisor tells the code that started it (the command prints these). */
+export type SupervisorEvent =
+  | { type: "ready"; index: number; generation: number; again: boolean }
+  | { type: "died"; index: number; generation: number; error?: string; respawning: boolean }
+  | { type: "stopping"; signal?: Signal }
+  | { type: "forcing"; signal?: Signal };
+
+/** How a supervisor's run ended. */
+export interface SupervisorSummary {
+  /** 0 after a stop, 1 when a worker kept failing (see `reason`). */
+  readonly code: 0 | 1;
+  /** Why the server stopped, when it was not asked to. */
+  readonly reason?: string;
+  /** Requests each slot answered (over all its workers), undefined where no worker said. */
+  readonly served: readonly (number | undefined)[];
+  /** How many times a worker was started again after it died or faulted. */
+  readonly respawns: number;
+}
+
+/** What a supervisor is doing: starting (until every slot is ready), serving, stopping, killing. */
+type State = "starting" | "serving" | "stopping" | "killing";
+
+/** One slot: the id of its current worker, and its failures within the crash window. */
+interface Slot {
+  readonly index: number;
+  current: number;
+  ready: boolean;
+  deaths: number[];
+  lastError?: string;
+  served?: number;
+  /** Where its worker said it listens. */
+  addrs?: Addr[];
+}
+
+/** One started worker: its slot, and whether it is on its way out (replaced after a fault). */
+interface Worker {
+  readonly slot: Slot;
+  readonly handle: WorkerHandle;
+  retiring: boolean;
+}
+
+/** The loop of one supervisor. */
+export class Primary {
+  #state: State = "starting";
+  #nextId = 0;
+  #code: 0 | 1 = 0;
+  #reason: string | undefined;
+  #respawns = 0;
+  #graceTimer: ReturnType<typeof setTimeout> | undefined;
+  readonly #slots: Slot[];
+  readonly #workers = new Map<number, Worker>();
+  readonly #ready: { resolve(): void; reject(err: Error): void; promise: Promise<void> };
+
+  constructor(
+    readonly a: Adapter,
+    readonly events: EventQueue,
+    readonly prepared: PreparedPlan[],
+    readonly spec: Omit<WorkerSpec, "index">,
+    readonly threads: boolean,
+    readonly onEvent: (event: SupervisorEvent) => void,
+  ) {
+    let resolve!: () => void, reject!: (err: Error) => void;
+    const promise = new Promise<void>((y, n) => ((resolve = y), (reject = n)));
+    promise.catch(() => {});
+    this.#ready = { resolve, reject, promise };
+    this.#slots = Array.from(
+      { length: spec.workers },
+      (_, index) => ({ index, current: -1, ready: false, deaths: [] }),
+    );
+    for (const slot of this.#slots) this.#start(slot);
+  }
+
+  /** Resolves once every slot serves; rejects when the server stopped before (with why). */
+  get ready(): Promise<void> {
+    return this.#ready.promise;
+  }
+
+  /** Starts a worker in `slot`, lent the plans' shared sockets. */
+  #start(slot: Slot): void {
+    const id = this.#nextId++;
+    const spec: WorkerSpec = { ...this.spec, index: slot.index };
+    const handle = this.threads ? startThread(spec, id, this.events) : startProcess(this.a, spec, id, this.events);
+    for (const p of this.prepared) {
+      if (p.plan.strategy === "shared" && slot.index < p.plan.workers && handle.process) p.shareWith(handle.process);
+    }
+    slot.current = id;
+    slot.ready = false;
+    this.#workers.set(id, { slot, handle, retiring: false });
+  }
+
+  /** Where the workers listen, as they said when ready, each address once, in slot order. */
+  get addrs(): Addr[] {
+    const seen = new Map<string, Addr>();
+    for (const a of this.#slots.flatMap((s) => s.addrs ?? [])) seen.set(JSON.stringify(a), a);
+    return [...seen.values()];
+  }
+
+  /** Takes events until every worker has ended; returns how it went. */
+  async run(): Promise<SupervisorSummary> {
+    while (this.#workers.size > 0) {
+      const event = await this.events.next();
+      if (event.kind === "signal") this.#onStop(false, event.signal);
+      else if (event.kind === "stop") this.#onStop(event.force, undefined);
+      else if (event.kind === "timer") this.#stop("killing");
+      else if (event.kind === "exit") this.#onExit(event.id);
+      else this.#onMessage(event.id, event.message);
+    }
+    clearTimeout(this.#graceTimer);
+    if (this.#state === "starting") this.#fail(this.#reason ?? "the server stopped before it was ready");
+    return {
+      code: this.#code,
+      ...(this.#reason ? { reason: this.#reason } : {}),
+      served: this.#slots.map((s) => s.served),
+      respawns: this.#respawns,
+    };
+  }
+
+  #onMessage(id: number, message: WorkerMessage): void {
+    const worker = this.#workers.get(id);
+    if (!worker) return;
+    const slot = worker.slot;
+    if (message.polybind === "served") slot.served = (slot.served ?? 0) + message.requests;
+    else if (message.polybind === "failed") slot.lastError = message.message;
+    else if (message.polybind === "faulted") this.#onFault(id, worker, message.message);
+    else if (id === slot.current) {
+      slot.ready = true;
+      slot.addrs = message.addrs;
+      this.onEvent({
+        type: "ready",
+        index: slot.index,
+        generation: this.spec.generation,
+        again: slot.deaths.length > 0,
+      });
+      // The replaced workers of this slot leave now that their replacement serves.
+      for (const w of this.#workers.values()) if (w.slot === slot && w.retiring) w.handle.stop();
+      if (this.#state === "starting" && this.#slots.every((s) => s.ready)) {
+        this.#state = "serving";
+        this.#ready.resolve();
+      }
+    }
+  }
+
+  /** The app threw where nothing caught it: a replacement starts; this worker serves until it is ready. */
+  #onFault(id: number, worker: Worker, error: string): void {
+    if (worker.retiring || id !== worker.slot.current || !this.#running()) return;
+    worker.retiring = true;
+    worker.slot.lastError = error;
+    this.#replace(worker.slot);
+  }
+
+  /** A worker ended: expected while stopping or once replaced; else it is started again. */
+  #onExit(id: number): void {
+    const worker = this.#workers.get(id);
+    this.#workers.delete(id);
+    if (!worker || worker.retiring || id !== worker.slot.current || !this.#running()) return;
+    this.#replace(worker.slot);
+  }
+
+  /** Starts `slot` again, unless it has failed CRASH_LIMIT times within the window: then the server stops. */
+  #replace(slot: Slot): void {
+    const now = Date.now();
+    slot.deaths = [...slot.deaths.filter((t) => now - t < CRASH_WINDOW_MS), now];
+    const error = slot.lastError;
+    slot.lastError = undefined;
+    const giveUp = slot.deaths.length >= CRASH_LIMIT;
+    this.onEvent({ type: "died", index: slot.index, generation: this.spec.generation, error, respawning: !giveUp });
+    if (!giveUp) {
+      this.#respawns++;
+      this.#start(slot);
+      return;
+    }
+    this.#code = 1;
+    this.#reason = `worker ${slot.index} failed ${slot.deaths.length} times in ${CRASH_WINDOW_MS / 1000} s` +
+      (error ? `: ${error}` : "");
+    this.#fail(this.#reason);
+    this.#stop("stopping");
+  }
+
+  #running(): boolean {
+    return this.#state === "starting" || this.#state === "serving";
+  }
+
+  #fail(reason: string): void {
+    this.#ready.reject(new Error(reason));
+  }
+
+  /** A stop: graceful unless forced; a signal while stopping (or a forced stop) ends the workers at once. */
+  #onStop(force: boolean, signal: Signal | undefined): void {
+    if (this.#state === "killing") return;
+    if (this.#state === "stopping") {
+      if (signal === undefined && !force) return;
+      this.onEvent({ type: "forcing", signal });
+      this.#stop("killing");
+      return;
+    }
+    this.onEvent({ type: "stopping", signal });
+    this.#stop(force ? "killing" : "stopping");
+  }
+
+  #stop(next: "stopping" | "killing"): void {
+    if (this.#state === "starting" && this.#code === 0) this.#fail("the server was stopped before it was ready");
+    this.#state = next;
+    // The primary's copies of the sockets go first, so that once the workers close theirs, a
+    // new connection is refused rather than queued where nobody will accept it.
+    for (const p of this.prepared) void p.release();
+    for (const w of this.#workers.values()) next === "stopping" ? w.handle.stop() : w.handle.kill();
+    clearTimeout(this.#graceTimer);
+    if (next === "stopping") {
+      const force = () => this.events.push({ kind: "timer", name: "grace" });
+      this.#graceTimer = setTimeout(force, this.spec.graceMs + FORCE_AFTER_MS);
+    }
+  }
+}

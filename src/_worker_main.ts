@@ -1,0 +1,142 @@
+// The entry point of a supervisor's worker, thread or process: it takes its spec, runs the
+// module (serving a fetch app's default export, or letting a worker module serve through
+// workerContext()), says "ready", and on "stop" drains within the grace time, says what it
+// served, and ends. A process whose supervisor is gone (its stdin ends) leaves within a second.
+
+import "../adapters/probe.ts";
+import process from "node:process";
+import { createInterface } from "node:readline";
+import type { WorkerMessage } from "./_events.ts";
+import { Slot } from "./_slot.ts";
+import type { WorkerSpec } from "./_spawn.ts";
+import { checkPlan } from "./plan.ts";
+import type { FetchApp } from "./worker.ts";
+
+/** How long an orphaned worker lets its requests in flight finish before it exits. */
+const ORPHAN_STOP_MS = 500;
+
+/** Runs the spec's module on `slot`; resolves once it serves. */
+async function start(slot: Slot): Promise<void> {
+  const spec = slot.spec;
+  const module = await import(spec.module) as { default?: Partial<FetchApp> };
+  if (spec.kind === "worker") return;
+  const app = module.default;
+  if (typeof app?.fetch !== "function") {
+    throw new TypeError(`Cannot serve ${spec.module} as its default export has no fetch(request) method`);
+  }
+  await slot.serve(app as FetchApp);
+}
+
+function describe(err: unknown): string {
+  return err instanceof Error ? `${err.name === "Error" ? "" : `${err.name}: `}${err.message}` : String(err);
+}
+
+function specOf(data: unknown): WorkerSpec {
+  const spec = data as WorkerSpec;
+  return { ...spec, plans: spec.plans.map(checkPlan) };
+}
+
+interface ThreadScope {
+  onmessage: ((event: { data: { polybind: "start"; spec: unknown } | { polybind: "stop" } }) => void) | null;
+  postMessage(message: WorkerMessage): void;
+  close(): void;
+  addEventListener(
+    type: "error" | "unhandledrejection",
+    listener: (event: { error?: unknown; reason?: unknown; preventDefault(): void }) => void,
+  ): void;
+}
+
+/** A worker thread: messages come and go by postMessage. */
+function runThread(scope: ThreadScope): void {
+  let slot: Slot | undefined;
+  let started: Promise<void> | undefined;
+  let ready = false;
+  // What the app did not catch: said to the supervisor, which starts a replacement and then stops this one.
+  for (const type of ["error", "unhandledrejection"] as const) {
+    scope.addEventListener(type, (event) => {
+      event.preventDefault();
+      const message = describe(type === "error" ? event.error : event.reason);
+      scope.postMessage({ polybind: ready ? "faulted" : "failed", message });
+    });
+  }
+  scope.onmessage = async ({ data }) => {
+    if (data.polybind === "start") {
+      slot = new Slot(specOf(data.spec));
+      started = start(slot);
+      try {
+        await started;
+      } catch (err) {
+        scope.postMessage({ polybind: "failed", message: describe(err) });
+        return;
+      }
+      ready = true;
+      scope.postMessage({ polybind: "ready", addrs: slot.addrs });
+    } else {
+      if (!slot || !(await started!.then(() => true, () => false))) return scope.close();
+      await slot.stop(slot.spec.graceMs);
+      scope.postMessage({ polybind: "served", requests: slot.requests });
+      scope.close();
+    }
+  };
+}
+
+/** Writes one message line to the supervisor; resolves once written (or failed: the supervisor is gone). */
+function say(message: WorkerMessage): Promise<void> {
+  return new Promise((resolve) => process.stdout.write(JSON.stringify(message) + "\n", () => resolve()));
+}
+
+/**
+ * Why a worker process stops: asked to (by its supervisor, which writes "stop" on the worker's
+ * stdin, or by a signal such as a terminal's Ctrl-C), or orphaned: its supervisor is gone,
+ * however it went (stdin ends; on Node.js the IPC channel closes too).
+ */
+function stopRequest(): Promise<"asked" | "orphaned"> {
+  return new Promise((resolve) => {
+    for (const signal of ["SIGTERM", "SIGINT", "SIGHUP"] as const) process.on(signal, () => resolve("asked"));
+    const lines = createInterface({ input: process.stdin });
+    lines.on("line", (line) => line === "stop" && resolve("asked"));
+    lines.on("close", () => resolve("orphaned"));
+    if (process.connected) process.once("disconnect", () => resolve("orphaned"));
+  });
+}
+
+/** A worker process: serves until asked to stop, then says what it served. An orphan leaves quietly. */
+async function runProcess(spec: WorkerSpec): Promise<void> {
+  // A write to a supervisor that has gone fails with EPIPE: nothing to say, nothing to print.
+  process.stdout.on("error", () => {});
+  // What the app did not catch: one line to the supervisor, not a stack trace. Before the worker
+  // serves, it ends; after, it goes on serving until the supervisor has started its replacement.
+  let ready = false;
+  const fault = (err: unknown) => {
+    if (ready) return void say({ polybind: "faulted", message: describe(err) });
+    void say({ polybind: "failed", message: describe(err) }).then(() => process.exit(1));
+  };
+  process.on("uncaughtException", fault);
+  process.on("unhandledRejection", fault);
+  const stop = stopRequest();
+  const slot = new Slot(spec);
+  const starting = start(slot);
+  if ((await Promise.race([starting, stop])) === "orphaned") {
+    starting.catch(() => {});
+    process.exit(0);
+  }
+  try {
+    await starting;
+  } catch (err) {
+    return fault(err);
+  }
+  ready = true;
+  await say({ polybind: "ready", addrs: slot.addrs });
+  if ((await stop) === "orphaned") {
+    await slot.stop(ORPHAN_STOP_MS);
+    process.exit(0);
+  }
+  await slot.stop(spec.graceMs);
+  await say({ polybind: "served", requests: slot.requests });
+  // The stdin reader (and on Node.js the IPC channel) would keep this process alive.
+  process.exit(0);
+}
+
+const spec = process.env.POLYBIND_WORKER_SPEC;
+if (spec !== undefined) await runProcess(specOf(JSON.parse(spec)));
+else runThread(globalThis as unknown as ThreadScope);

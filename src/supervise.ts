@@ -1,0 +1,227 @@
+// supervise(): serve a fetch app (or run a worker module) on N workers, with the listening
+// sockets planned and owned here, workers started again when they die, and a graceful stop.
+
+import { availableParallelism } from "node:os";
+import process from "node:process";
+import { fileURLToPath, pathToFileURL } from "node:url";
+import { adapter } from "./_adapter.ts";
+import { EventQueue } from "./_events.ts";
+import { show } from "./_config.ts";
+import { webWorker } from "./_spawn.ts";
+import { Primary, type SupervisorEvent, type SupervisorSummary } from "./_supervisor.ts";
+import { probeCapabilities } from "./capabilities.ts";
+import { cleanupUnixSocket } from "./listen.ts";
+import { type ListenerPlan, planListeners } from "./plan.ts";
+import type { Addr, ServerConfig } from "./types.ts";
+import { type PreparedPlan, preparePlan } from "./workers.ts";
+
+export type { SupervisorEvent, SupervisorSummary };
+
+/** What to serve, where, and on how many workers. */
+export interface SuperviseOptions {
+  /**
+   * A module whose default export is a fetch app (`{ fetch(request, info) }`: a Hono or h3 app,
+   * or what `deno serve` runs). Each worker imports it and serves it. Give `app` or `worker`.
+   */
+  app?: string | URL;
+  /** A module that serves by itself through {@linkcode workerContext} (Express, Fastify...). */
+  worker?: string | URL;
+  /** Where to listen: one address or several, as createListener takes them. */
+  listen: ServerConfig | string | (ServerConfig | string)[];
+  /**
+   * How many workers.
+   * @default {availableParallelism()}
+   */
+  workers?: number;
+  /**
+   * One socket for all workers even where each could bind its own (see planListeners).
+   * @default {false}
+   */
+  shared?: boolean;
+  /**
+   * How long a stop lets requests in flight finish before it closes what is left.
+   * @default {10000}
+   */
+  graceMs?: number;
+  /**
+   * Every response says which worker answered: `x-polybind-worker: <generation>.<index>`.
+   * @default {false}
+   */
+  workerHeader?: boolean;
+  /**
+   * Stop gracefully on SIGINT and SIGTERM (and, for now, SIGHUP), at once on a second one, and
+   * set `process.exitCode` to the summary's code: the supervisor owns this process's life.
+   * @default {true}
+   */
+  signals?: boolean;
+  /** Told what happens (a worker ready, died, started again; a stop): the library prints nothing. */
+  onEvent?: (event: SupervisorEvent) => void;
+}
+
+/** A running supervisor: its plans, its workers, and its stop. */
+export interface Supervisor {
+  /** The prepared plans, one per address: the port picked for port 0, the strategy and its reason. */
+  readonly plans: readonly ListenerPlan[];
+  /** Where the workers listen, as they said once ready (the resolved host, the port picked for port 0). */
+  readonly addrs: readonly Addr[];
+  /** How many workers run. */
+  readonly workers: number;
+  /** Whether the workers are threads of this process (Deno, Bun) or processes. */
+  readonly mode: "threads" | "processes";
+  /** Stops gracefully (at once with `force`); resolves once every worker has ended. */
+  stop(options?: { force?: boolean }): Promise<SupervisorSummary>;
+  /** Resolves once every worker has ended, after a stop or when a worker kept failing. */
+  readonly done: Promise<SupervisorSummary>;
+}
+
+/** Why a plan is shared where the runtime can lend sockets, though SO_REUSEPORT may work too. */
+const LEND_REASON = (n: number) =>
+  `this process holds the socket (it accepts nothing itself) and lends it to the ${n} worker process(es) for the server's whole life: replacing a worker never closes it`;
+
+/**
+ * A plan made ready for the workers. Inherited sockets this runtime cannot lend are adopted by
+ * the one worker, a thread of this process, which has them.
+ */
+async function prepare(plan: ListenerPlan, threads: boolean): Promise<PreparedPlan> {
+  if (plan.address.transport !== "inherited" || plan.strategy !== "single") return await preparePlan(plan);
+  if (!threads) {
+    throw new TypeError(
+      `Cannot serve ${plan.address.spec} from a worker process as ${adapter().runtime} cannot lend it: serve it alone, or with a runtime that can`,
+    );
+  }
+  const done = () => Promise.resolve();
+  return { plan, shareWith() {}, release: done, close: done };
+}
+
+/** A module URL as import() takes it everywhere (a path becomes a file URL). */
+function moduleUrl(name: "app" | "worker", module: string | URL): string {
+  if (module instanceof URL) return module.href;
+  if (typeof module !== "string" || module === "") {
+    throw new TypeError(
+      `Cannot start workers as '${name}' must be a module URL or path: current value is ${show(module)}`,
+    );
+  }
+  return /^[a-z][a-z0-9+.-]*:/i.test(module) && !/^[a-z]:[\\/]/i.test(module)
+    ? module
+    : pathToFileURL(fileURLToPath(pathToFileURL(module))).href;
+}
+
+function checkOptions(
+  options: SuperviseOptions,
+): { module: string; kind: "app" | "worker"; workers: number; graceMs: number } {
+  if ((options.app === undefined) === (options.worker === undefined)) {
+    throw new TypeError("Cannot start workers as exactly one of 'app' and 'worker' must be given");
+  }
+  const kind = options.app !== undefined ? "app" : "worker";
+  const workers = options.workers ?? availableParallelism();
+  if (!Number.isInteger(workers) || workers < 1) {
+    throw new RangeError(
+      `Cannot start workers as 'workers' must be an integer from 1: current value is ${show(workers)}`,
+    );
+  }
+  const graceMs = options.graceMs ?? 10_000;
+  if (!Number.isFinite(graceMs) || graceMs < 0) {
+    throw new RangeError(
+      `Cannot stop gracefully as 'graceMs' must be a number from 0: current value is ${show(graceMs)}`,
+    );
+  }
+  return { module: moduleUrl(kind, (options.app ?? options.worker)!), kind, workers, graceMs };
+}
+
+/**
+ * Serves a fetch app, or runs a worker module, on `workers` workers, and keeps them serving.
+ * The listening sockets are planned here: where the runtime lends sockets to processes
+ * (Node.js), this process binds each one (without listening: it accepts nothing itself) and
+ * lends it to every worker for the server's whole life; elsewhere each worker binds its own
+ * SO_REUSEPORT socket (Deno.serve, Bun.serve: threads, or processes where only a new Deno
+ * process can) after this process has checked that nobody holds the address. A worker that dies
+ * is started again at once in its slot; one that dies 5 times in 10 s stops the server (code 1).
+ * Resolves once every worker serves: a client is never accepted by a socket that then closes.
+ *
+ * @param options What to serve, where, how many workers, the grace time.
+ * @returns The running supervisor.
+ * @throws {TypeError} Neither or both of `app` and `worker`.
+ * @throws {RangeError} A bad count, grace time or address.
+ * @throws {ListenError} The OS refused an address (in use, say), before any worker started.
+ * @throws {Error} The workers failed (the message says the last error) or were stopped (a signal)
+ * before they all served; its `summary` says how it ended.
+ * @example
+ * ```ts
+ * import { supervise } from "../mod.ts";
+ * // Usually a file: supervise({ app: new URL("./app.ts", import.meta.url), ... })
+ * const app = "data:text/javascript,export default { fetch: () => new Response('hello') }";
+ * const server = await supervise({ app, listen: { host: "127.0.0.1", port: 0 }, workers: 2, signals: false });
+ * const addr = server.addrs[0]!;
+ * if (addr.transport !== "tcp") throw new Error("a TCP address was asked for");
+ * console.assert(await (await fetch(`http://127.0.0.1:${addr.port}/`)).text() === "hello");
+ * console.assert((await server.stop()).code === 0);
+ * ```
+ */
+export async function supervise(options: SuperviseOptions): Promise<Supervisor> {
+  const { module, kind, workers, graceMs } = checkOptions(options);
+  const configs = Array.isArray(options.listen) ? options.listen : [options.listen];
+  const a = adapter();
+  const caps = await probeCapabilities();
+  // Threads share this process's sockets and flags; a new process may have more (Deno's --unstable-net).
+  const spawnReuse = !caps.reusePort.tcp && a.workerProcess.reusePort;
+  const planFor = spawnReuse ? { ...caps, reusePort: { ...caps.reusePort, tcp: true } } : caps;
+  // Where sockets can be lent, the primary keeps them for the server's life: a worker replaced
+  // never closes a socket the kernel routes connections to.
+  const lend = caps.processShare && options.shared !== true;
+  const plans = configs.map((c) => {
+    const plan = planListeners(c, workers, { shared: options.shared === true || lend, capabilities: planFor });
+    return lend && plan.strategy === "shared" ? { ...plan, reason: LEND_REASON(plan.workers) } : plan;
+  });
+  // Threads where no socket is lent to processes and none needs what only a new process has.
+  const threads = webWorker() !== undefined &&
+    plans.every((p) => p.strategy !== "shared" && !(spawnReuse && p.strategy === "reuseport"));
+  const events = new EventQueue();
+  const signals = options.signals !== false;
+  // Signals are queued from the start: one that comes while binding or starting stops what started.
+  if (signals) events.listen();
+  const prepared: PreparedPlan[] = [];
+  try {
+    for (const plan of plans) prepared.push(await prepare(plan, threads));
+  } catch (err) {
+    await Promise.allSettled(prepared.map((p) => p.close()));
+    if (signals) events.close();
+    throw err;
+  }
+  // As many workers as the plans can use: a plan with one accepting socket has one worker.
+  const slots = Math.max(1, ...plans.map((p) => p.workers));
+  const spec = {
+    module,
+    kind,
+    plans: prepared.map((p) => p.plan),
+    generation: 1,
+    workers: slots,
+    graceMs,
+    workerHeader: options.workerHeader === true,
+  };
+  const primary = new Primary(a, events, prepared, spec, threads, options.onEvent ?? (() => {}));
+  const done = primary.run().then(async (summary) => {
+    await Promise.all(prepared.map((p) => p.close()));
+    // A worker ended at once leaves the Unix socket it bound: stale now, it goes (a live one stays).
+    for (const c of configs) await cleanupUnixSocket(c).catch(() => {});
+    if (signals) {
+      events.close();
+      if (summary.code !== 0) process.exitCode = summary.code;
+    }
+    return summary;
+  });
+  // A failure before every worker served: everything is closed before the error is thrown.
+  await primary.ready.catch(async (err: Error) => {
+    throw Object.assign(err, { summary: await done });
+  });
+  return {
+    plans: spec.plans,
+    addrs: primary.addrs,
+    workers: slots,
+    mode: threads ? "threads" : "processes",
+    stop(stopOptions) {
+      events.push({ kind: "stop", force: stopOptions?.force === true });
+      return done;
+    },
+    done,
+  };
+}
