@@ -7,8 +7,11 @@ import { parseAddress, type ProxyProtocolOptions } from "../mod.ts";
 /** The usage text. */
 export const USAGE = `Usage:
   polybind probe [--json]
-  polybind serve [--host H] [--port P] [--uds PATH] [--listen ADDR]... [--workers N] [--shared]
-                 [--proxy-protocol [--proxy-trusted CIDR]...]
+  polybind serve [APP] [--host H] [--port P] [--uds PATH] [--listen ADDR]... [--workers N] [--shared]
+                 [--grace-ms MS] [--worker-header] [--proxy-protocol [--proxy-trusted CIDR]...]
+
+APP:  a module whose default export has fetch(request) (a Hono or h3 app, what deno serve runs);
+      without it, a demo handler answers
 
 ADDR: 127.0.0.1:8000, :8000, [::1]:8000, localhost:3000, unix:/run/app.sock, @abstract,
       fd://3, sd-listen, sd-listen:NAME
@@ -21,12 +24,18 @@ export class UsageError extends Error {
 
 /** Options of `polybind serve`. */
 export interface ServeCommand {
+  /** The fetch app module to serve; the demo handler without it. */
+  app?: string;
   host?: string;
   port?: number;
   uds?: string;
   listen: string[];
   workers?: number;
   shared: boolean;
+  /** How long a stop lets requests in flight finish (`--grace-ms`). */
+  graceMs?: number;
+  /** Every response says `x-polybind-worker: <generation>.<index>` (`--worker-header`). */
+  workerHeader: boolean;
   /** Read a PROXY protocol header on every connection (`--proxy-protocol`), with these options. */
   proxyProtocol?: ProxyProtocolOptions;
 }
@@ -34,8 +43,7 @@ export interface ServeCommand {
 /** A parsed command. */
 export type Command =
   | { name: "probe"; json: boolean }
-  | ({ name: "serve" } & ServeCommand)
-  | { name: "worker" };
+  | ({ name: "serve" } & ServeCommand);
 
 function integer(flag: string, text: string | undefined, min: number, max: number): number | undefined {
   if (text === undefined) return undefined;
@@ -93,9 +101,10 @@ export function parseCommand(argv: string[]): Command {
       return { name, json: values.json === true };
     }
     if (name === "serve") {
-      const { values } = parseArgs({
+      const { values, positionals } = parseArgs({
         args: rest,
         strict: true,
+        allowPositionals: true,
         options: {
           host: { type: "string" },
           port: { type: "string" },
@@ -103,22 +112,27 @@ export function parseCommand(argv: string[]): Command {
           listen: { type: "string", multiple: true },
           workers: { type: "string" },
           shared: { type: "boolean" },
+          "grace-ms": { type: "string" },
+          "worker-header": { type: "boolean" },
           "proxy-protocol": { type: "boolean" },
           "proxy-trusted": { type: "string", multiple: true },
         },
       });
+      if (positionals.length > 1) throw new UsageError(`One APP at most: got ${JSON.stringify(positionals)}`);
       return {
         name,
+        app: positionals[0],
         host: values.host,
         port: integer("port", values.port, 0, 65535),
         uds: values.uds,
         listen: (values.listen ?? []).map(checkAddress),
         workers: integer("workers", values.workers, 1, 1024),
         shared: values.shared === true,
+        graceMs: integer("grace-ms", values["grace-ms"], 0, 3_600_000),
+        workerHeader: values["worker-header"] === true,
         proxyProtocol: proxyOptions(values["proxy-protocol"] === true, values["proxy-trusted"]),
       };
     }
-    if (name === "__worker") return { name: "worker" };
   } catch (err) {
     if (err instanceof UsageError) throw err;
     throw new UsageError((err as Error).message.split("\n")[0]);

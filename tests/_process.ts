@@ -4,7 +4,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { request } from "node:http";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
-import { runtimeCommand } from "../cli/runtime_command.ts";
+import { runtimeCommand } from "./_runtime_command.ts";
 
 const EXT = import.meta.url.endsWith(".ts") ? ".ts" : ".js";
 

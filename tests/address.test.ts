@@ -23,7 +23,7 @@ import { bindOnOnePort } from "../src/_bind.ts";
 import { normalizeConfig } from "../src/_config.ts";
 import { exchange, portOf, serveUpper, tempDir } from "./_helpers.ts";
 import { projectFile } from "./_process.ts";
-import { runtimeCommand } from "../cli/runtime_command.ts";
+import { runtimeCommand } from "./_runtime_command.ts";
 import { createSocket } from "node:dgram";
 
 const T = { timeout: 30_000 };

@@ -6,20 +6,13 @@
 
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { run } from "./_process.ts";
+import { projectFile, run } from "./_process.ts";
+import { pathToFileURL } from "node:url";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import { connect, type Socket } from "node:net";
 import { join } from "node:path";
 import { Buffer } from "node:buffer";
-import {
-  createListener,
-  handOffConnections,
-  planListeners,
-  preparePlan,
-  type ServerConfig,
-  withProxyProtocol,
-} from "../mod.ts";
-import { startLocalServer, startWorkerServer } from "../cli/http.ts";
+import { createListener, handOffConnections, type ServerConfig, supervise, withProxyProtocol } from "../mod.ts";
 import { canCountFds, fdTargets, leakedFds } from "./_fd.ts";
 import { portOf, tempDir } from "./_helpers.ts";
 import { tcpHeader } from "./_proxy_net.ts";
@@ -177,18 +170,6 @@ describe("the command's node:http workers with --proxy-protocol", () => {
     }
   };
 
-  test("startLocalServer: x-polybind-client is the header's client", T, async () => {
-    const listener = await createListener({ host: "127.0.0.1", port: 0, proxyProtocol: { trusted: ["127.0.0.1"] } });
-    const server = startLocalServer([listener], 3, true);
-    try {
-      const head = await ask(portOf(listener));
-      assert.match(head, /x-polybind-worker: 3/i);
-      assert.match(head, /x-polybind-client: 203\.0\.113\.7:51000/i);
-    } finally {
-      await server.stop();
-    }
-  });
-
   test("polybind serve --proxy-protocol answers with the header's client from every worker", T, async () => {
     const child = run("cli/polybind", ["serve", "--port", "0", "--workers", "2", "--proxy-protocol"]);
     try {
@@ -206,22 +187,21 @@ describe("the command's node:http workers with --proxy-protocol", () => {
     }
   });
 
-  test("startWorkerServer serves a plan with proxyProtocol with node:http on every runtime", T, async () => {
-    const prepared = await preparePlan(planListeners({ host: "127.0.0.1", port: 0, proxyProtocol: true }, 1));
+  test("supervise() serves a fetch app behind the PROXY protocol with node:http on every runtime", T, async () => {
+    const server = await supervise({
+      app: pathToFileURL(projectFile("cli/demo_app")),
+      listen: { host: "127.0.0.1", port: 0, proxyProtocol: true },
+      workers: 1,
+      signals: false,
+    });
     try {
-      const server = await startWorkerServer([prepared.plan], 0);
-      await prepared.release();
-      try {
-        const address = prepared.plan.address;
-        assert.ok(address.transport === "tcp");
-        const head = await ask(address.port);
-        assert.match(head, /x-polybind-client: 203\.0\.113\.7:51000/i);
-        assert.equal(server.requests, 1);
-      } finally {
-        await server.stop();
-      }
+      const address = server.plans[0]!.address;
+      assert.ok(address.transport === "tcp");
+      const head = await ask(address.port);
+      assert.match(head, /x-polybind-client: 203\.0\.113\.7:51000/i);
+      assert.match(head, /x-polybind-worker: 1\.0/i);
     } finally {
-      await prepared.close();
+      assert.deepEqual((await server.stop()).served, [1]);
     }
   });
 });

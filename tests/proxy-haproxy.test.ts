@@ -14,8 +14,9 @@ import { request } from "node:http";
 import { createServer as createNetServer } from "node:net";
 import { join } from "node:path";
 import process from "node:process";
-import { createListener, type Listener, type ServerConfig, withProxyProtocol } from "../mod.ts";
-import { startLocalServer } from "../cli/http.ts";
+import { pathToFileURL } from "node:url";
+import { createListener, type Listener, type ServerConfig, supervise, withProxyProtocol } from "../mod.ts";
+import { projectFile } from "./_process.ts";
 import { portOf, tempDir } from "./_helpers.ts";
 import { parseSeen, type Seen, serveSeen, talk, until } from "./_proxy_net.ts";
 
@@ -212,10 +213,16 @@ describe("behind HAProxy", { skip }, () => {
   });
 
   test("node:http through handOffConnections and the command's worker: the client is 127.0.0.5", T, async () => {
-    const listener = await createListener({ host: "127.0.0.1", port: 0, proxyProtocol: { trusted: ["127.0.0.1"] } });
-    const server = startLocalServer([listener], 0, true);
+    const server = await supervise({
+      app: pathToFileURL(projectFile("cli/demo_app")),
+      listen: { host: "127.0.0.1", port: 0, proxyProtocol: { trusted: ["127.0.0.1"] } },
+      workers: 1,
+      signals: false,
+    });
+    const address = server.plans[0]!.address;
     try {
-      await withHaproxy([{ server: `127.0.0.1:${portOf(listener)}`, options: "send-proxy-v2" }], async ([port]) => {
+      assert.ok(address.transport === "tcp");
+      await withHaproxy([{ server: `127.0.0.1:${address.port}`, options: "send-proxy-v2" }], async ([port]) => {
         for (let i = 0; i < 2; i++) {
           const { client, seenBy } = await new Promise<{ client: string; seenBy: string }>((resolve, reject) => {
             const req = request({ host: "127.0.0.1", port, localAddress: CLIENT, agent: false }, (res) => {

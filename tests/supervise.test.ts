@@ -1,0 +1,291 @@
+// The supervisor as users run it, through `polybind serve APP`: a fetch app on 2 workers, the
+// start-up window (refused before, answered after, never reset), a worker that crashes and is
+// started again, a graceful stop with requests in flight, a primary killed with SIGKILL, and an
+// app that cannot start.
+
+import { describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import { request } from "node:http";
+import { pathToFileURL } from "node:url";
+import { createListener, supervise, workerContext } from "../mod.ts";
+import { type Child, get, projectFile, run } from "./_process.ts";
+import { portOf, tempDir, within } from "./_helpers.ts";
+import { descendantsOf, running, waitFor } from "./_cli.ts";
+
+const T = { timeout: 90_000 };
+const APP = projectFile("tests/fixtures/life_app");
+// Deno's node:child_process reports the signal it sent even when the child exited with 0.
+const denoParent = (globalThis as { Deno?: unknown }).Deno !== undefined;
+
+/** Starts `polybind serve APP` with `args`; resolves once it listens, with its first URL. */
+async function serve(args: string[], app = APP): Promise<{ child: Child; url: string }> {
+  const child = run("cli/polybind", ["serve", app, "--worker-header", ...args]);
+  const line = await child.line(/^polybind serve: listening on /, 60_000);
+  return { child, url: /(http:\/\/\S+?|unix:\S+?)(,|\s)/.exec(line)![1]! };
+}
+
+/** A port nobody listens on now. */
+async function freePort(): Promise<number> {
+  const l = await createListener({ host: "127.0.0.1", port: 0 });
+  const port = portOf(l);
+  await l.close();
+  return port;
+}
+
+/** How one GET on a fresh connection went: the worker that answered, refused, or another failure. */
+function attempt(url: string, path = "/"): Promise<{ worker?: string; refused?: true; error?: string }> {
+  return new Promise((resolve) => {
+    const u = new URL(url);
+    const req = request({ host: u.hostname, port: Number(u.port), path, agent: false }, (res) => {
+      let body = "";
+      res.setEncoding("utf8");
+      res.on("data", (c: string) => (body += c));
+      res.on("end", () => {
+        if (res.statusCode === 200 && body.length > 0) resolve({ worker: String(res.headers["x-polybind-worker"]) });
+        else resolve({ error: `status ${res.statusCode}, body ${JSON.stringify(body)}` });
+      });
+      res.on("error", (err) => resolve({ error: `${(err as NodeJS.ErrnoException).code ?? err.message}` }));
+    });
+    req.on("error", (err: NodeJS.ErrnoException) => {
+      resolve(err.code === "ECONNREFUSED" ? { refused: true } : { error: err.code ?? err.message });
+    });
+    req.end();
+  });
+}
+
+/** The lines of stderr that look like a stack trace. */
+function stackLines(child: Child): string[] {
+  return child.stderr.join("").split("\n").filter((l) => /^\s+at\s/.test(l));
+}
+
+async function stopped(child: Child, signal: "SIGTERM" | "SIGINT" = "SIGTERM"): Promise<void> {
+  const code = await within(child.stop(signal), "the command's exit", 20_000);
+  if (!denoParent) assert.equal(code, 0, child.stderr.join(""));
+}
+
+describe("polybind serve APP: the supervisor", () => {
+  test("2 workers answer 300 fresh-connection requests with 0 errors", T, async () => {
+    const { child, url } = await serve(["--port", "0", "--workers", "2"]);
+    try {
+      const seen = new Map<string, number>();
+      for (let i = 0; i < 300; i++) {
+        const r = await attempt(url);
+        assert.ok(r.worker, `request ${i}: ${JSON.stringify(r)}`);
+        seen.set(r.worker, (seen.get(r.worker) ?? 0) + 1);
+      }
+      assert.deepEqual([...seen.keys()].sort(), ["1.0", "1.1"], JSON.stringify([...seen]));
+    } finally {
+      await stopped(child);
+    }
+    assert.deepEqual(stackLines(child), []);
+  });
+
+  test("the start-up window: refusals before the bind, answers after, never a reset", T, async () => {
+    const port = await freePort();
+    const url = `http://127.0.0.1:${port}/`;
+    const counts = { refused: 0, answered: 0, errors: [] as string[] };
+    let until = Infinity;
+    const client = (async () => {
+      while (Date.now() < until) {
+        const r = await attempt(url);
+        if (r.refused) counts.refused++;
+        else if (r.worker) counts.answered++;
+        else counts.errors.push(r.error!);
+      }
+    })();
+    // The client is already knocking (a refusal) before the command starts.
+    await waitFor(() => counts.refused > 0, 5_000);
+    const child = run("cli/polybind", ["serve", APP, "--port", String(port), "--workers", "2"]);
+    try {
+      await child.line(/^polybind serve: listening on /, 60_000);
+      until = Date.now() + 2_000;
+      await client;
+    } finally {
+      until = 0;
+      await client;
+      await stopped(child);
+    }
+    assert.deepEqual(counts.errors, [], JSON.stringify(counts));
+    assert.ok(counts.refused > 0 && counts.answered > 0, JSON.stringify(counts));
+  });
+
+  test("a worker that throws where nothing catches it is back within 2 s; the others never fail", T, async () => {
+    const { child, url } = await serve(["--port", "0", "--workers", "2"]);
+    try {
+      await attempt(url, "/crash");
+      const failures: string[] = [];
+      let back = false;
+      const started = Date.now();
+      void child.line(/worker \d serves again/, 10_000).then(() => (back = true), () => {});
+      while (!back && Date.now() - started < 2_000) {
+        const r = await attempt(url);
+        if (!r.worker) failures.push(JSON.stringify(r));
+      }
+      assert.ok(back, `not back within 2 s: ${child.stdout.join("\n")} ${child.stderr.join("")}`);
+      assert.deepEqual(failures, []);
+      assert.match(child.stderr.join(""), /worker \d ended: boom \(a test asked for it\); starting it again/);
+      // Afterwards both workers answer. The replaced worker now drains: where the primary lends
+      // its socket nothing closes; where each worker has its own SO_REUSEPORT socket, Linux resets
+      // the connections queued on it as it closes (net.ipv4.tcp_migrate_req=0; counted by
+      // stress/respawn.test.ts), and nothing else may fail.
+      const lent = child.stdout.some((l) => l.startsWith("strategy: shared"));
+      const seen = new Set<string>();
+      const after: string[] = [];
+      for (let i = 0; i < 200 && seen.size < 2; i++) {
+        const r = await attempt(url);
+        if (r.worker) seen.add(r.worker);
+        else after.push(r.error ?? "refused");
+      }
+      assert.deepEqual([...seen].sort(), ["1.0", "1.1"]);
+      assert.deepEqual(after.filter((e) => lent || e !== "ECONNRESET"), []);
+    } finally {
+      await stopped(child);
+    }
+    assert.match(child.stdout.join("\n"), /1 worker\(s\) started again/);
+    assert.deepEqual(stackLines(child), []);
+  });
+
+  test("SIGTERM with 4 slow requests in flight: all answered, exit 0, the socket file gone", T, async () => {
+    const dir = await tempDir();
+    const path = join(dir.path, "app.sock");
+    try {
+      const { child } = await serve(["--uds", path, "--workers", "2", "--grace-ms", "3000"]);
+      const slow = Array.from({ length: 4 }, () =>
+        new Promise<number>((resolve, reject) => {
+          const req = request({ socketPath: path, path: "/slow", agent: false }, (res) => {
+            res.resume();
+            res.on("end", () => resolve(res.statusCode ?? 0));
+          });
+          req.on("error", reject);
+          req.end();
+        }));
+      const inFlight = await waitFor(
+        () => child.stdout.filter((l) => l.includes("slow request started")).length === 4,
+        10_000,
+      );
+      assert.ok(inFlight, child.stdout.join("\n"));
+      const asked = Date.now();
+      child.process.kill("SIGTERM");
+      assert.deepEqual(await within(Promise.all(slow), "the slow answers", 10_000), [200, 200, 200, 200]);
+      const code = await within(child.exited, "the command's exit", 10_000);
+      assert.ok(Date.now() - asked < 3_000 + 1_000, `${Date.now() - asked} ms`);
+      if (!denoParent) assert.equal(code, 0);
+      assert.equal(existsSync(path), false);
+      assert.deepEqual(descendantsOf(child.process.pid!), []);
+      assert.deepEqual(stackLines(child), []);
+    } finally {
+      await dir.cleanup();
+    }
+  });
+
+  test("a request longer than --grace-ms is cut at the deadline; the command still exits 0", T, async () => {
+    const { child, url } = await serve(["--port", "0", "--workers", "1", "--grace-ms", "300"]);
+    const slow = attempt(url, "/slow");
+    assert.ok(await waitFor(() => child.stdout.some((l) => l.includes("slow request started")), 10_000));
+    const asked = Date.now();
+    child.process.kill("SIGTERM");
+    const code = await within(child.exited, "the command's exit", 10_000);
+    assert.ok(Date.now() - asked < 300 + 1_000, `${Date.now() - asked} ms`);
+    if (!denoParent) assert.equal(code, 0);
+    assert.ok((await slow).error, "the slow request was cut");
+    assert.deepEqual(stackLines(child), []);
+  });
+
+  test("a keep-alive connection answered while the server stops is told connection: close", T, async () => {
+    const { child, url } = await serve(["--port", "0", "--workers", "1"]);
+    const u = new URL(url);
+    const { Agent } = await import("node:http");
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+    try {
+      const ask = (path: string) =>
+        new Promise<{ status: number; connection?: string }>((resolve, reject) => {
+          const req = request({ host: u.hostname, port: Number(u.port), path, agent }, (res) => {
+            res.resume();
+            res.on("end", () => resolve({ status: res.statusCode ?? 0, connection: res.headers.connection }));
+          });
+          req.on("error", reject);
+          req.end();
+        });
+      assert.equal((await ask("/")).status, 200);
+      const slow = ask("/slow");
+      assert.ok(await waitFor(() => child.stdout.some((l) => l.includes("slow request started")), 10_000));
+      child.process.kill("SIGTERM");
+      assert.deepEqual(await slow, { status: 200, connection: "close" });
+      await within(child.exited, "the command's exit", 10_000);
+    } finally {
+      agent.destroy();
+      await child.stop();
+    }
+  });
+
+  test("SIGKILL of the primary: no worker alive 2 s later, the port free", T, async () => {
+    const { child, url } = await serve(["--port", "0", "--workers", "2"]);
+    const workers = descendantsOf(child.process.pid!);
+    child.process.kill("SIGKILL");
+    await child.exited;
+    const gone = await waitFor(() => workers.every((pid) => !running(pid)), 2_000);
+    assert.ok(gone, `still running: ${workers.filter(running)}`);
+    const port = Number(new URL(url).port);
+    const again = await createListener({ host: "127.0.0.1", port });
+    await again.close();
+  });
+
+  test("an app that fails at start: exit 1, naming its error, with no stack trace", T, async () => {
+    const child = run("cli/polybind", [
+      "serve",
+      projectFile("tests/fixtures/broken_app"),
+      "--port",
+      "0",
+      "--workers",
+      "2",
+    ]);
+    const code = await within(child.exited, "the command's exit", 30_000);
+    if (!denoParent) assert.equal(code, 1);
+    assert.match(child.stderr.join(""), /failed 5 times in 10 s: broken at import \(a test asked for it\)/);
+    assert.deepEqual(stackLines(child), []);
+    assert.deepEqual(descendantsOf(child.process.pid!), []);
+  });
+});
+
+describe("supervise() and workerContext(), the library", () => {
+  test("a worker module serving node:http; stop() drains and says what each slot served", T, async () => {
+    const server = await supervise({
+      worker: pathToFileURL(projectFile("tests/fixtures/node_worker")),
+      listen: { host: "127.0.0.1", port: 0 },
+      workers: 2,
+      signals: false,
+    });
+    const address = server.plans[0]!.address;
+    assert.ok(address.transport === "tcp");
+    const bodies = new Set<string>();
+    for (let i = 0; i < 200 && bodies.size < 2; i++) bodies.add((await get(`http://127.0.0.1:${address.port}`)).body);
+    assert.deepEqual([...bodies].sort(), ["node:http in worker 1.0\n", "node:http in worker 1.1\n"]);
+    const summary = await server.stop();
+    assert.equal(summary.code, 0);
+    assert.equal(summary.respawns, 0);
+    assert.ok(summary.served.length === 2 && summary.served.every((n) => n! > 0), JSON.stringify(summary.served));
+    const again = await createListener({ host: "127.0.0.1", port: address.port });
+    await again.close();
+  });
+
+  test("bad options are refused before anything starts, naming the field", async () => {
+    const listen = { port: 0 };
+    await assert.rejects(supervise({ listen }), /exactly one of 'app' and 'worker'/);
+    await assert.rejects(supervise({ app: "a.js", worker: "b.js", listen }), TypeError);
+    await assert.rejects(
+      supervise({ app: "a.js", listen, workers: 0 }),
+      /'workers' must be an integer from 1: current value is 0/,
+    );
+    await assert.rejects(
+      supervise({ app: "a.js", listen, graceMs: -1 }),
+      /'graceMs' must be a number from 0: current value is -1/,
+    );
+    await assert.rejects(supervise({ app: "", listen }), /'app' must be a module URL or path/);
+  });
+
+  test("workerContext() outside a worker says so", () => {
+    assert.throws(() => workerContext(), { name: "TypeError", message: /does not run in a worker of supervise\(\)/ });
+  });
+});
