@@ -1,0 +1,6 @@
+// hono_app.js: a Hono app as Hono writes it; supervise() serves its default export.
+import { Hono } from "hono";
+
+const app = new Hono();
+app.get("/", (c) => c.text("Hello from Hono\n"));
+export default app;
