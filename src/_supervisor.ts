@@ -17,12 +17,17 @@ export const CRASH_WINDOW_MS = 10_000;
 /** How long after the grace time the supervisor waits before it ends its workers itself. */
 const FORCE_AFTER_MS = 1_000;
 
-/** What a supervisor tells the code that started it (the command prints these). */
+/**
+ * What a supervisor tells the code that started it (the command prints these): a worker serves
+ * (`again` after it was started again); a worker ended or faulted (`error`: the app's error, if
+ * it said one) and is started again unless it kept failing; a stop began (after `signal`, or
+ * `stop()`); a stop was forced (a second signal, or `stop({ force: true })`).
+ */
 export type SupervisorEvent =
   | { type: "ready"; index: number; generation: number; again: boolean }
   | { type: "died"; index: number; generation: number; error?: string; respawning: boolean }
-  | { type: "stopping"; signal?: Signal }
-  | { type: "forcing"; signal?: Signal };
+  | { type: "stopping"; signal?: "SIGINT" | "SIGTERM" | "SIGHUP" }
+  | { type: "forcing"; signal?: "SIGINT" | "SIGTERM" | "SIGHUP" };
 
 /** How a supervisor's run ended. */
 export interface SupervisorSummary {

@@ -14,6 +14,13 @@ export type { FetchInfo };
  * answers a web `Request` with a `Response`; `info.remoteAddr` is the client.
  */
 export interface FetchApp {
+  /**
+   * Answers one request.
+   *
+   * @param request The request.
+   * @param info The connection it came on: `remoteAddr` is the client.
+   * @returns The response, or a promise of it.
+   */
   fetch(request: Request, info: FetchInfo): Response | Promise<Response>;
 }
 
