@@ -4,7 +4,6 @@ import type { FetchHandler, FetchInfo, FetchServer, FetchServerStart } from "../
 
 interface DenoHttpServer {
   shutdown(): Promise<void>;
-  finished: Promise<void>;
 }
 interface DenoServeApi {
   serve(
@@ -21,10 +20,12 @@ export const denoFetchServer: FetchServerStart = (options, handler: FetchHandler
   const deno = (globalThis as unknown as { Deno: DenoServeApi }).Deno;
   // `info` is Deno's ServeHandlerInfo, with remoteAddr as FetchInfo has it.
   const server = deno.serve({ ...options, onListen() {} }, handler);
-  let drained: Promise<void> | undefined;
+  let stopped: Promise<void> | undefined;
   const api: FetchServer = {
-    // Stops accepting; hyper answers the requests in flight with `connection: close`, then closes.
-    drain: () => drained ??= server.shutdown(),
+    // shutdown() is Deno's only way to stop accepting: it resolves once the requests in flight
+    // are answered, and closes the connections that have not sent one yet.
+    stopAccepting: () => stopped ??= server.shutdown(),
+    pending: 0,
     // Deno.serve has no forced close: what is left ends with the worker, which is what calls this.
     close: () => Promise.resolve(),
   };

@@ -32,6 +32,8 @@ function print(event: SupervisorEvent): void {
     console.error(
       `polybind serve: worker ${event.index} ended${why}${event.respawning ? "; starting it again" : ""}`,
     );
+  } else if (event.type === "error") {
+    console.error(`polybind serve: worker ${event.index}: ${event.error} (answered 500)`);
   } else if (event.type === "stopping") {
     console.log(`polybind serve: ${event.signal ?? "stop"}: stopping`);
   } else console.log(`polybind serve: ${event.signal ?? "stop"} while stopping: ending the workers at once`);

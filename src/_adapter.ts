@@ -150,8 +150,10 @@ export interface FetchInfo {
 
 /** A running native fetch server. */
 export interface FetchServer {
-  /** Stops accepting; resolves once the requests in flight have been answered. */
-  drain(): Promise<void>;
+  /** Stops accepting; requests in flight go on (and idle keep-alive connections may close). */
+  stopAccepting(): Promise<void>;
+  /** Requests in flight now. */
+  readonly pending: number;
   /** Closes every connection at once. */
   close(): Promise<void>;
 }

@@ -20,14 +20,16 @@ function decode(hex: string): string {
   if (mapped) return bytes.slice(12).join(".");
   const groups = [];
   for (let i = 0; i < 16; i += 2) groups.push(((bytes[i]! << 8) | bytes[i + 1]!).toString(16));
-  return groups.join(":").replace(/(^|:)0(:0)+(:|$)/, "::").replace(/^:::/, "::");
+  // The WHATWG URL parser writes IPv6 the canonical way (RFC 5952: the longest run of zeros as ::).
+  return new URL(`http://[${groups.join(":")}]`).hostname.slice(1, -1);
 }
 
-const WILDCARDS = new Set(["0.0.0.0", "::", "0:0:0:0:0:0:0:0"]);
+const WILDCARDS = new Set(["0.0.0.0", "::"]);
 
 /** Whether a socket bound to `held` keeps a plain bind of `host` off the same port. */
 function overlaps(held: string, host: string): boolean {
-  return held === host || WILDCARDS.has(held) || WILDCARDS.has(host);
+  const canonical = host.includes(":") ? new URL(`http://[${host}]`).hostname.slice(1, -1) : host;
+  return held === canonical || WILDCARDS.has(held) || WILDCARDS.has(canonical);
 }
 
 /**

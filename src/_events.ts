@@ -13,7 +13,8 @@ export type WorkerMessage =
   | { polybind: "ready"; addrs: Addr[] }
   | { polybind: "served"; requests: number }
   | { polybind: "failed"; message: string }
-  | { polybind: "faulted"; message: string };
+  | { polybind: "faulted"; message: string }
+  | { polybind: "error"; message: string };
 
 /** The signals a supervisor handles: SIGHUP stops like SIGTERM for now; it is to become a reload. */
 export type Signal = "SIGINT" | "SIGTERM" | "SIGHUP";
@@ -25,7 +26,7 @@ export type Event =
   | { kind: "message"; id: number; message: WorkerMessage }
   | { kind: "exit"; id: number }
   | { kind: "stop"; force: boolean }
-  | { kind: "timer"; name: "grace" | "respawn" };
+  | { kind: "timer"; name: "grace" };
 
 /**
  * One queue of everything that happens to a supervisor: signal handlers, workers and callers
@@ -60,13 +61,27 @@ export class EventQueue {
   }
 }
 
-/** A worker's message, from one line of its output; undefined for any other line (the app's own). */
-export function parseMessage(line: string): WorkerMessage | undefined {
-  if (!line.startsWith('{"polybind":')) return undefined;
+/**
+ * A worker process's messages share its stdout with the app's own output: each starts with an
+ * ASCII record separator, which app text does not hold, and ends its line.
+ */
+const MARK = "\x1e";
+
+/** A message as a worker process writes it on its stdout. */
+export function formatMessage(message: WorkerMessage): string {
+  return `${MARK}${JSON.stringify(message)}\n`;
+}
+
+/** One line of a worker's output: the app's own text before a message (if any), and the message. */
+export function parseLine(line: string): { text?: string; message?: WorkerMessage } {
+  const at = line.lastIndexOf(MARK);
+  if (at < 0) return { text: line };
+  const text = at > 0 ? line.slice(0, at) : undefined;
   try {
-    const m = JSON.parse(line) as WorkerMessage;
-    return ["ready", "served", "failed", "faulted"].includes(m.polybind) ? m : undefined;
+    const m = JSON.parse(line.slice(at + 1)) as WorkerMessage;
+    const known = ["ready", "served", "failed", "faulted", "error"].includes(m?.polybind);
+    return known ? { text, message: m } : { text: line };
   } catch {
-    return undefined; // Not a message.
+    return { text: line }; // Not a message.
   }
 }

@@ -12,7 +12,9 @@ export function nodeFetchHandler(handler: FetchHandler): (req: IncomingMessage, 
   return (req, res) => {
     const socket = req.socket;
     const info: FetchInfo = {
-      remoteAddr: { transport: "tcp", hostname: socket.remoteAddress ?? "", port: socket.remotePort ?? 0 },
+      remoteAddr: socket.remoteAddress === undefined
+        ? { transport: "unix", path: "" }
+        : { transport: "tcp", hostname: socket.remoteAddress, port: socket.remotePort ?? 0 },
     };
     const request = new NodeRequest({ req, res }) as unknown as Request;
     Promise.resolve()
@@ -30,15 +32,10 @@ export function nodeFetchHandler(handler: FetchHandler): (req: IncomingMessage, 
 export interface NodeDrain {
   /** Requests answered or in flight, since the start. */
   readonly requests: number;
-  /** From now on, every response says `connection: close`. */
+  /** Requests in flight now. */
+  readonly pending: number;
+  /** From now on, every response not yet begun says `connection: close` (those in flight too). */
   start(): void;
-  /**
-   * Resolves once nothing has been in flight for `quietMs`: by then a connection accepted just
-   * before the listener closed has sent its request (and been answered), and what is left is
-   * idle keep-alive connections, which may be closed. closeIdleConnections() at once would also
-   * close a connection whose request is on its way: its client would see a reset.
-   */
-  quiet(quietMs: number): Promise<void>;
 }
 
 /**
@@ -47,31 +44,25 @@ export interface NodeDrain {
  */
 export function watchNodeServer(server: Server, headers: Record<string, string>): NodeDrain {
   let requests = 0;
-  let inFlight = 0;
   let draining = false;
-  let lastEnd = 0;
+  const inFlight = new Set<ServerResponse>();
   server.prependListener("request", (_req: IncomingMessage, res: ServerResponse) => {
     requests++;
-    inFlight++;
+    inFlight.add(res);
     for (const [name, value] of Object.entries(headers)) res.setHeader(name, value);
     if (draining) res.setHeader("connection", "close");
-    res.once("close", () => {
-      inFlight--;
-      lastEnd = Date.now();
-    });
+    res.once("close", () => inFlight.delete(res));
   });
   return {
     get requests() {
       return requests;
     },
+    get pending() {
+      return inFlight.size;
+    },
     start() {
       draining = true;
-      lastEnd = Date.now();
-    },
-    async quiet(quietMs) {
-      while (inFlight > 0 || Date.now() - lastEnd < quietMs) {
-        await new Promise((resolve) => setTimeout(resolve, Math.max(1, Math.min(quietMs, 10))));
-      }
+      for (const res of inFlight) if (!res.headersSent) res.setHeader("connection", "close");
     },
   };
 }

@@ -1,31 +1,44 @@
 // A worker's slot, as its entry point runs it: the WorkerContext a worker module gets, the
-// servers started on it, and its graceful stop (drain within the grace time, then close).
+// servers started on it, and its graceful stop (stop accepting, answer what is in flight with
+// `connection: close`, close what is left once nothing has been in flight for a moment or when
+// the grace time is up).
 
 import { createServer, type Server } from "node:http";
 import { adapter, type FetchHandler, type FetchServer } from "./_adapter.ts";
+import { CONTEXT_KEY } from "./_context.ts";
 import { nodeFetchHandler, watchNodeServer } from "./_node_http.ts";
 import type { WorkerSpec } from "./_spawn.ts";
 import { handOffConnections } from "./handoff.ts";
 import type { ListenerPlan } from "./plan.ts";
 import { type ServeTarget, serveTargets } from "./serve.ts";
 import type { Addr, Listener } from "./types.ts";
-import { CONTEXT_KEY, type FetchApp, type WorkerContext } from "./worker.ts";
+import type { FetchApp, WorkerContext } from "./worker.ts";
 import { listenFromPlan } from "./workers.ts";
 
 /**
- * How long a draining node:http server waits with nothing in flight before it closes the
- * connections left (see NodeDrain.quiet); Bun.serve's drain waits as long.
+ * How long a draining server waits with nothing in flight before it closes the connections
+ * left: a connection accepted just before the listener closed has sent its request by then (and
+ * is answered), so what is left is idle. Closing at once would reset a request on its way.
  */
 const QUIET_MS = 250;
+const POLL_MS = 10;
+
+/** Resolves once `pending()` has been 0 for QUIET_MS. */
+async function quiet(pending: () => number): Promise<void> {
+  for (let still = 0; still < QUIET_MS; still += POLL_MS) {
+    if (pending() > 0) still = 0;
+    await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+  }
+}
 
 /** Something started on the slot: how it drains, and how it is closed when the grace time is up. */
 interface Served {
-  drain(graceMs: number): Promise<void>;
+  drain(): Promise<void>;
   close(): Promise<void>;
 }
 
 /** Whether the runtime's own fetch server can serve `plan`: options it can bind, and no PROXY header to read first. */
-function native(plan: ListenerPlan): boolean {
+function servesNatively(plan: ListenerPlan): boolean {
   return plan.strategy !== "shared" && plan.address.transport !== "inherited" && plan.proxyProtocol === undefined;
 }
 
@@ -37,21 +50,29 @@ function addrsOf(plan: ListenerPlan): Addr[] {
   return (plan.resolved ?? [a.hostname]).map((hostname) => ({ transport: "tcp", hostname, port: a.port }));
 }
 
+function describe(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
 /** A worker's slot: the context of its module, and what it serves. */
 export class Slot implements WorkerContext {
   readonly index: number;
   readonly generation: number;
   readonly workers: number;
   readonly plans: readonly ListenerPlan[];
+  /** Where what was started on the slot listens, as clients reach it. */
+  readonly addrs: Addr[] = [];
   readonly #served: Served[] = [];
   readonly #stops: ((graceMs: number) => void | Promise<void>)[] = [];
   readonly #counts: (() => number)[] = [];
   readonly #headers: Record<string, string>;
   #draining = false;
-  /** Where what was started on the slot listens, as clients reach it. */
-  readonly addrs: Addr[] = [];
 
-  constructor(readonly spec: WorkerSpec) {
+  /**
+   * @param spec The worker's spec.
+   * @param onAppError Told of a request the app failed (it threw): answered 500 here.
+   */
+  constructor(readonly spec: WorkerSpec, readonly onAppError: (message: string) => void) {
     this.index = spec.index;
     this.generation = spec.generation;
     this.workers = spec.workers;
@@ -66,24 +87,17 @@ export class Slot implements WorkerContext {
   }
 
   async listeners(): Promise<Listener[]> {
-    const listeners: Listener[] = [];
-    try {
-      for (const plan of this.plans) listeners.push(await listenFromPlan(plan, this.index));
-    } catch (err) {
-      await Promise.allSettled(listeners.map((l) => l.close()));
-      throw err;
-    }
+    const listeners = await this.#listen(this.plans);
     const close = () => Promise.all(listeners.map((l) => l.close())).then(() => {});
     this.#served.push({ drain: close, close });
-    this.addrs.push(...listeners.flatMap((l) => l.addrs));
     return listeners;
   }
 
   async serveTargets(): Promise<ServeTarget[]> {
     const targets: ServeTarget[] = [];
-    for (const plan of this.plans) targets.push(...await serveTargets(plan, this.index));
     const close = () => Promise.all(targets.map((t) => t.close())).then(() => {});
     this.#served.push({ drain: close, close });
+    for (const plan of this.plans) targets.push(...await serveTargets(plan, this.index));
     for (const plan of this.plans) this.addrs.push(...addrsOf(plan));
     return targets;
   }
@@ -91,15 +105,19 @@ export class Slot implements WorkerContext {
   async serve(app: FetchApp): Promise<void> {
     const handler = this.#handler(app);
     const start = adapter().fetchServer;
-    const fallback = this.plans.filter((p) => !start || !native(p));
+    const fallback = this.plans.filter((p) => !start || !servesNatively(p));
     if (fallback.length > 0) await this.#serveNodeOn(createServer(nodeFetchHandler(handler)), fallback, false);
     if (!start) return;
-    for (const plan of this.plans.filter(native)) {
+    for (const plan of this.plans.filter(servesNatively)) {
       for (const target of await serveTargets(plan, this.index)) {
         let server: FetchServer | undefined = undefined;
         this.#served.push({
           drain: async () => {
-            await server?.drain();
+            if (server) {
+              await server.stopAccepting();
+              await quiet(() => server!.pending);
+              await server.close();
+            }
             await target.close();
           },
           close: async () => {
@@ -125,26 +143,29 @@ export class Slot implements WorkerContext {
   /** Stops everything started on the slot: drains within `graceMs`, then closes what is left. */
   async stop(graceMs: number): Promise<void> {
     this.#draining = true;
-    const deadline = new Promise<"late">((resolve) => setTimeout(resolve, graceMs, "late"));
-    const drained = Promise.all([
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const deadline = new Promise<"late">((resolve) => (timer = setTimeout(resolve, graceMs, "late")));
+    // A hook or a drain that fails ends its own part, not the stop.
+    const drained = Promise.allSettled([
       ...this.#stops.map((fn) => Promise.resolve().then(() => fn(graceMs))),
-      ...this.#served.map((s) => s.drain(graceMs)),
+      ...this.#served.map((s) => s.drain()),
     ]);
-    if ((await Promise.race([drained.then(() => "done" as const), deadline])) === "late") {
-      await Promise.allSettled(this.#served.map((s) => s.close()));
-    }
+    const outcome = await Promise.race([drained.then(() => "done" as const), deadline]);
+    clearTimeout(timer);
+    if (outcome === "late") await Promise.allSettled(this.#served.map((s) => s.close()));
   }
 
   /**
-   * The app's fetch, counted, with the worker header, and `connection: close` once draining. No
-   * promise of its own: the app's response goes back as the app returned it (a Response or a
-   * promise of one) unless a header is to be added.
+   * The app's fetch: counted; a throw answered 500 (told to onAppError); with the worker header,
+   * and `connection: close` on what is answered once draining (requests in flight included).
+   * A response the app gave synchronously costs no promise.
    */
   #handler(app: FetchApp): FetchHandler {
     let requests = 0;
     this.#counts.push(() => requests);
     const headers = Object.entries(this.#headers);
     const decorate = (response: Response): Response => {
+      if (headers.length === 0 && !this.#draining) return response;
       const extra = this.#draining ? [...headers, ["connection", "close"]] : headers;
       try {
         for (const [name, value] of extra) response.headers.set(name!, value!);
@@ -156,18 +177,26 @@ export class Slot implements WorkerContext {
         return copy;
       }
     };
+    const failed = (err: unknown): Response => {
+      this.onAppError(describe(err));
+      return decorate(
+        new Response("Internal Server Error\n", { status: 500, headers: { "content-type": "text/plain" } }),
+      );
+    };
     return (request, info) => {
       requests++;
-      const response = app.fetch(request, info);
-      if (headers.length === 0 && !this.#draining) return response;
-      return response instanceof Response ? decorate(response) : Promise.resolve(response).then(decorate);
+      let response: Response | Promise<Response>;
+      try {
+        response = app.fetch(request, info);
+      } catch (err) {
+        return failed(err);
+      }
+      return response instanceof Response ? decorate(response) : Promise.resolve(response).then(decorate, failed);
     };
   }
 
-  /** Feeds `server` the connections of `plans`' listeners; its stop drains it. */
-  async #serveNodeOn(server: Server, plans: readonly ListenerPlan[], count: boolean): Promise<void> {
-    const watch = watchNodeServer(server, count ? this.#headers : {});
-    if (count) this.#counts.push(() => watch.requests);
+  /** Listens on `plans` (all of them, or none). */
+  async #listen(plans: readonly ListenerPlan[]): Promise<Listener[]> {
     const listeners: Listener[] = [];
     try {
       for (const plan of plans) listeners.push(await listenFromPlan(plan, this.index));
@@ -175,14 +204,22 @@ export class Slot implements WorkerContext {
       await Promise.allSettled(listeners.map((l) => l.close()));
       throw err;
     }
-    const serving = listeners.map((l) => handOffConnections(l, server));
     this.addrs.push(...listeners.flatMap((l) => l.addrs));
+    return listeners;
+  }
+
+  /** Feeds `server` the connections of `plans`' listeners; its stop drains it. */
+  async #serveNodeOn(server: Server, plans: readonly ListenerPlan[], count: boolean): Promise<void> {
+    const watch = watchNodeServer(server, count ? this.#headers : {});
+    if (count) this.#counts.push(() => watch.requests);
+    const listeners = await this.#listen(plans);
+    const serving = listeners.map((l) => handOffConnections(l, server));
     this.#served.push({
       drain: async () => {
         await Promise.all(listeners.map((l) => l.close()));
         await Promise.all(serving);
         watch.start();
-        await watch.quiet(QUIET_MS);
+        await quiet(() => watch.pending);
         server.closeAllConnections();
       },
       close: async () => {

@@ -7,7 +7,7 @@ import process from "node:process";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import type { Adapter } from "./_adapter.ts";
-import { type EventQueue, parseMessage, type WorkerMessage } from "./_events.ts";
+import { type EventQueue, parseLine, type WorkerMessage } from "./_events.ts";
 import type { ListenerPlan } from "./plan.ts";
 
 /** Everything a worker is told: what to run, its slot, and the plans it listens from. */
@@ -23,6 +23,9 @@ export interface WorkerSpec {
   readonly workerHeader: boolean;
 }
 
+/** How long after a worker process exits its output may still be read (something it started may hold it). */
+const EXIT_READ_MS = 500;
+
 /** A running worker, thread or process. */
 export interface WorkerHandle {
   /** The worker's process, where it is one: a shared socket is lent to it. */
@@ -37,7 +40,7 @@ interface WebWorker {
   postMessage(message: unknown): void;
   terminate(): void;
   addEventListener(
-    type: "message" | "error",
+    type: "message" | "error" | "close",
     listener: (event: { data?: unknown; message?: string; preventDefault?(): void }) => void,
   ): void;
 }
@@ -76,6 +79,8 @@ export function startThread(spec: WorkerSpec, id: number, events: EventQueue): W
     events.push({ kind: "message", id, message: { polybind: "failed", message: event.message ?? "error" } });
     end();
   });
+  // Bun tells a thread's end (after an uncaught error, or an exit) with 'close'.
+  thread.addEventListener("close", end);
   thread.postMessage({ polybind: "start", spec });
   return { stop: () => void (ended || thread.postMessage({ polybind: "stop" })), kill: end };
 }
@@ -87,31 +92,49 @@ export function startThread(spec: WorkerSpec, id: number, events: EventQueue): W
  * messages; any other line is the app's own, passed on.
  */
 export function startProcess(a: Adapter, spec: WorkerSpec, id: number, events: EventQueue): WorkerHandle {
-  const script = fileURLToPath(entry());
+  // A file path, or the URL itself where the module came from the network (Deno from JSR).
+  const url = entry();
+  const script = url.protocol === "file:" ? fileURLToPath(url) : url.href;
   const env = { ...process.env, POLYBIND_WORKER_SPEC: JSON.stringify(spec) };
   const stdio: ["pipe", "pipe", "inherit"] = ["pipe", "pipe", "inherit"];
   const [command, args] = a.workerProcess.command(script);
-  // With an IPC channel (Node.js), over which a shared socket is lent.
+  // With an IPC channel (Node.js), over which a shared socket is lent; without the primary's
+  // --inspect, whose port the workers would fight for.
+  const execArgv = process.execArgv.filter((arg) => !arg.startsWith("--inspect"));
   const child = a.workerProcess.ipc
-    ? fork(script, [], { env, stdio: [...stdio, "ipc"] })
+    ? fork(script, [], { env, stdio: [...stdio, "ipc"], execArgv })
     : spawn(command, args, { env, stdio });
   let ended = false;
   const end = () => {
     if (!ended) events.push({ kind: "exit", id });
     ended = true;
   };
-  // 'close' comes after the last message is read; an 'error' without a pid: it could not start.
-  child.once("close", end);
+  // An 'error' without a pid: it could not start.
   child.on("error", (err) => {
     if (child.pid !== undefined) return;
     events.push({ kind: "message", id, message: { polybind: "failed", message: err.message } });
     end();
   });
   child.stdin!.on("error", () => {});
-  createInterface({ input: child.stdout! }).on("line", (line) => {
-    const message = parseMessage(line);
+  const output = createInterface({ input: child.stdout! });
+  output.on("line", (line) => {
+    const { text, message } = parseLine(line);
+    if (text !== undefined) process.stdout.write(text + "\n");
     if (message) events.push({ kind: "message", id, message });
-    else process.stdout.write(line + "\n");
+  });
+  // Its end: once its output is read to the end, or shortly after it exits where something it
+  // started still holds that output.
+  const read = new Promise<void>((resolve) => output.once("close", resolve));
+  child.once("exit", (code, signal) => {
+    // How it ended, after all it said (a worker's own word on its failure comes first).
+    const how = signal ? `the worker was killed (${signal})` : `the worker exited (code ${code})`;
+    const finish = () => {
+      clearTimeout(timer);
+      if (!ended) events.push({ kind: "message", id, message: { polybind: "failed", message: how } });
+      end();
+    };
+    const timer = setTimeout(finish, EXIT_READ_MS);
+    void read.then(finish);
   });
   return {
     process: child,

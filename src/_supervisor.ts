@@ -11,21 +11,23 @@ import { startProcess, startThread, type WorkerHandle, type WorkerSpec } from ".
 import type { Addr } from "./types.ts";
 import type { PreparedPlan } from "./workers.ts";
 
-/** A worker that fails this many times within CRASH_WINDOW_MS stops the server. */
-export const CRASH_LIMIT = 5;
-export const CRASH_WINDOW_MS = 10_000;
+/** A slot whose workers fail this many times within CRASH_WINDOW_MS before serving stops the server. */
+const CRASH_LIMIT = 5;
+const CRASH_WINDOW_MS = 10_000;
 /** How long after the grace time the supervisor waits before it ends its workers itself. */
 const FORCE_AFTER_MS = 1_000;
 
 /**
  * What a supervisor tells the code that started it (the command prints these): a worker serves
  * (`again` after it was started again); a worker ended or faulted (`error`: the app's error, if
- * it said one) and is started again unless it kept failing; a stop began (after `signal`, or
+ * it said one) and is started again unless it kept failing at start; a request the app failed
+ * (`error`: it threw, and was answered 500); a stop began (after `signal`, or
  * `stop()`); a stop was forced (a second signal, or `stop({ force: true })`).
  */
 export type SupervisorEvent =
   | { type: "ready"; index: number; generation: number; again: boolean }
   | { type: "died"; index: number; generation: number; error?: string; respawning: boolean }
+  | { type: "error"; index: number; error: string }
   | { type: "stopping"; signal?: "SIGINT" | "SIGTERM" | "SIGHUP" }
   | { type: "forcing"; signal?: "SIGINT" | "SIGTERM" | "SIGHUP" };
 
@@ -44,12 +46,14 @@ export interface SupervisorSummary {
 /** What a supervisor is doing: starting (until every slot is ready), serving, stopping, killing. */
 type State = "starting" | "serving" | "stopping" | "killing";
 
-/** One slot: the id of its current worker, and its failures within the crash window. */
-interface Slot {
+/** One slot: the id of its current worker, and the times its workers failed before they served. */
+interface SlotState {
   readonly index: number;
   current: number;
   ready: boolean;
   deaths: number[];
+  /** Whether a worker of this slot ever served (then `again` on the next ready). */
+  servedOnce?: boolean;
   lastError?: string;
   served?: number;
   /** Where its worker said it listens. */
@@ -58,9 +62,11 @@ interface Slot {
 
 /** One started worker: its slot, and whether it is on its way out (replaced after a fault). */
 interface Worker {
-  readonly slot: Slot;
+  readonly slot: SlotState;
   readonly handle: WorkerHandle;
   retiring: boolean;
+  /** Kills a retiring worker that outlives its grace time. */
+  deadline?: ReturnType<typeof setTimeout>;
 }
 
 /** The loop of one supervisor. */
@@ -71,7 +77,7 @@ export class Primary {
   #reason: string | undefined;
   #respawns = 0;
   #graceTimer: ReturnType<typeof setTimeout> | undefined;
-  readonly #slots: Slot[];
+  readonly #slots: SlotState[];
   readonly #workers = new Map<number, Worker>();
   readonly #ready: { resolve(): void; reject(err: Error): void; promise: Promise<void> };
 
@@ -100,7 +106,7 @@ export class Primary {
   }
 
   /** Starts a worker in `slot`, lent the plans' shared sockets. */
-  #start(slot: Slot): void {
+  #start(slot: SlotState): void {
     const id = this.#nextId++;
     const spec: WorkerSpec = { ...this.spec, index: slot.index };
     const handle = this.threads ? startThread(spec, id, this.events) : startProcess(this.a, spec, id, this.events);
@@ -130,7 +136,7 @@ export class Primary {
       else this.#onMessage(event.id, event.message);
     }
     clearTimeout(this.#graceTimer);
-    if (this.#state === "starting") this.#fail(this.#reason ?? "the server stopped before it was ready");
+    if (this.#state === "starting") this.#fail(this.#reason ?? "The server stopped before it was ready");
     return {
       code: this.#code,
       ...(this.#reason ? { reason: this.#reason } : {}),
@@ -144,19 +150,20 @@ export class Primary {
     if (!worker) return;
     const slot = worker.slot;
     if (message.polybind === "served") slot.served = (slot.served ?? 0) + message.requests;
-    else if (message.polybind === "failed") slot.lastError = message.message;
-    else if (message.polybind === "faulted") this.#onFault(id, worker, message.message);
+    else if (message.polybind === "error") this.onEvent({ type: "error", index: slot.index, error: message.message });
+    else if (message.polybind === "failed") {
+      // The first word on a failure counts: the worker's own, then how its process ended.
+      if (!worker.retiring) slot.lastError ??= message.message;
+    } else if (message.polybind === "faulted") this.#onFault(id, worker, message.message);
     else if (id === slot.current) {
       slot.ready = true;
       slot.addrs = message.addrs;
-      this.onEvent({
-        type: "ready",
-        index: slot.index,
-        generation: this.spec.generation,
-        again: slot.deaths.length > 0,
-      });
-      // The replaced workers of this slot leave now that their replacement serves.
-      for (const w of this.#workers.values()) if (w.slot === slot && w.retiring) w.handle.stop();
+      // Failures count towards giving up only until a worker of the slot serves.
+      slot.deaths = [];
+      this.onEvent({ type: "ready", index: slot.index, generation: this.spec.generation, again: !!slot.servedOnce });
+      slot.servedOnce = true;
+      // The replaced workers of this slot leave now that their replacement serves, within the grace time.
+      for (const w of this.#workers.values()) if (w.slot === slot && w.retiring) this.#retire(w);
       if (this.#state === "starting" && this.#slots.every((s) => s.ready)) {
         this.#state = "serving";
         this.#ready.resolve();
@@ -164,11 +171,22 @@ export class Primary {
     }
   }
 
+  /** Asks a replaced worker to drain, and ends it if it is still there after the grace time. */
+  #retire(worker: Worker): void {
+    worker.handle.stop();
+    const kill = () => worker.handle.kill();
+    worker.deadline = setTimeout(kill, this.spec.graceMs + FORCE_AFTER_MS);
+  }
+
   /** The app threw where nothing caught it: a replacement starts; this worker serves until it is ready. */
   #onFault(id: number, worker: Worker, error: string): void {
     if (worker.retiring || id !== worker.slot.current || !this.#running()) return;
-    worker.retiring = true;
     worker.slot.lastError = error;
+    // A worker alone on its address (single) keeps the port until it ends: its replacement
+    // starts once it has drained and left (#onExit).
+    const alone = this.prepared.some((p) => p.plan.strategy === "single" && worker.slot.index < p.plan.workers);
+    if (alone) return this.#retire(worker);
+    worker.retiring = true;
     this.#replace(worker.slot);
   }
 
@@ -176,12 +194,13 @@ export class Primary {
   #onExit(id: number): void {
     const worker = this.#workers.get(id);
     this.#workers.delete(id);
+    clearTimeout(worker?.deadline);
     if (!worker || worker.retiring || id !== worker.slot.current || !this.#running()) return;
     this.#replace(worker.slot);
   }
 
   /** Starts `slot` again, unless it has failed CRASH_LIMIT times within the window: then the server stops. */
-  #replace(slot: Slot): void {
+  #replace(slot: SlotState): void {
     const now = Date.now();
     slot.deaths = [...slot.deaths.filter((t) => now - t < CRASH_WINDOW_MS), now];
     const error = slot.lastError;
@@ -194,7 +213,7 @@ export class Primary {
       return;
     }
     this.#code = 1;
-    this.#reason = `worker ${slot.index} failed ${slot.deaths.length} times in ${CRASH_WINDOW_MS / 1000} s` +
+    this.#reason = `Worker ${slot.index} failed ${slot.deaths.length} times in ${CRASH_WINDOW_MS / 1000} s` +
       (error ? `: ${error}` : "");
     this.#fail(this.#reason);
     this.#stop("stopping");
@@ -222,12 +241,16 @@ export class Primary {
   }
 
   #stop(next: "stopping" | "killing"): void {
-    if (this.#state === "starting" && this.#code === 0) this.#fail("the server was stopped before it was ready");
+    if (this.#state === "starting" && this.#code === 0) this.#fail("The server was stopped before it was ready");
     this.#state = next;
     // The primary's copies of the sockets go first, so that once the workers close theirs, a
-    // new connection is refused rather than queued where nobody will accept it.
-    for (const p of this.prepared) void p.release();
-    for (const w of this.#workers.values()) next === "stopping" ? w.handle.stop() : w.handle.kill();
+    // new connection is refused rather than queued where nobody will accept it; not while a
+    // worker still waits for its copy (it would wait in vain until it gave up).
+    if (this.#slots.every((s) => s.ready)) { for (const p of this.prepared) void p.release(); }
+    for (const w of this.#workers.values()) {
+      clearTimeout(w.deadline);
+      next === "stopping" ? w.handle.stop() : w.handle.kill();
+    }
     clearTimeout(this.#graceTimer);
     if (next === "stopping") {
       const force = () => this.events.push({ kind: "timer", name: "grace" });

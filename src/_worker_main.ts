@@ -1,12 +1,13 @@
 // The entry point of a supervisor's worker, thread or process: it takes its spec, runs the
 // module (serving a fetch app's default export, or letting a worker module serve through
-// workerContext()), says "ready", and on "stop" drains within the grace time, says what it
-// served, and ends. A process whose supervisor is gone (its stdin ends) leaves within a second.
+// workerContext()), says "ready" once the module has run (a worker module has started what it
+// serves by then), and on "stop" drains within the grace time, says what it served, and ends.
+// A process whose supervisor is gone (its stdin ends) leaves within a second.
 
 import "../adapters/probe.ts";
 import process from "node:process";
 import { createInterface } from "node:readline";
-import type { WorkerMessage } from "./_events.ts";
+import { formatMessage, type WorkerMessage } from "./_events.ts";
 import { Slot } from "./_slot.ts";
 import type { WorkerSpec } from "./_spawn.ts";
 import { checkPlan } from "./plan.ts";
@@ -27,8 +28,11 @@ async function start(slot: Slot): Promise<void> {
   await slot.serve(app as FetchApp);
 }
 
+/** An error as one line: its message (a runtime's colours taken out), its name if not plain Error. */
 function describe(err: unknown): string {
-  return err instanceof Error ? `${err.name === "Error" ? "" : `${err.name}: `}${err.message}` : String(err);
+  const text = err instanceof Error ? `${err.name === "Error" ? "" : `${err.name}: `}${err.message}` : String(err);
+  // deno-lint-ignore no-control-regex
+  return text.replace(/\x1b\[[0-9;]*m/g, "").split("\n").filter((l) => !/^\s+at\s/.test(l)).join(" ").trim();
 }
 
 function specOf(data: unknown): WorkerSpec {
@@ -46,43 +50,68 @@ interface ThreadScope {
   ): void;
 }
 
+/**
+ * Makes an exit of this thread (process.exit, Deno.exit) say so first: a Web Worker that ends
+ * by itself gives its parent no event on every runtime.
+ */
+function sayExits(say: (message: WorkerMessage) => void): void {
+  const holders = [
+    process as { exit(code?: number): never },
+    (globalThis as { Deno?: { exit(code?: number): never } }).Deno,
+  ];
+  for (const holder of holders) {
+    if (!holder) continue;
+    const exit = holder.exit.bind(holder);
+    holder.exit = (code?: number) => {
+      say({ polybind: "failed", message: `the worker exited (code ${code ?? 0})` });
+      return exit(code);
+    };
+  }
+}
+
 /** A worker thread: messages come and go by postMessage. */
 function runThread(scope: ThreadScope): void {
   let slot: Slot | undefined;
   let started: Promise<void> | undefined;
   let ready = false;
-  // What the app did not catch: said to the supervisor, which starts a replacement and then stops this one.
+  const say = (message: WorkerMessage) => scope.postMessage(message);
+  sayExits(say);
+  // What the app did not catch: said to the supervisor, which starts a replacement and then stops
+  // this one. Both ways of hearing of it: Bun ends a thread after its 'error' event unless the
+  // thread has a process 'uncaughtException' handler; Deno tells the event.
+  const fault = (err: unknown) => say({ polybind: ready ? "faulted" : "failed", message: describe(err) });
+  process.on("uncaughtException", fault);
+  process.on("unhandledRejection", fault);
   for (const type of ["error", "unhandledrejection"] as const) {
     scope.addEventListener(type, (event) => {
       event.preventDefault();
-      const message = describe(type === "error" ? event.error : event.reason);
-      scope.postMessage({ polybind: ready ? "faulted" : "failed", message });
+      fault(type === "error" ? event.error : event.reason);
     });
   }
   scope.onmessage = async ({ data }) => {
     if (data.polybind === "start") {
-      slot = new Slot(specOf(data.spec));
+      slot = new Slot(specOf(data.spec), (message) => say({ polybind: "error", message }));
       started = start(slot);
       try {
         await started;
       } catch (err) {
-        scope.postMessage({ polybind: "failed", message: describe(err) });
+        say({ polybind: "failed", message: describe(err) });
         return;
       }
       ready = true;
-      scope.postMessage({ polybind: "ready", addrs: slot.addrs });
+      say({ polybind: "ready", addrs: slot.addrs });
     } else {
       if (!slot || !(await started!.then(() => true, () => false))) return scope.close();
       await slot.stop(slot.spec.graceMs);
-      scope.postMessage({ polybind: "served", requests: slot.requests });
+      say({ polybind: "served", requests: slot.requests });
       scope.close();
     }
   };
 }
 
-/** Writes one message line to the supervisor; resolves once written (or failed: the supervisor is gone). */
+/** Writes one message to the supervisor; resolves once written (or failed: the supervisor is gone). */
 function say(message: WorkerMessage): Promise<void> {
-  return new Promise((resolve) => process.stdout.write(JSON.stringify(message) + "\n", () => resolve()));
+  return new Promise((resolve) => process.stdout.write(formatMessage(message), () => resolve()));
 }
 
 /**
@@ -114,16 +143,13 @@ async function runProcess(spec: WorkerSpec): Promise<void> {
   process.on("uncaughtException", fault);
   process.on("unhandledRejection", fault);
   const stop = stopRequest();
-  const slot = new Slot(spec);
-  const starting = start(slot);
-  if ((await Promise.race([starting, stop])) === "orphaned") {
-    starting.catch(() => {});
-    process.exit(0);
-  }
-  try {
-    await starting;
-  } catch (err) {
-    return fault(err);
+  const slot = new Slot(spec, (message) => void say({ polybind: "error", message }));
+  const starting = start(slot).then(() => "started" as const, (err: unknown) => err);
+  const first = await Promise.race([starting, stop]);
+  if (first === "orphaned") process.exit(0);
+  if (first !== "asked") {
+    const started = await starting;
+    if (started !== "started") return fault(started);
   }
   ready = true;
   await say({ polybind: "ready", addrs: slot.addrs });

@@ -160,6 +160,9 @@ function checkOptions(
 export async function supervise(options: SuperviseOptions): Promise<Supervisor> {
   const { module, kind, workers, graceMs } = checkOptions(options);
   const configs = Array.isArray(options.listen) ? options.listen : [options.listen];
+  if (configs.length === 0) {
+    throw new RangeError("Cannot start workers as 'listen' must give an address: current value is []");
+  }
   const a = adapter();
   const caps = await probeCapabilities();
   // Threads share this process's sockets and flags; a new process may have more (Deno's --unstable-net).
@@ -198,7 +201,15 @@ export async function supervise(options: SuperviseOptions): Promise<Supervisor> 
     graceMs,
     workerHeader: options.workerHeader === true,
   };
-  const primary = new Primary(a, events, prepared, spec, threads, options.onEvent ?? (() => {}));
+  let primary: Primary;
+  try {
+    primary = new Primary(a, events, prepared, spec, threads, options.onEvent ?? (() => {}));
+  } catch (err) {
+    // A worker that could not even be started: nothing runs, nothing stays held.
+    await Promise.allSettled(prepared.map((p) => p.close()));
+    if (signals) events.close();
+    throw err;
+  }
   const done = primary.run().then(async (summary) => {
     await Promise.all(prepared.map((p) => p.close()));
     // A worker ended at once leaves the Unix socket it bound: stale now, it goes (a live one stays).

@@ -6,6 +6,7 @@ import type { FetchInfo } from "./_adapter.ts";
 import type { ServeTarget } from "./serve.ts";
 import type { ListenerPlan } from "./plan.ts";
 import type { Listener } from "./types.ts";
+import { CONTEXT_KEY } from "./_context.ts";
 
 export type { FetchInfo };
 
@@ -47,14 +48,15 @@ export interface WorkerContext {
   serveNode(server: Server): Promise<void>;
   /** This slot's listeners, to serve by hand; they are closed when the worker stops. */
   listeners(): Promise<Listener[]>;
-  /** Options for `Deno.serve`, `Bun.serve` or `server.listen` on this slot (see serveTargets). */
+  /**
+   * Options for `Deno.serve`, `Bun.serve` or `server.listen` on this slot (see serveTargets):
+   * where each worker binds its own socket (Deno, Bun); a plan whose socket is lent (Node.js)
+   * has none, use listeners() or serveNode() there.
+   */
   serveTargets(): Promise<ServeTarget[]>;
   /** Runs `fn` when the worker is asked to stop, before it ends; it has `graceMs` to finish. */
   onStop(fn: (graceMs: number) => void | Promise<void>): void;
 }
-
-/** Where a worker's entry point puts its context (a global: the worker module may load its own copy of polybind). */
-export const CONTEXT_KEY: unique symbol = Symbol.for("polybind.worker") as never;
 
 /**
  * The slot of the worker this code runs in, in a worker module started by
