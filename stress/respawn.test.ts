@@ -41,7 +41,7 @@ test(`${CRASHES} workers replaced under a tight loop of fresh connections`, { ti
   try {
     const line = await child.line(/^polybind serve: listening on /, 60_000);
     const port = Number(/127\.0\.0\.1:(\d+)/.exec(line)![1]);
-    const lent = child.stdout.some((l) => l.startsWith("strategy: shared"));
+    const lent = (await child.line(/^strategy: /, 10_000)).startsWith("strategy: shared");
     const failures = new Map<string, number>();
     let total = 0;
     for (let c = 0; c < CRASHES; c++) {
