@@ -1,6 +1,7 @@
 // Deno.serve as the adapter's fetch server: the runtime's own HTTP server, for fetch handlers.
 
-import type { FetchHandler, FetchInfo, FetchServer, FetchServerStart } from "../src/_adapter.ts";
+import type { FetchHandler, FetchServer, FetchServerStart } from "../src/_adapter.ts";
+import type { FetchInfo } from "../src/worker.ts";
 
 interface DenoHttpServer {
   shutdown(): Promise<void>;

@@ -4,6 +4,7 @@
 // which a caller (a test) can override for the calls it makes, without touching anyone else's.
 
 import { AsyncLocalStorage } from "node:async_hooks";
+import type { FetchInfo } from "./worker.ts";
 import type { Addr, NetAddr, Runtime, TcpAddr, UdpAddr } from "./types.ts";
 
 /**
@@ -138,15 +139,6 @@ export interface Adapter {
 
 /** A fetch handler as the runtime's own server calls it. */
 export type FetchHandler = (request: Request, info: FetchInfo) => Response | Promise<Response>;
-
-/** What a fetch handler learns of its connection besides the request. */
-export interface FetchInfo {
-  /** The client: IP address and port. */
-  readonly remoteAddr: { readonly transport: "tcp"; readonly hostname: string; readonly port: number } | {
-    readonly transport: "unix";
-    readonly path: string;
-  };
-}
 
 /** A running native fetch server. */
 export interface FetchServer {

@@ -5,7 +5,8 @@
 
 import type { IncomingMessage, Server, ServerResponse } from "node:http";
 import { NodeRequest, sendNodeResponse } from "srvx/node";
-import type { FetchHandler, FetchInfo } from "./_adapter.ts";
+import type { FetchHandler } from "./_adapter.ts";
+import type { FetchInfo } from "./worker.ts";
 
 /** A node:http request handler that answers with `handler`, a fetch handler. */
 export function nodeFetchHandler(handler: FetchHandler): (req: IncomingMessage, res: ServerResponse) => void {

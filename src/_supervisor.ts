@@ -10,38 +10,13 @@ import type { EventQueue, Signal, WorkerMessage } from "./_events.ts";
 import { startProcess, startThread, type WorkerHandle, type WorkerSpec } from "./_spawn.ts";
 import type { Addr } from "./types.ts";
 import type { PreparedPlan } from "./workers.ts";
+import type { SupervisorEvent, SupervisorSummary } from "./supervise.ts";
 
 /** A slot whose workers fail this many times within CRASH_WINDOW_MS before serving stops the server. */
 const CRASH_LIMIT = 5;
 const CRASH_WINDOW_MS = 10_000;
 /** How long after the grace time the supervisor waits before it ends its workers itself. */
 const FORCE_AFTER_MS = 1_000;
-
-/**
- * What a supervisor tells the code that started it (the command prints these): a worker serves
- * (`again` after it was started again); a worker ended or faulted (`error`: the app's error, if
- * it said one) and is started again unless it kept failing at start; a request the app failed
- * (`error`: it threw, and was answered 500); a stop began (after `signal`, or
- * `stop()`); a stop was forced (a second signal, or `stop({ force: true })`).
- */
-export type SupervisorEvent =
-  | { type: "ready"; index: number; generation: number; again: boolean }
-  | { type: "died"; index: number; generation: number; error?: string; respawning: boolean }
-  | { type: "error"; index: number; error: string }
-  | { type: "stopping"; signal?: "SIGINT" | "SIGTERM" | "SIGHUP" }
-  | { type: "forcing"; signal?: "SIGINT" | "SIGTERM" | "SIGHUP" };
-
-/** How a supervisor's run ended. */
-export interface SupervisorSummary {
-  /** 0 after a stop, 1 when a worker kept failing (see `reason`). */
-  readonly code: 0 | 1;
-  /** Why the server stopped, when it was not asked to. */
-  readonly reason?: string;
-  /** Requests each slot answered (over all its workers), undefined where no worker said. */
-  readonly served: readonly (number | undefined)[];
-  /** How many times a worker was started again after it died or faulted. */
-  readonly respawns: number;
-}
 
 /** What a supervisor is doing: starting (until every slot is ready), serving, stopping, killing. */
 type State = "starting" | "serving" | "stopping" | "killing";

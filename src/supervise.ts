@@ -8,14 +8,38 @@ import { adapter } from "./_adapter.ts";
 import { EventQueue } from "./_events.ts";
 import { show } from "./_config.ts";
 import { webWorker } from "./_spawn.ts";
-import { Primary, type SupervisorEvent, type SupervisorSummary } from "./_supervisor.ts";
+import { Primary } from "./_supervisor.ts";
 import { probeCapabilities } from "./capabilities.ts";
 import { cleanupUnixSocket } from "./listen.ts";
 import { type ListenerPlan, planListeners } from "./plan.ts";
 import type { Addr, ServerConfig } from "./types.ts";
 import { type PreparedPlan, preparePlan } from "./workers.ts";
 
-export type { SupervisorEvent, SupervisorSummary };
+/**
+ * What a supervisor tells the code that started it (the command prints these): a worker serves
+ * (`again` after it was started again); a worker ended or faulted (`error`: the app's error, if
+ * it said one) and is started again unless it kept failing at start; a request the app failed
+ * (`error`: it threw, and was answered 500); a stop began (after `signal`, or
+ * `stop()`); a stop was forced (a second signal, or `stop({ force: true })`).
+ */
+export type SupervisorEvent =
+  | { type: "ready"; index: number; generation: number; again: boolean }
+  | { type: "died"; index: number; generation: number; error?: string; respawning: boolean }
+  | { type: "error"; index: number; error: string }
+  | { type: "stopping"; signal?: "SIGINT" | "SIGTERM" | "SIGHUP" }
+  | { type: "forcing"; signal?: "SIGINT" | "SIGTERM" | "SIGHUP" };
+
+/** How a supervisor's run ended. */
+export interface SupervisorSummary {
+  /** 0 after a stop, 1 when a worker kept failing (see `reason`). */
+  readonly code: 0 | 1;
+  /** Why the server stopped, when it was not asked to. */
+  readonly reason?: string;
+  /** Requests each slot answered (over all its workers), undefined where no worker said. */
+  readonly served: readonly (number | undefined)[];
+  /** How many times a worker was started again after it died or faulted. */
+  readonly respawns: number;
+}
 
 /** What to serve, where, and on how many workers. */
 export interface SuperviseOptions {

@@ -2,13 +2,19 @@
 // generation, its listeners or its server options) and how it serves on them.
 
 import type { Server } from "node:http";
-import type { FetchInfo } from "./_adapter.ts";
 import type { ServeTarget } from "./serve.ts";
 import type { ListenerPlan } from "./plan.ts";
 import type { Listener } from "./types.ts";
 import { CONTEXT_KEY } from "./_context.ts";
 
-export type { FetchInfo };
+/** What a fetch app learns of its connection besides the request. */
+export interface FetchInfo {
+  /** The client: its IP address and port (a Unix socket's client has no name: `path` is ""). */
+  readonly remoteAddr: { readonly transport: "tcp"; readonly hostname: string; readonly port: number } | {
+    readonly transport: "unix";
+    readonly path: string;
+  };
+}
 
 /**
  * A fetch app: what `deno serve`, Bun and srvx serve, and what Hono, h3 and Elysia apps are. It

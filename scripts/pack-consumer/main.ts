@@ -25,6 +25,8 @@ import {
   createUdpListeners,
   type DatagramListener,
   type DrainOptions,
+  type FetchApp,
+  type FetchInfo,
   formatAddress,
   getAlpn,
   getAuthority,
@@ -70,11 +72,18 @@ import {
   type ServerConfig,
   type ServeTarget,
   serveTargets,
+  supervise,
+  type SuperviseOptions,
+  type Supervisor,
+  type SupervisorEvent,
+  type SupervisorSummary,
   type TcpAddr,
   type UdpAddr,
   type UdpListenersOptions,
   type UnixAddr,
   withProxyProtocol,
+  type WorkerContext,
+  workerContext,
 } from "polybind";
 
 function check(ok: boolean, what: string): asserts ok {
@@ -247,6 +256,34 @@ async function proxy(): Promise<void> {
   }
 }
 
+/** supervise(): a fetch app from a data: module on 2 workers, one request, a graceful stop. */
+async function supervised(): Promise<void> {
+  const app: FetchApp = { fetch: (_request: Request, _info: FetchInfo) => new Response("typed") };
+  check(typeof app.fetch === "function", "FetchApp");
+  const events: SupervisorEvent[] = [];
+  const options: SuperviseOptions = {
+    app: "data:text/javascript,export default { fetch: () => new Response('supervised') }",
+    listen: { host: "127.0.0.1", port: 0 },
+    workers: 2,
+    signals: false,
+    onEvent: (event) => events.push(event),
+  };
+  const server: Supervisor = await supervise(options);
+  const addr = server.addrs[0]!;
+  check(addr.transport === "tcp", "supervise addrs");
+  check(await (await fetch(`http://127.0.0.1:${addr.port}/`)).text() === "supervised", "supervise answers");
+  const summary: SupervisorSummary = await server.stop();
+  check(summary.code === 0 && events.some((e) => e.type === "stopping"), "supervise stop");
+  let outside = false;
+  try {
+    const context: WorkerContext = workerContext();
+    check(context.index >= 0, "workerContext");
+  } catch (err) {
+    outside = err instanceof TypeError;
+  }
+  check(outside, "workerContext outside a worker");
+}
+
 const caps: Capabilities = capabilities();
 check((await probeCapabilities()) === caps, "probeCapabilities");
 const runtime: Runtime = caps.runtime;
@@ -259,4 +296,5 @@ if (caps.udp) await udp(config);
 if (caps.unix) await unix();
 await plans(config);
 await proxy();
+await supervised();
 console.log(`consumer ok on ${runtime} ${caps.version}`);
