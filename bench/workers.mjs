@@ -1,29 +1,78 @@
-// Multi-worker HTTP: `polybind serve --workers 2` against each runtime's own best option on the
-// same machine in the same run (Node.js cluster with round-robin, `deno serve --parallel`,
-// Bun.serve with reusePort in 2 processes), loaded alternately A B A B ... with wrk. By default
-// every server runs on CPU 0 and wrk on CPU 1, as in bench/run.mjs: on a 2-core machine an
-// unpinned load generator competes with the workers and the run measures that contention.
-// Usage: node bench/workers.mjs [--rounds N] [--seconds S] [--no-pin]   (npm run bench:workers)
+// Multi-worker HTTP (issue 13): `polybind serve bench/workers/app.js --workers 2` against each
+// runtime's own best option serving the same fetch app, on the same machine in the same run:
+// `deno serve --parallel` (DENO_JOBS=2), Bun.serve with reusePort in 2 processes, and node:cluster
+// (round-robin, and SCHED_NONE) with node:http and srvx's toNodeHandler. On Node.js the same
+// cluster answering from node:http without a fetch adapter shows what the adapter costs.
+// All servers of a runtime run at once; each round loads every one of them in turn with wrk
+// (the order rotates from round to round), kept-alive, then with "Connection: close". A ratio is
+// the median of the per-round ratios, which cancels the machine's drift. By default every server
+// runs on CPU 0 and wrk on CPU 1: on a 2-core machine an unpinned load generator competes with
+// the workers and the run measures that contention.
+// With --concurrent both servers of a pair are loaded at the same time instead (each with its own
+// wrk): they share CPU 0, and whatever slows the host down slows both alike.
+// Usage: node bench/workers.mjs [--rounds N] [--seconds S] [--no-pin] [--no-close] [--concurrent]
+//          [--runtimes node20,node24,bun,deno]                      (npm run bench:workers)
+// Writes bench/results/workers.json (workers-concurrent.json with --concurrent).
 
 import { execFileSync, spawn } from "node:child_process";
+import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import process from "node:process";
 import { parseArgs } from "node:util";
 import { ensureWrk, wrk } from "./lib/load.mjs";
-import { fmt, machine, median, table, writeJson } from "./lib/report.mjs";
+import { cpuSeconds } from "./lib/proc.mjs";
+import { fmt, machine, median, writeJson } from "./lib/report.mjs";
 import { ROOT } from "./lib/runtimes.mjs";
 
 const { values } = parseArgs({
-  options: { rounds: { type: "string" }, seconds: { type: "string" }, "no-pin": { type: "boolean" } },
+  options: {
+    rounds: { type: "string" },
+    seconds: { type: "string" },
+    runtimes: { type: "string" },
+    "no-pin": { type: "boolean" },
+    "no-close": { type: "boolean" },
+    concurrent: { type: "boolean" },
+  },
 });
 const PIN = !values["no-pin"];
 /** CPU of the load generator; the servers get CPU 0. */
 const LOAD_CPU = PIN ? 1 : undefined;
 const ROUNDS = Number(values.rounds ?? 6);
 const SECONDS = Number(values.seconds ?? 3);
+/** Load both servers of a pair at the same time instead of in turn. */
+const CONCURRENT = values.concurrent === true;
+const RUNTIMES = (values.runtimes ?? "node20,node24,bun,deno").split(",");
+const LOADS = [
+  { id: "keep-alive", close: false },
+  ...(values["no-close"] ? [] : [{ id: "new conns", close: true }]),
+];
+/** Share of a core other processes may take during a round before it is run again, and how often per load. */
+const MAX_FOREIGN = 0.05;
+const MAX_RETRIES = 4;
+const APP = join(ROOT, "bench", "workers", "app.js");
 const bin = (name) => join(ROOT, "node_modules", ".bin", name);
 
-/** Starts a server and resolves with its port and a stop function, once it prints its URL. */
+/** User plus system CPU seconds of `pid`, its threads and all its descendants (Linux). */
+function treeCpu(pid) {
+  let total = cpuSeconds(pid);
+  try {
+    for (const tid of readdirSync(`/proc/${pid}/task`)) {
+      const children = readFileSync(`/proc/${pid}/task/${tid}/children`, "utf8").trim();
+      for (const child of children ? children.split(" ") : []) total += treeCpu(Number(child));
+    }
+  } catch {
+    // The process ended meanwhile.
+  }
+  return total;
+}
+
+/** The servers still running, ended when this process exits however it ends. */
+const running = new Set();
+process.once("exit", () => {
+  for (const child of running) child.kill("SIGKILL");
+});
+
+/** Starts a server and resolves with its port, its pid and a stop function, once it prints its URL. */
 function start(cmd, args, env = {}) {
   const [file, argv] = PIN ? ["taskset", ["-c", "0", cmd, ...args]] : [cmd, args];
   const child = spawn(file, argv, { cwd: ROOT, env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
@@ -31,10 +80,12 @@ function start(cmd, args, env = {}) {
   const stop = () =>
     new Promise((resolve) => {
       if (child.exitCode !== null || child.signalCode !== null) return resolve();
-      const timer = setTimeout(() => child.kill("SIGKILL"), 5000);
+      const timer = setTimeout(() => child.kill("SIGKILL"), 15_000);
       child.once("close", () => resolve(clearTimeout(timer)));
       child.kill("SIGTERM");
     });
+  running.add(child);
+  child.once("exit", () => running.delete(child));
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => (stop(), reject(new Error(`${cmd} did not start:\n${out}`))), 60_000);
     const onData = (d) => {
@@ -42,7 +93,11 @@ function start(cmd, args, env = {}) {
       const m = /http:\/\/[\d.]+:(\d+)/.exec(out);
       if (m) {
         clearTimeout(timer);
-        resolve({ port: Number(m[1]), stop });
+        child.stdout.removeListener("data", onData);
+        child.stderr.removeListener("data", onData);
+        child.stdout.resume();
+        child.stderr.on("data", (d) => process.stderr.write(d));
+        resolve({ port: Number(m[1]), pid: child.pid, stop });
       }
     };
     child.stdout.on("data", onData);
@@ -55,96 +110,270 @@ function node24() {
   return execFileSync("npx", ["-y", "node@24", "-p", "process.execPath"], { encoding: "utf8" }).trim();
 }
 
-/** Per runtime: how to run `polybind serve --workers 2` and the runtime's own option. */
+const CLI = ["serve", APP, "--port", "0", "--workers", "2"];
+
+/** Node.js (20 or 24 by `exe`): polybind, cluster with srvx (round-robin, SCHED_NONE), cluster with plain node:http. */
+function nodeGroup(exe, version) {
+  const cluster = join(ROOT, "bench", "workers", "node_cluster.mjs");
+  return {
+    runtime: `node ${version}`,
+    servers: {
+      polybind: ["polybind serve (2 processes, shared socket)", exe, [
+        join(ROOT, "dist", "cli", "polybind.js"),
+        ...CLI,
+      ]],
+      clusterRr: ["node:cluster round-robin + srvx", exe, [cluster, "rr", "srvx"]],
+      clusterNone: ["node:cluster SCHED_NONE + srvx", exe, [cluster, "none", "srvx"]],
+      plainRr: ["node:cluster round-robin + plain node:http", exe, [cluster, "rr", "plain"]],
+    },
+    compare: [
+      ["polybind", "clusterRr", "polybind / node:cluster RR + srvx", ">= 1.0"],
+      ["polybind", "clusterNone", "polybind / node:cluster SCHED_NONE + srvx", undefined],
+      ["clusterRr", "plainRr", "srvx adapter cost: cluster RR srvx / plain node:http", undefined],
+    ],
+  };
+}
+
 function contenders() {
-  const cli = ["serve", "--port", "0", "--workers", "2"];
-  const nodeCli = join(ROOT, "dist", "cli", "polybind.js");
-  const n24 = node24();
-  return [
-    {
-      runtime: `node ${process.versions.node}`,
-      polybind: [process.execPath, [nodeCli, ...cli]],
-      native: ["node:cluster (round-robin)", process.execPath, [join(ROOT, "bench/workers/node_cluster.mjs")]],
+  const deno = execFileSync(bin("deno"), ["--version"], { encoding: "utf8" }).split(" ")[1];
+  const make = {
+    node20: () => nodeGroup(process.execPath, process.versions.node),
+    node24: () => {
+      const exe = node24();
+      return nodeGroup(exe, execFileSync(exe, ["--version"], { encoding: "utf8" }).trim().slice(1));
     },
-    {
-      runtime: `node ${execFileSync(n24, ["--version"], { encoding: "utf8" }).trim().slice(1)}`,
-      polybind: [n24, [nodeCli, ...cli]],
-      native: ["node:cluster (round-robin)", n24, [join(ROOT, "bench/workers/node_cluster.mjs")]],
-    },
-    {
+    bun: () => ({
       runtime: `bun ${execFileSync(bin("bun"), ["--version"], { encoding: "utf8" }).trim()}`,
-      polybind: [bin("bun"), [join(ROOT, "cli/polybind.ts"), ...cli]],
-      native: ["Bun.serve reusePort x2", bin("bun"), [join(ROOT, "bench/workers/bun_reuseport.mjs")]],
-    },
-    {
-      runtime: `deno ${execFileSync(bin("deno"), ["--version"], { encoding: "utf8" }).split(" ")[1]}`,
-      polybind: [bin("deno"), ["run", "-A", "--unstable-net", join(ROOT, "cli/polybind.ts"), ...cli]],
-      native: [
-        "deno serve --parallel",
-        bin("deno"),
-        [
-          "serve",
-          "--parallel",
-          "-A",
-          "--host",
-          "127.0.0.1",
-          "--port",
-          "0",
-          join(ROOT, "bench/workers/deno_parallel.ts"),
+      servers: {
+        polybind: ["polybind serve (2 threads, reuseport)", bin("bun"), [join(ROOT, "cli/polybind.ts"), ...CLI]],
+        native: [
+          "Bun.serve reusePort x2 (processes)",
+          bin("bun"),
+          [join(ROOT, "bench/workers/bun_reuseport.mjs")],
         ],
-        { DENO_JOBS: "2" },
+      },
+      compare: [["polybind", "native", "polybind / Bun.serve reusePort x2", ">= 1.0"]],
+    }),
+    deno: () => ({
+      runtime: `deno ${deno}`,
+      servers: {
+        polybind: [
+          "polybind serve --unstable-net (2 threads, reuseport)",
+          bin("deno"),
+          ["run", "-A", "--unstable-net", join(ROOT, "cli/polybind.ts"), ...CLI],
+        ],
+        polybindProc: [
+          "polybind serve, no --unstable-net (2 processes, reuseport)",
+          bin("deno"),
+          ["run", "-A", join(ROOT, "cli/polybind.ts"), ...CLI],
+        ],
+        native: [
+          "deno serve --parallel (DENO_JOBS=2)",
+          bin("deno"),
+          ["serve", "--parallel", "-A", "--host", "127.0.0.1", "--port", "0", APP],
+          { DENO_JOBS: "2" },
+        ],
+      },
+      compare: [
+        ["polybind", "native", "polybind --unstable-net / deno serve --parallel", ">= 1.0"],
+        ["polybindProc", "native", "polybind (processes) / deno serve --parallel", ">= 1.0"],
       ],
-    },
+    }),
+  };
+  return RUNTIMES.map((name) => {
+    if (!Object.hasOwn(make, name)) {
+      throw new RangeError(
+        `Cannot run as '--runtimes' takes ${Object.keys(make).join(", ")}: current value is ${name}`,
+      );
+    }
+    return make[name]();
+  });
+}
+
+/** CPU `n`'s user, nice and system seconds so far (Linux). */
+function coreSeconds(n) {
+  const line = readFileSync("/proc/stat", "utf8").split("\n").find((l) => l.startsWith(`cpu${n} `));
+  const [user, nice, system] = line.split(/\s+/).slice(1, 4).map(Number);
+  return (user + nice + system) / 100;
+}
+
+/** CPU seconds of this process's ended children (wrk's, once it has been waited for). */
+function childrenSeconds() {
+  const stat = readFileSync("/proc/self/stat", "utf8");
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(fields[13]) + Number(fields[14])) / 100;
+}
+
+/**
+ * wrk loads of `list` (servers), all at once, each with its server's CPU seconds per request
+ * and share of a core over it, and, when pinned, the largest share of CPU 0 (the servers') or
+ * CPU 1 (wrk's) that other processes took meanwhile: the machine may be shared.
+ */
+async function loadAll(list, seconds, close) {
+  const cpu = list.map((server) => treeCpu(server.pid));
+  const cores = [coreSeconds(0), coreSeconds(1)];
+  const children = childrenSeconds();
+  const t = performance.now();
+  const results = await Promise.all(
+    list.map((server) => wrk(server.port, { seconds, connections: 32, close, cpu: LOAD_CPU })),
+  );
+  const wall = (performance.now() - t) / 1000;
+  const used = list.map((server, i) => treeCpu(server.pid) - cpu[i]);
+  const total = used.reduce((a, b) => a + b, 0);
+  const foreign = PIN
+    ? Math.max(coreSeconds(0) - cores[0] - total, coreSeconds(1) - cores[1] - (childrenSeconds() - children), 0) /
+      wall
+    : 0;
+  return results.map((r, i) => ({ ...r, busy: used[i] / wall, cpuUs: (used[i] * 1e6) / r.ops, foreign }));
+}
+
+/**
+ * One round: every pair's two loads. In turn (the order rotates with `round`), each server loaded
+ * once and its result shared by the pairs it is in; or, CONCURRENT, the two servers of each pair
+ * loaded at the same time (each then gets a share of CPU 0, and the host's drift hits both alike).
+ */
+async function runRound(group, servers, round, close) {
+  if (CONCURRENT) {
+    const pairs = [];
+    for (const [a, b] of group.compare) pairs.push(await loadAll([servers[a], servers[b]], SECONDS, close));
+    return pairs;
+  }
+  const keys = Object.keys(servers);
+  const results = {};
+  for (const key of keys.map((_, i) => keys[(i + round) % keys.length])) {
+    [results[key]] = await loadAll([servers[key]], SECONDS, close);
+  }
+  return group.compare.map(([a, b]) => [results[a], results[b]]);
+}
+
+/** Runs one runtime's servers through every load; returns its rows. */
+async function runGroup(group) {
+  const servers = {};
+  const rows = [];
+  try {
+    for (const [key, [, cmd, args, env]] of Object.entries(group.servers)) servers[key] = await start(cmd, args, env);
+    for (const l of LOADS) {
+      // Per pair, per side: each round's result.
+      const sides = group.compare.map(() => [[], []]);
+      let retries = 0;
+      let foreignMax = 0;
+      // A warm-up second each (JIT, connection set-up).
+      for (const server of Object.values(servers)) await loadAll([server], 1, l.close);
+      for (let round = 0; round < ROUNDS; round++) {
+        const pairs = await runRound(group, servers, round, l.close);
+        // Another process took a core during the round: the round again, a few times.
+        const foreign = Math.max(...pairs.flat().map((r) => r.foreign));
+        if (foreign > MAX_FOREIGN && retries < MAX_RETRIES) {
+          retries++;
+          process.stderr.write(
+            `${group.runtime} ${l.id}: round ${round} again (${(100 * foreign).toFixed(0)}% of a core elsewhere)\n`,
+          );
+          round--;
+          continue;
+        }
+        pairs.forEach(([a, b], i) => (sides[i][0].push(a), sides[i][1].push(b)));
+        foreignMax = Math.max(foreignMax, foreign);
+      }
+      group.compare.forEach(([a, b, measure, target], i) => {
+        const [ra, rb] = sides[i];
+        const value = (list) => list.map((r) => r.value);
+        const ratio = median(ra.map((r, j) => r.value / rb[j].value));
+        const errors = [
+          ...ra.flatMap((r) => r.errors.map((e) => `${a}: ${e}`)),
+          ...rb.flatMap((r) => r.errors.map((e) => `${b}: ${e}`)),
+        ];
+        rows.push({
+          runtime: group.runtime,
+          load: l.id,
+          measure,
+          a: group.servers[a][0],
+          b: group.servers[b][0],
+          rateA: median(value(ra)),
+          rateB: median(value(rb)),
+          ratio,
+          // Server CPU time per request, B over A (>= 1: A costs less), per round.
+          cpuRatio: median(ra.map((r, j) => rb[j].cpuUs / r.cpuUs)),
+          busyA: median(ra.map((r) => r.busy)),
+          busyB: median(rb.map((r) => r.busy)),
+          target,
+          met: target === undefined ? undefined : ratio >= 1,
+          retries,
+          foreignMax,
+          details: {
+            a: value(ra),
+            b: value(rb),
+            cpuUsA: ra.map((r) => r.cpuUs),
+            cpuUsB: rb.map((r) => r.cpuUs),
+            errors,
+          },
+        });
+        process.stderr.write(
+          `${group.runtime} ${l.id}: ${measure}: ${fmt(median(value(ra)))} / ${fmt(median(value(rb)))} = ${
+            ratio.toFixed(3)
+          }\n`,
+        );
+      });
+    }
+  } finally {
+    for (const s of Object.values(servers)) await s.stop();
+  }
+  return rows;
+}
+
+/** The result table, as Markdown. */
+function table(rows) {
+  const head = [
+    "runtime",
+    "load",
+    "measure",
+    "A req/s",
+    "B req/s",
+    "ratio A/B",
+    "CPU/req B/A",
+    "busy A/B",
+    "elsewhere",
+    "target",
+    "met",
   ];
+  const lines = rows.map((r) => [
+    r.runtime,
+    r.load,
+    r.measure,
+    fmt(r.rateA),
+    fmt(r.rateB),
+    r.ratio.toFixed(3),
+    r.cpuRatio.toFixed(3),
+    `${r.busyA.toFixed(2)}/${r.busyB.toFixed(2)}`,
+    `${(100 * r.foreignMax).toFixed(0)}%${r.retries > 0 ? ` (${r.retries} again)` : ""}`,
+    r.target ?? "-",
+    r.met === undefined ? "-" : r.met ? "yes" : "**no**",
+  ]);
+  const widths = head.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i].length)));
+  const line = (cells) => `| ${cells.map((c, i) => c.padEnd(widths[i])).join(" | ")} |`;
+  return [line(head), line(widths.map((w) => "-".repeat(w))), ...lines.map(line)].join("\n");
 }
 
 async function main() {
   ensureWrk();
   execFileSync("npm", ["run", "build", "--silent"], { cwd: ROOT, stdio: "inherit" });
+  const started = Date.now();
   const rows = [];
-  for (const c of contenders()) {
-    const [nativeName, cmd, args, env] = c.native;
-    const a = await start(...c.polybind);
-    const b = await start(cmd, args, env);
-    const rates = { polybind: [], native: [] };
-    const errors = [];
-    const ratios = [];
-    try {
-      // A warm-up second each (JIT, connection set-up), then rounds in alternating order; the
-      // ratio is the median of per-round ratios, as in bench/run.mjs, which cancels drift.
-      for (const server of [a, b]) await wrk(server.port, { seconds: 1, connections: 32, cpu: LOAD_CPU });
-      for (let round = 0; round < ROUNDS; round++) {
-        const order = round % 2 === 0 ? [["polybind", a], ["native", b]] : [["native", b], ["polybind", a]];
-        for (const [key, server] of order) {
-          const r = await wrk(server.port, { seconds: SECONDS, connections: 32, cpu: LOAD_CPU });
-          rates[key].push(r.value);
-          errors.push(...r.errors.map((e) => `${key}: ${e}`));
-        }
-        ratios.push(rates.polybind[round] / rates.native[round]);
-      }
-    } finally {
-      await a.stop();
-      await b.stop();
-    }
-    const p = median(rates.polybind);
-    const n = median(rates.native);
-    rows.push({
-      runtime: c.runtime,
-      measure: `HTTP req/s, 2 workers vs ${nativeName}`,
-      poly: p,
-      raw: n,
-      ratio: median(ratios),
-      target: ">= 1.0",
-      met: median(ratios) >= 1,
-      errors,
-    });
-    process.stderr.write(`${c.runtime}: polybind ${fmt(p)} rps, ${nativeName} ${fmt(n)} rps\n`);
-  }
+  for (const group of contenders()) rows.push(...await runGroup(group));
   console.log(table(rows));
-  writeJson(join(ROOT, "bench", "results", "workers.json"), {
+  const errors = rows.flatMap((r) => r.details.errors);
+  if (errors.length > 0) console.log(`\nerrors:\n${[...new Set(errors)].join("\n")}`);
+  console.log(
+    `\n${ROUNDS} rounds of ${SECONDS} s${CONCURRENT ? ", pairs loaded at once" : ""}, ${
+      PIN ? "servers on CPU 0, wrk on CPU 1" : "unpinned"
+    }, ${((Date.now() - started) / 60000).toFixed(1)} min`,
+  );
+  writeJson(join(ROOT, "bench", "results", CONCURRENT ? "workers-concurrent.json" : "workers.json"), {
+    date: new Date().toISOString(),
+    commit: execFileSync("git", ["describe", "--always", "--dirty"], { cwd: ROOT, encoding: "utf8" }).trim(),
     machine: machine(),
     rounds: ROUNDS,
     pinned: PIN,
+    concurrent: CONCURRENT,
     seconds: SECONDS,
     rows,
   });

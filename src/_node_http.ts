@@ -18,14 +18,14 @@ export function nodeFetchHandler(handler: FetchHandler): (req: IncomingMessage, 
         : { transport: "tcp", hostname: socket.remoteAddress, port: socket.remotePort ?? 0 },
     };
     const request = new NodeRequest({ req, res }) as unknown as Request;
-    Promise.resolve()
-      .then(() => handler(request, info))
-      .then((response) => sendNodeResponse(res, response))
-      .catch(() => {
-        // What the app threw: a 500, as Deno.serve and Bun.serve answer.
-        if (!res.headersSent) res.writeHead(500, { "content-type": "text/plain" }).end("Internal Server Error");
-        else res.destroy();
-      });
+    // The handler (Slot's) answers the app's errors itself; what fails here is the sending.
+    const failed = () => {
+      if (!res.headersSent) res.writeHead(500, { "content-type": "text/plain" }).end("Internal Server Error");
+      else res.destroy();
+    };
+    const response = handler(request, info);
+    if (response instanceof Promise) response.then((r) => sendNodeResponse(res, r)).catch(failed);
+    else sendNodeResponse(res, response).catch(failed);
   };
 }
 

@@ -22,7 +22,10 @@ const denoParent = (globalThis as { Deno?: unknown }).Deno !== undefined;
 /** Starts `polybind serve APP` with `args`; resolves once it listens, with its first URL. */
 async function serve(args: string[], app = APP, header = true): Promise<{ child: Child; url: string }> {
   const child = run("cli/polybind", ["serve", app, ...(header ? ["--worker-header"] : []), ...args]);
-  const line = await child.line(/^polybind serve: listening on /, 60_000);
+  const line = await child.line(/^polybind serve: listening on /, 60_000).catch(async (err: unknown) => {
+    await child.stop();
+    throw err;
+  });
   return { child, url: /(http:\/\/\S+?|unix:\S+?)(,|\s)/.exec(line)![1]! };
 }
 

@@ -1,20 +1,13 @@
 // Bun's own multi-worker option: 2 processes each running Bun.serve with reusePort on one port,
-// the same response as `polybind serve`. Prints "listening on http://127.0.0.1:PORT" when ready.
+// serving bench/workers/app.js. Prints "listening on http://127.0.0.1:PORT" when ready.
 
 import { spawn } from "node:child_process";
 import { createServer } from "node:net";
 import process from "node:process";
-
-const BODY = "Hello from polybind\n";
+import app from "./app.js";
 
 if (process.env.WORKER !== undefined) {
-  const headers = { "content-type": "text/plain", "x-polybind-worker": process.env.WORKER };
-  Bun.serve({
-    hostname: "127.0.0.1",
-    port: Number(process.env.PORT),
-    reusePort: true,
-    fetch: () => new Response(BODY, { headers }),
-  });
+  Bun.serve({ hostname: "127.0.0.1", port: Number(process.env.PORT), reusePort: true, fetch: app.fetch });
   console.log("ready");
 } else {
   // A free port for both workers to share.
