@@ -29,6 +29,18 @@ async function serve(args: string[], app = APP, header = true): Promise<{ child:
   return { child, url: /(http:\/\/\S+?|unix:\S+?)(,|\s)/.exec(line)![1]! };
 }
 
+/** Starts `polybind serve` on a fixture app, on port 0, without waiting for it. */
+function serveFixture(fixture: string, workers: number): Child {
+  return run("cli/polybind", [
+    "serve",
+    projectFile(`tests/fixtures/${fixture}`),
+    "--port",
+    "0",
+    "--workers",
+    `${workers}`,
+  ]);
+}
+
 /** A port nobody listens on now. */
 async function freePort(): Promise<number> {
   const l = await createListener({ host: "127.0.0.1", port: 0 });
@@ -277,14 +289,7 @@ describe("polybind serve APP: the supervisor", () => {
   });
 
   test("an app that writes on stdout without ending its line is served, its text passed on", T, async () => {
-    const child = run("cli/polybind", [
-      "serve",
-      projectFile("tests/fixtures/chatty_app"),
-      "--port",
-      "0",
-      "--workers",
-      "1",
-    ]);
+    const child = serveFixture("chatty_app", 1);
     try {
       // A worker thread writes on this process's own stdout: the line may begin with the app's text.
       const line = await child.line(/polybind serve: listening on /, 60_000);
@@ -309,14 +314,7 @@ describe("polybind serve APP: the supervisor", () => {
   });
 
   test("an app that fails at start: exit 1, naming its error, with no stack trace", T, async () => {
-    const child = run("cli/polybind", [
-      "serve",
-      projectFile("tests/fixtures/broken_app"),
-      "--port",
-      "0",
-      "--workers",
-      "2",
-    ]);
+    const child = serveFixture("broken_app", 2);
     const seen = new Set<number>();
     const watching = setInterval(() => descendantsOf(child.process.pid!).forEach((pid) => seen.add(pid)), 20);
     const code = await within(child.exited, "the command's exit", 30_000).finally(() => clearInterval(watching));
