@@ -85,3 +85,10 @@ export function parseLine(line: string): { text?: string; message?: WorkerMessag
     return { text: line }; // Not a message.
   }
 }
+
+/** An error as a worker tells it, on one line: its message (a runtime's colours taken out), its name if not plain Error. */
+export function describeError(err: unknown): string {
+  const text = err instanceof Error ? `${err.name === "Error" ? "" : `${err.name}: `}${err.message}` : String(err);
+  // deno-lint-ignore no-control-regex
+  return text.replace(/\x1b\[[0-9;]*m/g, "").split("\n").filter((l) => !/^\s+at\s/.test(l)).join(" ").trim();
+}

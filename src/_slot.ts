@@ -6,6 +6,7 @@
 import { createServer, type Server } from "node:http";
 import { adapter, type FetchHandler, type FetchServer } from "./_adapter.ts";
 import { CONTEXT_KEY } from "./_context.ts";
+import { describeError } from "./_events.ts";
 import { nodeFetchHandler, watchNodeServer } from "./_node_http.ts";
 import type { WorkerSpec } from "./_spawn.ts";
 import { handOffConnections } from "./handoff.ts";
@@ -48,10 +49,6 @@ function addrsOf(plan: ListenerPlan): Addr[] {
   if (a.transport === "unix") return [{ transport: "unix", path: a.path }];
   if (a.transport !== "tcp") return [];
   return (plan.resolved ?? [a.hostname]).map((hostname) => ({ transport: "tcp", hostname, port: a.port }));
-}
-
-function describe(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
 }
 
 /** A worker's slot: the context of its module, and what it serves. */
@@ -178,7 +175,7 @@ export class Slot implements WorkerContext {
       }
     };
     const failed = (err: unknown): Response => {
-      this.onAppError(describe(err));
+      this.onAppError(describeError(err));
       return decorate(
         new Response("Internal Server Error\n", { status: 500, headers: { "content-type": "text/plain" } }),
       );

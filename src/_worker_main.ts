@@ -7,7 +7,7 @@
 import "../adapters/probe.ts";
 import process from "node:process";
 import { createInterface } from "node:readline";
-import { formatMessage, type WorkerMessage } from "./_events.ts";
+import { describeError as describe, formatMessage, type WorkerMessage } from "./_events.ts";
 import { Slot } from "./_slot.ts";
 import type { WorkerSpec } from "./_spawn.ts";
 import { checkPlan } from "./plan.ts";
@@ -26,13 +26,6 @@ async function start(slot: Slot): Promise<void> {
     throw new TypeError(`Cannot serve ${spec.module} as its default export has no fetch(request) method`);
   }
   await slot.serve(app as FetchApp);
-}
-
-/** An error as one line: its message (a runtime's colours taken out), its name if not plain Error. */
-function describe(err: unknown): string {
-  const text = err instanceof Error ? `${err.name === "Error" ? "" : `${err.name}: `}${err.message}` : String(err);
-  // deno-lint-ignore no-control-regex
-  return text.replace(/\x1b\[[0-9;]*m/g, "").split("\n").filter((l) => !/^\s+at\s/.test(l)).join(" ").trim();
 }
 
 function specOf(data: unknown): WorkerSpec {

@@ -3,7 +3,7 @@
 
 import { availableParallelism } from "node:os";
 import process from "node:process";
-import { fileURLToPath, pathToFileURL } from "node:url";
+import { pathToFileURL } from "node:url";
 import { adapter } from "./_adapter.ts";
 import { EventQueue } from "./_events.ts";
 import { show } from "./_config.ts";
@@ -125,9 +125,7 @@ function moduleUrl(name: "app" | "worker", module: string | URL): string {
       `Cannot start workers as '${name}' must be a module URL or path: current value is ${show(module)}`,
     );
   }
-  return /^[a-z][a-z0-9+.-]*:/i.test(module) && !/^[a-z]:[\\/]/i.test(module)
-    ? module
-    : pathToFileURL(fileURLToPath(pathToFileURL(module))).href;
+  return /^[a-z][a-z0-9+.-]*:/i.test(module) && !/^[a-z]:[\\/]/i.test(module) ? module : pathToFileURL(module).href;
 }
 
 function checkOptions(
@@ -206,30 +204,24 @@ export async function supervise(options: SuperviseOptions): Promise<Supervisor> 
   const signals = options.signals !== false;
   // Signals are queued from the start: one that comes while binding or starting stops what started.
   if (signals) events.listen();
-  const prepared: PreparedPlan[] = [];
-  try {
-    for (const plan of plans) prepared.push(await prepare(plan, threads));
-  } catch (err) {
-    await Promise.allSettled(prepared.map((p) => p.close()));
-    if (signals) events.close();
-    throw err;
-  }
   // As many workers as the plans can use: a plan with one accepting socket has one worker.
   const slots = Math.max(1, ...plans.map((p) => p.workers));
-  const spec = {
-    module,
-    kind,
-    plans: prepared.map((p) => p.plan),
-    generation: 1,
-    workers: slots,
-    graceMs,
-    workerHeader: options.workerHeader === true,
-  };
+  const prepared: PreparedPlan[] = [];
   let primary: Primary;
   try {
+    for (const plan of plans) prepared.push(await prepare(plan, threads));
+    const spec = {
+      module,
+      kind,
+      plans: prepared.map((p) => p.plan),
+      generation: 1,
+      workers: slots,
+      graceMs,
+      workerHeader: options.workerHeader === true,
+    };
     primary = new Primary(a, events, prepared, spec, threads, options.onEvent ?? (() => {}));
   } catch (err) {
-    // A worker that could not even be started: nothing runs, nothing stays held.
+    // An address refused, or a worker that could not even be started: nothing stays held.
     await Promise.allSettled(prepared.map((p) => p.close()));
     if (signals) events.close();
     throw err;
@@ -249,7 +241,7 @@ export async function supervise(options: SuperviseOptions): Promise<Supervisor> 
     throw Object.assign(err, { summary: await done });
   });
   return {
-    plans: spec.plans,
+    plans: prepared.map((p) => p.plan),
     addrs: primary.addrs,
     workers: slots,
     mode: threads ? "threads" : "processes",

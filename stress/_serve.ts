@@ -1,8 +1,10 @@
 // Shared parts of the stress tests: a line server on polybind listeners, a load client in its own
 // Node.js process, garbage collection where the runtime exposes it, and figures printed with the
-// test output (run.mjs collects them).
+// test output (run.mjs collects them), and the kernel setting that decides what closing a
+// SO_REUSEPORT socket loses.
 
 import { spawn } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
@@ -76,4 +78,13 @@ export function collectGarbage(): boolean {
 export function memory(): { heap: number; rss: number } {
   const m = process.memoryUsage();
   return { heap: m.heapUsed / 2 ** 20, rss: m.rss / 2 ** 20 };
+}
+
+/** net.ipv4.tcp_migrate_req of this network namespace ("absent" where the kernel has none). */
+export function migrateReq(): string {
+  try {
+    return readFileSync("/proc/sys/net/ipv4/tcp_migrate_req", "utf8").trim();
+  } catch {
+    return "absent";
+  }
 }

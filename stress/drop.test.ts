@@ -4,21 +4,12 @@
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
 import { capabilities, createListeners } from "../mod.ts";
-import { figure, runClient } from "./_serve.ts";
+import { figure, migrateReq, runClient } from "./_serve.ts";
 import { openClients, serveLines } from "../tests/_helpers.ts";
 
 const reusePort = capabilities().reusePort.tcp;
 const kind = reusePort ? "reuseport sockets" : "shared views";
-
-function migrateReq(): string {
-  try {
-    return readFileSync("/proc/sys/net/ipv4/tcp_migrate_req", "utf8").trim();
-  } catch {
-    return "absent";
-  }
-}
 
 test("a listener that stopped accepting is closed with its queue full", { timeout: 120_000 }, async () => {
   const listeners = await createListeners({ host: "127.0.0.1", port: 0, backlog: 4096 }, 4);

@@ -7,21 +7,12 @@
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
 import { request } from "node:http";
 import { projectFile, run } from "../tests/_process.ts";
 import { within } from "../tests/_helpers.ts";
-import { figure } from "./_serve.ts";
+import { figure, migrateReq } from "./_serve.ts";
 
 const CRASHES = 8;
-
-function migrateReq(): string {
-  try {
-    return readFileSync("/proc/sys/net/ipv4/tcp_migrate_req", "utf8").trim();
-  } catch {
-    return "absent";
-  }
-}
 
 function attempt(port: number, path = "/"): Promise<string> {
   return new Promise((resolve) => {
