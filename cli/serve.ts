@@ -34,6 +34,15 @@ function print(event: SupervisorEvent): void {
     );
   } else if (event.type === "error") {
     console.error(`polybind serve: worker ${event.index}: ${event.error} (answered 500)`);
+  } else if (event.type === "reloading") {
+    console.log(`polybind serve: reloading: starting generation ${event.generation}`);
+  } else if (event.type === "reloaded") {
+    console.log(`polybind serve: generation ${event.generation} serves (${event.ms} ms); the old one drains`);
+  } else if (event.type === "reload-failed") {
+    console.error(`polybind serve: reload failed: ${event.reason}; generation ${event.generation - 1} serves on`);
+  } else if (event.type === "successor") {
+    if (event.pid !== undefined) console.log(`polybind serve: SIGUSR2: new primary started (pid ${event.pid})`);
+    else console.error(`polybind serve: SIGUSR2: no new primary: ${event.reason}`);
   } else if (event.type === "stopping") {
     console.log(`polybind serve: ${event.signal ?? "stop"}: stopping`);
   } else console.log(`polybind serve: ${event.signal ?? "stop"} while stopping: ending the workers at once`);

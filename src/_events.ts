@@ -2,6 +2,7 @@
 // from the code that started it (gunicorn's arbiter and its SIG_QUEUE).
 
 import process from "node:process";
+import type { ReloadResult, StopSignal } from "./supervise.ts";
 import type { Addr } from "./types.ts";
 
 /**
@@ -16,9 +17,11 @@ export type WorkerMessage =
   | { polybind: "faulted"; message: string }
   | { polybind: "error"; message: string };
 
-/** The signals a supervisor handles: SIGHUP stops like SIGTERM for now; it is to become a reload. */
-export type Signal = "SIGINT" | "SIGTERM" | "SIGHUP";
-const SIGNALS: readonly Signal[] = ["SIGINT", "SIGTERM", "SIGHUP"];
+/** The signals a supervisor handles: the stops, SIGHUP (a reload) and SIGUSR2 (a new primary). */
+export type Signal = StopSignal | "SIGHUP" | "SIGUSR2";
+const SIGNALS: readonly Signal[] = process.platform === "win32"
+  ? ["SIGINT", "SIGTERM"]
+  : ["SIGINT", "SIGTERM", "SIGHUP", "SIGUSR2"];
 
 /** What happens to a supervisor. `id` names one started worker (a respawned slot gets a new one). */
 export type Event =
@@ -26,7 +29,8 @@ export type Event =
   | { kind: "message"; id: number; message: WorkerMessage }
   | { kind: "exit"; id: number }
   | { kind: "stop"; force: boolean }
-  | { kind: "timer"; name: "grace" };
+  | { kind: "reload"; done?: (result: ReloadResult) => void }
+  | { kind: "timer"; name: "grace" | "reload" };
 
 /**
  * One queue of everything that happens to a supervisor: signal handlers, workers and callers

@@ -114,7 +114,11 @@ function say(message: WorkerMessage): Promise<void> {
  */
 function stopRequest(): Promise<"asked" | "orphaned"> {
   return new Promise((resolve) => {
-    for (const signal of ["SIGTERM", "SIGINT", "SIGHUP"] as const) process.on(signal, () => resolve("asked"));
+    for (const signal of ["SIGTERM", "SIGINT"] as const) process.on(signal, () => resolve("asked"));
+    // A reload and a new primary are the supervisor's business: a worker serves on.
+    if (process.platform !== "win32") {
+      for (const signal of ["SIGHUP", "SIGUSR2"] as const) process.on(signal, () => {});
+    }
     const lines = createInterface({ input: process.stdin });
     lines.on("line", (line) => line === "stop" && resolve("asked"));
     lines.on("close", () => resolve("orphaned"));

@@ -6,6 +6,7 @@ import process from "node:process";
 import { pathToFileURL } from "node:url";
 import { adapter } from "./_adapter.ts";
 import { EventQueue } from "./_events.ts";
+import { describeAddr } from "./_address.ts";
 import { show } from "./_config.ts";
 import { webWorker } from "./_spawn.ts";
 import { Primary } from "./_supervisor.ts";
@@ -15,19 +16,38 @@ import { type ListenerPlan, planListeners } from "./plan.ts";
 import type { Addr, ServerConfig } from "./types.ts";
 import { type PreparedPlan, preparePlan } from "./workers.ts";
 
+/** The signals that stop a supervisor: gracefully, and at once when a second one comes. */
+export type StopSignal = "SIGINT" | "SIGTERM";
+
 /**
  * What a supervisor tells the code that started it (the command prints these): a worker serves
  * (`again` after it was started again); a worker ended or faulted (`error`: the app's error, if
  * it said one) and is started again unless it kept failing at start; a request the app failed
- * (`error`: it threw, and was answered 500); a stop began (after `signal`, or
- * `stop()`); a stop was forced (a second signal, or `stop({ force: true })`).
+ * (`error`: it threw, and was answered 500); a reload began (a new `generation` starts), ended
+ * (it serves, `ms` after the reload began, and the old one drains) or failed (`reason`: the old
+ * generation serves on); a new primary was started (`pid`) or failed to start (`reason`);
+ * a stop began (after `signal`, or `stop()`); a stop was forced (a second signal, or
+ * `stop({ force: true })`).
  */
 export type SupervisorEvent =
   | { type: "ready"; index: number; generation: number; again: boolean }
   | { type: "died"; index: number; generation: number; error?: string; respawning: boolean }
   | { type: "error"; index: number; error: string }
-  | { type: "stopping"; signal?: "SIGINT" | "SIGTERM" | "SIGHUP" }
-  | { type: "forcing"; signal?: "SIGINT" | "SIGTERM" | "SIGHUP" };
+  | { type: "reloading"; generation: number }
+  | { type: "reloaded"; generation: number; ms: number }
+  | { type: "reload-failed"; generation: number; reason: string }
+  | { type: "successor"; pid?: number; reason?: string }
+  | { type: "stopping"; signal?: StopSignal }
+  | { type: "forcing"; signal?: StopSignal };
+
+/** How a reload ended: the new generation serves, or it was stopped and the old one serves on (why). */
+export interface ReloadResult {
+  readonly ok: boolean;
+  /** The generation that serves now. */
+  readonly generation: number;
+  /** Why the reload failed (or was refused). */
+  readonly reason?: string;
+}
 
 /** How a supervisor's run ended. */
 export interface SupervisorSummary {
@@ -39,6 +59,8 @@ export interface SupervisorSummary {
   readonly served: readonly (number | undefined)[];
   /** How many times a worker was started again after it died or faulted. */
   readonly respawns: number;
+  /** The generation that served last (1 plus the reloads that succeeded). */
+  readonly generation: number;
 }
 
 /** What to serve, where, and on how many workers. */
@@ -73,8 +95,15 @@ export interface SuperviseOptions {
    */
   workerHeader?: boolean;
   /**
-   * Stop gracefully on SIGINT and SIGTERM (and, for now, SIGHUP), at once on a second one, and
-   * set `process.exitCode` to the summary's code: the supervisor owns this process's life.
+   * How long a reload lets the new generation start before it gives up on it (and the old one
+   * serves on).
+   * @default {30000}
+   */
+  reloadTimeoutMs?: number;
+  /**
+   * The supervisor owns this process's signals: SIGINT and SIGTERM stop gracefully (at once on a
+   * second one), SIGHUP reloads, SIGUSR2 starts a new primary that takes the sockets over; and
+   * `process.exitCode` is set to the summary's code.
    * @default {true}
    */
   signals?: boolean;
@@ -92,6 +121,15 @@ export interface Supervisor {
   readonly workers: number;
   /** Whether the workers are threads of this process (Deno, Bun) or processes. */
   readonly mode: "threads" | "processes";
+  /** The generation of workers that serves: 1, then one more for each reload that succeeded. */
+  readonly generation: number;
+  /**
+   * Starts a new generation of workers (which import the app again) beside the serving one, and
+   * once all of it serves, lets the old one drain: SIGHUP does the same. A new generation that
+   * fails or is not serving within `reloadTimeoutMs` is stopped, and the old one serves on. A
+   * reload asked for during one runs once that one has ended.
+   */
+  reload(): Promise<ReloadResult>;
   /** Stops gracefully (at once with `force`); resolves once every worker has ended. */
   stop(options?: { force?: boolean }): Promise<SupervisorSummary>;
   /** Resolves once every worker has ended, after a stop or when a worker kept failing. */
@@ -101,6 +139,20 @@ export interface Supervisor {
 /** Why a plan is shared where the runtime can lend sockets, though SO_REUSEPORT may work too. */
 const LEND_REASON = (n: number) =>
   `this process holds the socket (it accepts nothing itself) and lends it to the ${n} worker process(es) for the server's whole life: replacing a worker never closes it`;
+
+/** A plan's address as messages name it. */
+function describePlanAddress(a: ListenerPlan["address"]): string {
+  return a.transport === "inherited" ? a.spec : describeAddr(a);
+}
+
+/** Why a reload cannot start a new generation beside the serving one, if so: a socket only one worker can hold. */
+function cannotReload(plans: ListenerPlan[]): string | undefined {
+  const single = plans.find((p) => p.strategy === "single");
+  if (single === undefined) return undefined;
+  return `Cannot reload as ${
+    describePlanAddress(single.address)
+  } has one socket that only one worker can hold (${single.reason}): restart the server instead`;
+}
 
 /**
  * A plan made ready for the workers. Inherited sockets this runtime cannot lend are adopted by
@@ -128,9 +180,18 @@ function moduleUrl(name: "app" | "worker", module: string | URL): string {
   return /^[a-z][a-z0-9+.-]*:/i.test(module) && !/^[a-z]:[\\/]/i.test(module) ? module : pathToFileURL(module).href;
 }
 
+/** A duration option: a finite number from 0, or its default. */
+function duration(name: string, value: number | undefined, fallback: number): number {
+  const ms = value ?? fallback;
+  if (!Number.isFinite(ms) || ms < 0) {
+    throw new RangeError(`Cannot start workers as '${name}' must be a number from 0: current value is ${show(ms)}`);
+  }
+  return ms;
+}
+
 function checkOptions(
   options: SuperviseOptions,
-): { module: string; kind: "app" | "worker"; workers: number; graceMs: number } {
+): { module: string; kind: "app" | "worker"; workers: number; graceMs: number; reloadTimeoutMs: number } {
   if ((options.app === undefined) === (options.worker === undefined)) {
     throw new TypeError("Cannot start workers as exactly one of 'app' and 'worker' must be given");
   }
@@ -141,13 +202,13 @@ function checkOptions(
       `Cannot start workers as 'workers' must be an integer from 1: current value is ${show(workers)}`,
     );
   }
-  const graceMs = options.graceMs ?? 10_000;
-  if (!Number.isFinite(graceMs) || graceMs < 0) {
-    throw new RangeError(
-      `Cannot stop gracefully as 'graceMs' must be a number from 0: current value is ${show(graceMs)}`,
-    );
-  }
-  return { module: moduleUrl(kind, (options.app ?? options.worker)!), kind, workers, graceMs };
+  return {
+    module: moduleUrl(kind, (options.app ?? options.worker)!),
+    kind,
+    workers,
+    graceMs: duration("graceMs", options.graceMs, 10_000),
+    reloadTimeoutMs: duration("reloadTimeoutMs", options.reloadTimeoutMs, 30_000),
+  };
 }
 
 /**
@@ -180,7 +241,7 @@ function checkOptions(
  * ```
  */
 export async function supervise(options: SuperviseOptions): Promise<Supervisor> {
-  const { module, kind, workers, graceMs } = checkOptions(options);
+  const { module, kind, workers, graceMs, reloadTimeoutMs } = checkOptions(options);
   const configs = Array.isArray(options.listen) ? options.listen : [options.listen];
   if (configs.length === 0) {
     throw new RangeError("Cannot start workers as 'listen' must give an address: current value is []");
@@ -214,12 +275,16 @@ export async function supervise(options: SuperviseOptions): Promise<Supervisor> 
       module,
       kind,
       plans: prepared.map((p) => p.plan),
-      generation: 1,
       workers: slots,
       graceMs,
       workerHeader: options.workerHeader === true,
     };
-    primary = new Primary(a, events, prepared, spec, threads, options.onEvent ?? (() => {}));
+    primary = new Primary(a, events, prepared, spec, {
+      threads,
+      reloadTimeoutMs,
+      cannotReload: cannotReload(prepared.map((p) => p.plan)),
+      onEvent: options.onEvent ?? (() => {}),
+    });
   } catch (err) {
     // An address refused, or a worker that could not even be started: nothing stays held.
     await Promise.allSettled(prepared.map((p) => p.close()));
@@ -245,6 +310,12 @@ export async function supervise(options: SuperviseOptions): Promise<Supervisor> 
     addrs: primary.addrs,
     workers: slots,
     mode: threads ? "threads" : "processes",
+    get generation() {
+      return primary.generation;
+    },
+    reload() {
+      return new Promise((done) => events.push({ kind: "reload", done }));
+    },
     stop(stopOptions) {
       events.push({ kind: "stop", force: stopOptions?.force === true });
       return done;
