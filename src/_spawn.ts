@@ -21,6 +21,8 @@ export interface WorkerSpec {
   readonly workers: number;
   readonly graceMs: number;
   readonly workerHeader: boolean;
+  /** HTTPS: the certificate chain and private key files (PEM), read by each worker as it starts. */
+  readonly tls?: { readonly cert: string; readonly key: string };
 }
 
 /** How long after a worker process exits its output may still be read (something it started may hold it). */

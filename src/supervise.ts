@@ -95,6 +95,11 @@ export interface SuperviseOptions {
    */
   workerHeader?: boolean;
   /**
+   * Serve HTTPS: the certificate chain and private key, PEM files that each worker reads as it
+   * starts, so a reload (SIGHUP) picks up new ones: how certificates rotate with no downtime.
+   */
+  tls?: { cert: string; key: string };
+  /**
    * How long a reload lets the new generation start before it gives up on it (and the old one
    * serves on).
    * @default {30000}
@@ -278,6 +283,7 @@ export async function supervise(options: SuperviseOptions): Promise<Supervisor> 
       workers: slots,
       graceMs,
       workerHeader: options.workerHeader === true,
+      ...(options.tls ? { tls: options.tls } : {}),
     };
     primary = new Primary(a, events, prepared, spec, {
       threads,
