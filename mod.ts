@@ -77,6 +77,11 @@ export {
 export { listenFromPlan, type PreparedPlan, preparePlan } from "./src/workers.ts";
 export { type ServeOptions, type ServeTarget, serveTargets } from "./src/serve.ts";
 export {
+  type Handover,
+  type HandoverChoice,
+  planHandover,
+  type ReloadResult,
+  type StopSignal,
   supervise,
   type SuperviseOptions,
   type Supervisor,

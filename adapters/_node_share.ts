@@ -29,6 +29,11 @@ function systemError(errno: number): Error {
   return Object.assign(new Error(`bind ${code}`), { code, errno, syscall: "bind" });
 }
 
+/** Whether this runtime's node:net makes bound, not listening handles (Node.js, Deno 2). */
+export function nodeShareWorks(): boolean {
+  return typeof (net as unknown as { _createServerHandle?: unknown })._createServerHandle === "function";
+}
+
 function createHandle(...args: Parameters<CreateServerHandle>): Handle {
   const create = (net as unknown as { _createServerHandle?: CreateServerHandle })._createServerHandle;
   if (typeof create !== "function") throw new Error("this Node.js has no net._createServerHandle");
@@ -37,15 +42,20 @@ function createHandle(...args: Parameters<CreateServerHandle>): Handle {
   return handle;
 }
 
-/** The bound TCP address; libuv reports a bind's EADDRINUSE only here (or at listen). */
-function boundPort(handle: Handle): number {
+/**
+ * The bound TCP port; libuv reports a bind's EADDRINUSE only here (or at listen), and Deno's
+ * handle not at all: its bind failed where it says port 0, or not the port asked for.
+ */
+function boundPort(handle: Handle, asked: number): number {
   const out: Record<string, unknown> = {};
   const errno = handle.getsockname?.(out) ?? 0;
-  if (errno !== 0) {
+  const port = Number(out.port);
+  if (errno !== 0 || port === 0 || (asked !== 0 && port !== asked)) {
     handle.close();
-    throw systemError(errno);
+    if (errno !== 0) throw systemError(errno);
+    throw Object.assign(new Error("bind EADDRINUSE"), { code: "EADDRINUSE", syscall: "bind" });
   }
-  return Number(out.port);
+  return port;
 }
 
 function shareable(handle: Handle, addr: Addr): ShareableSocket {
@@ -77,7 +87,9 @@ export const nodeShare: SocketShare = {
         resolve(shareable(createHandle(target.path, -1, -1), { transport: "unix", path: target.path }));
       } else {
         const handle = createHandle(target.hostname, target.port, target.hostname.includes(":") ? 6 : 4);
-        resolve(shareable(handle, { transport: "tcp", hostname: target.hostname, port: boundPort(handle) }));
+        resolve(
+          shareable(handle, { transport: "tcp", hostname: target.hostname, port: boundPort(handle, target.port) }),
+        );
       }
     });
   },

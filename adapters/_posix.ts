@@ -1,7 +1,7 @@
 // File-system, DNS and connect primitives through node: modules, which Deno, Bun and Node all
 // provide the same way: one implementation serves every adapter.
 
-import { promises as fsp } from "node:fs";
+import { promises as fsp, readFileSync } from "node:fs";
 import { lookup as dnsLookup } from "node:dns/promises";
 import { connect } from "node:net";
 import { resolve as resolvePath } from "node:path";
@@ -66,4 +66,11 @@ export const platform: Platform = {
   lookup: lookupAll,
   fs: posixFs,
   readText: (path: string): Promise<string | null> => fsp.readFile(path, "utf8").catch(() => null),
+  readTextSync(path: string): string | null {
+    try {
+      return readFileSync(path, "utf8");
+    } catch {
+      return null;
+    }
+  },
 };

@@ -183,5 +183,5 @@ export const bunAdapter: Adapter = {
       : `${feature === "reusePort.tcp" ? "Bun.listen" : "node:dgram"} of Bun ${bun()?.version} did not share a port`,
   serveKeys: { host: "hostname", path: "unix" },
   fetchServer: bunFetchServer,
-  workerProcess: { command: (script) => [process.execPath, [script]], reusePort: false, ipc: false },
+  workerProcess: { command: () => [process.execPath, []], reusePort: false, ipc: false },
 };

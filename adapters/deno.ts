@@ -7,6 +7,7 @@ import type { Addr, NetAddr } from "../src/types.ts";
 import { attempt } from "./_attempt.ts";
 import { denoFetchServer } from "./_deno_serve.ts";
 import { listenNodeFd } from "./_node_net.ts";
+import { nodeShare, nodeShareWorks } from "./_node_share.ts";
 import { platform } from "./_posix.ts";
 import { peerGone, pullSource } from "./_streams.ts";
 
@@ -242,10 +243,12 @@ export const denoAdapter: Adapter = {
       : "Deno's UDP sockets have no reusePort option",
   serveKeys: { host: "hostname", path: "path" },
   fetchServer: denoFetchServer,
+  // Deno's node:net binds a socket without listening and lends it over IPC, as Node.js does.
+  ...(nodeShareWorks() ? { share: nodeShare } : {}),
   // Worker processes get --unstable-net, so they bind SO_REUSEPORT even where this one cannot.
   workerProcess: {
-    command: (script) => [deno().execPath(), ["run", "-A", "--unstable-net", script]],
+    command: () => [deno().execPath(), ["run", "-A", "--unstable-net"]],
     reusePort: deno()?.build.os === "linux",
-    ipc: false,
+    ipc: true,
   },
 };

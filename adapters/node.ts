@@ -41,5 +41,10 @@ export const nodeAdapter: Adapter = {
       : `Node.js ${process.versions.node} ignores reusePort (it needs 22.12 or 23.1 and later)`,
   serveKeys: { host: "host", path: "path" },
   share: nodeShare,
-  workerProcess: { command: (script) => [process.execPath, [script]], reusePort: false, ipc: true },
+  // Without this process's --inspect, whose port the workers would fight for.
+  workerProcess: {
+    command: () => [process.execPath, process.execArgv.filter((arg) => !arg.startsWith("--inspect"))],
+    reusePort: false,
+    ipc: true,
+  },
 };

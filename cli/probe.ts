@@ -1,6 +1,6 @@
 // `polybind probe`: what this runtime and OS support, as a table or JSON.
 
-import { capabilities, planListeners } from "../mod.ts";
+import { capabilities, planHandover, planListeners } from "../mod.ts";
 
 const yes = (b: boolean) => (b ? "yes" : "no");
 
@@ -8,6 +8,7 @@ const yes = (b: boolean) => (b ? "yes" : "no");
 export function probeRows(): [string, string][] {
   const caps = capabilities();
   const plan = planListeners({ port: 8000 }, 4);
+  const handover = planHandover();
   return [
     ["runtime", `${caps.runtime} ${caps.version}`],
     ["os", caps.os],
@@ -17,14 +18,17 @@ export function probeRows(): [string, string][] {
     ["Unix sockets", yes(caps.unix)],
     ["listen backlog", yes(caps.backlog)],
     ["socket shared with processes", yes(caps.processShare)],
+    ["tcp_migrate_req", caps.migrateReq ? "1" : "0 (or none)"],
     ["4 workers", `${plan.strategy}: ${plan.reason}`],
+    ["reload", `${handover.handover}: ${handover.reason}`],
   ];
 }
 
 /** Prints the probe table (or JSON). */
 export function runProbe(json: boolean): void {
   if (json) {
-    console.log(JSON.stringify({ capabilities: capabilities(), plan4: planListeners({ port: 8000 }, 4) }, null, 2));
+    const report = { capabilities: capabilities(), plan4: planListeners({ port: 8000 }, 4), reload: planHandover() };
+    console.log(JSON.stringify(report, null, 2));
     return;
   }
   const rows = probeRows();

@@ -93,6 +93,8 @@ export interface Platform {
   readonly fs: UnixFs;
   /** The text of a file, or null where it cannot be read (such as `/proc/net/tcp` off Linux). */
   readText(path: string): Promise<string | null>;
+  /** The same, read synchronously (a small file, such as a sysctl under /proc/sys). */
+  readTextSync(path: string): string | null;
 }
 
 /** One runtime's bind primitives and the facts it can find out about itself. */
@@ -155,8 +157,8 @@ export type FetchServerStart = (options: Record<string, unknown>, handler: Fetch
 
 /** How a worker process of this runtime starts. */
 export interface WorkerProcess {
-  /** The command and arguments that run `script` in a new process of this runtime. */
-  command(script: string): [string, string[]];
+  /** The runtime's executable and the flags before the script that a new process of it needs. */
+  command(): [string, string[]];
   /**
    * Whether such a process binds SO_REUSEPORT sockets even where this one cannot (Deno starts
    * its workers with --unstable-net), so that a plan for them may be `reuseport`.

@@ -99,13 +99,11 @@ export function startProcess(a: Adapter, spec: WorkerSpec, id: number, events: E
   const script = url.protocol === "file:" ? fileURLToPath(url) : url.href;
   const env = { ...process.env, POLYBIND_WORKER_SPEC: JSON.stringify(spec) };
   const stdio: ["pipe", "pipe", "inherit"] = ["pipe", "pipe", "inherit"];
-  const [command, args] = a.workerProcess.command(script);
-  // With an IPC channel (Node.js), over which a shared socket is lent; without the primary's
-  // --inspect, whose port the workers would fight for.
-  const execArgv = process.execArgv.filter((arg) => !arg.startsWith("--inspect"));
+  const [execPath, execArgv] = a.workerProcess.command();
+  // With an IPC channel where the runtime has one, over which a shared socket is lent.
   const child = a.workerProcess.ipc
-    ? fork(script, [], { env, stdio: [...stdio, "ipc"], execArgv })
-    : spawn(command, args, { env, stdio });
+    ? fork(script, [], { env, stdio: [...stdio, "ipc"], execPath, execArgv })
+    : spawn(execPath, [...execArgv, script], { env, stdio });
   let ended = false;
   const end = () => {
     if (!ended) events.push({ kind: "exit", id });

@@ -2,6 +2,7 @@
 // get their sockets. Pure: the same request and capabilities always give the same choice, and
 // its reason is the sentence that listeners, plans, `polybind probe` and errors show.
 
+import type { Handover, HandoverChoice } from "./supervise.ts";
 import type { Capabilities } from "./types.ts";
 
 /**
@@ -31,6 +32,61 @@ export interface StrategyChoice {
   readonly strategy: Strategy;
   readonly workers: number;
   readonly reason: string;
+}
+
+/**
+ * Decides how generations of workers get their sockets: beside, where the kernel moves a
+ * closing socket's queue to the others (tcp_migrate_req) and the workers can bind SO_REUSEPORT
+ * (they then serve with the runtime's own server); else lent, where the runtime can; else
+ * beside, as nothing else is possible.
+ *
+ * @param caps The capabilities.
+ * @param reusePort Whether the workers can bind SO_REUSEPORT sockets.
+ * @param asked What was asked for: `auto`, or one of them (an error where it cannot be had).
+ * @throws {RangeError} The handover asked for is not possible here.
+ */
+export function decideHandover(caps: Capabilities, reusePort: boolean, asked: Handover | "auto"): HandoverChoice {
+  const noLend = `${caps.runtime} ${caps.version} cannot hand a socket to other processes`;
+  const noReuse = `SO_REUSEPORT unavailable to the workers on ${caps.runtime} ${caps.version} (${caps.os})`;
+  if (asked === "lend") {
+    if (!caps.processShare) throw new RangeError(`Cannot lend sockets to the workers as ${noLend}`);
+    return {
+      handover: "lend",
+      reason: "lend was asked for: this process keeps each socket and lends it to every generation",
+    };
+  }
+  if (asked === "beside") {
+    if (!reusePort) throw new RangeError(`Cannot bind each generation beside the last as ${noReuse}`);
+    const safe = caps.migrateReq
+      ? ""
+      : "; a reload may reset connections queued on the old sockets (tcp_migrate_req is 0)";
+    return {
+      handover: "beside",
+      reason: `beside was asked for: each generation binds its own SO_REUSEPORT sockets${safe}`,
+    };
+  }
+  if (reusePort && caps.migrateReq) {
+    return {
+      handover: "beside",
+      reason:
+        "tcp_migrate_req is 1 (a closing SO_REUSEPORT socket hands its queue to the others): each generation binds its own sockets beside the last",
+    };
+  }
+  const why = caps.migrateReq
+    ? noReuse
+    : "tcp_migrate_req is 0 (closing a SO_REUSEPORT socket resets the connections queued on it)";
+  if (caps.processShare) {
+    return {
+      handover: "lend",
+      reason: `${why}: this process keeps each socket for the server's life and lends it to every generation`,
+    };
+  }
+  return {
+    handover: "beside",
+    reason: reusePort
+      ? `${why}, and ${noLend}: each generation binds its own sockets beside the last, and a reload may reset connections queued on the old ones`
+      : `${noLend}, and ${noReuse}: one worker holds each socket, and a reload cannot start a new generation beside it`,
+  };
 }
 
 /** Whether the kernel of `os` balances connections across SO_REUSEPORT sockets. */

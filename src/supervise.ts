@@ -10,11 +10,25 @@ import { describeAddr } from "./_address.ts";
 import { show } from "./_config.ts";
 import { webWorker } from "./_spawn.ts";
 import { Primary } from "./_supervisor.ts";
-import { probeCapabilities } from "./capabilities.ts";
+import { decideHandover } from "./_strategy.ts";
+import { capabilities, probeCapabilities } from "./capabilities.ts";
 import { cleanupUnixSocket } from "./listen.ts";
 import { type ListenerPlan, planListeners } from "./plan.ts";
 import type { Addr, ServerConfig } from "./types.ts";
 import { type PreparedPlan, preparePlan } from "./workers.ts";
+
+/**
+ * How each new generation of workers (a reload, a worker started again) gets its sockets:
+ * `lend`, the primary keeps each socket for the server's life and lends it to every
+ * generation; `beside`, each generation binds its own SO_REUSEPORT sockets beside the old ones.
+ */
+export type Handover = "lend" | "beside";
+
+/** A handover and the sentence that explains it. */
+export interface HandoverChoice {
+  readonly handover: Handover;
+  readonly reason: string;
+}
 
 /** The signals that stop a supervisor: gracefully, and at once when a second one comes. */
 export type StopSignal = "SIGINT" | "SIGTERM";
@@ -95,6 +109,15 @@ export interface SuperviseOptions {
    */
   workerHeader?: boolean;
   /**
+   * How each new generation of workers (a reload, a worker started again) gets its sockets:
+   * `"lend"`, this process keeps them and lends them to every generation (node:http serves in
+   * the workers on Deno and Bun); `"beside"`, each generation binds its own SO_REUSEPORT
+   * sockets (the runtime's own server), which loses no connection only where
+   * `tcp_migrate_req` is 1; `"auto"` picks as {@linkcode planHandover} says.
+   * @default {"auto"}
+   */
+  handover?: Handover | "auto";
+  /**
    * Serve HTTPS: the certificate chain and private key, PEM files that each worker reads as it
    * starts, so a reload (SIGHUP) picks up new ones: how certificates rotate with no downtime.
    */
@@ -126,6 +149,8 @@ export interface Supervisor {
   readonly workers: number;
   /** Whether the workers are threads of this process (Deno, Bun) or processes. */
   readonly mode: "threads" | "processes";
+  /** How each generation of workers gets its sockets, and why (see {@linkcode planHandover}). */
+  readonly handover: HandoverChoice;
   /** The generation of workers that serves: 1, then one more for each reload that succeeded. */
   readonly generation: number;
   /**
@@ -183,6 +208,37 @@ function moduleUrl(name: "app" | "worker", module: string | URL): string {
     );
   }
   return /^[a-z][a-z0-9+.-]*:/i.test(module) && !/^[a-z]:[\\/]/i.test(module) ? module : pathToFileURL(module).href;
+}
+
+function checkHandover(value: unknown): Handover | "auto" {
+  if (value === undefined) return "auto";
+  if (value === "auto" || value === "lend" || value === "beside") return value;
+  throw new RangeError(
+    `Cannot start workers as 'handover' must be "auto", "lend" or "beside": current value is ${show(value)}`,
+  );
+}
+
+/**
+ * Says how each generation of a supervisor's workers would get its sockets here, and why:
+ * beside the last (SO_REUSEPORT, the runtime's own server) where Linux moves a closing socket's
+ * queued connections to the others (`tcp_migrate_req` is 1); else lent by the primary, which
+ * keeps each socket for the server's life, where the runtime can; else beside, as nothing
+ * else is possible. `polybind probe` shows it.
+ *
+ * @param handover What would be asked for.
+ * @returns The handover and its reason.
+ * @throws {RangeError} `"lend"` or `"beside"` asked for where it cannot be had.
+ * @example
+ * ```ts
+ * import { planHandover } from "../mod.ts";
+ * const { handover, reason } = planHandover();
+ * console.log(`${handover}: ${reason}`);
+ * ```
+ */
+export function planHandover(handover: Handover | "auto" = "auto"): HandoverChoice {
+  const a = adapter();
+  const caps = capabilities();
+  return decideHandover(caps, caps.reusePort.tcp || a.workerProcess.reusePort, checkHandover(handover));
 }
 
 /** A duration option: a finite number from 0, or its default. */
@@ -256,9 +312,10 @@ export async function supervise(options: SuperviseOptions): Promise<Supervisor> 
   // Threads share this process's sockets and flags; a new process may have more (Deno's --unstable-net).
   const spawnReuse = !caps.reusePort.tcp && a.workerProcess.reusePort;
   const planFor = spawnReuse ? { ...caps, reusePort: { ...caps.reusePort, tcp: true } } : caps;
-  // Where sockets can be lent, the primary keeps them for the server's life: a worker replaced
-  // never closes a socket the kernel routes connections to.
-  const lend = caps.processShare && options.shared !== true;
+  const handover = decideHandover(caps, planFor.reusePort.tcp, checkHandover(options.handover));
+  // Lent: the primary keeps the sockets for the server's life, and a worker replaced (or a
+  // generation reloaded) never closes a socket the kernel routes connections to.
+  const lend = caps.processShare && (options.shared === true || handover.handover === "lend");
   const plans = configs.map((c) => {
     const plan = planListeners(c, workers, { shared: options.shared === true || lend, capabilities: planFor });
     return lend && plan.strategy === "shared" ? { ...plan, reason: LEND_REASON(plan.workers) } : plan;
@@ -316,6 +373,7 @@ export async function supervise(options: SuperviseOptions): Promise<Supervisor> 
     addrs: primary.addrs,
     workers: slots,
     mode: threads ? "threads" : "processes",
+    handover,
     get generation() {
       return primary.generation;
     },

@@ -275,8 +275,15 @@ export interface Capabilities {
   /** Whether the listen backlog can be set (Bun's queue is 512 long whatever the option). */
   readonly backlog: boolean;
   /**
-   * Whether a bound, not listening socket can be handed to child processes (Node.js IPC handle
-   * passing, as node:cluster does; Bun has no such handle and Deno's children do not listen on one).
+   * Whether a socket can be handed to child processes, which inherit it and listen on it: the
+   * parent binds without listening, so it accepts nothing itself (node:cluster's handle
+   * passing, on Node.js and Deno; Bun has no such handle).
    */
   readonly processShare: boolean;
+  /**
+   * Whether the kernel hands the connections queued on a closing SO_REUSEPORT socket to the
+   * others on its port (Linux's `net.ipv4.tcp_migrate_req` is 1, read at the probe): only then
+   * can a new generation of workers bind beside an old one that closes without resetting any.
+   */
+  readonly migrateReq: boolean;
 }

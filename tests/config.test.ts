@@ -106,6 +106,7 @@ describe("decideStrategy: the one decision of listeners, UDP, pairs and plans", 
     unix: true,
     backlog: true,
     processShare: true,
+    migrateReq: false,
   };
   const base: StrategyInput = {
     placement: "inet",

@@ -17,6 +17,7 @@ function caps(runtime: "deno" | "bun" | "node", os: string, tcp: boolean, proces
     unix: os !== "win32",
     backlog: true,
     processShare,
+    migrateReq: false,
   };
 }
 
