@@ -58,17 +58,33 @@ function boundPort(handle: Handle, asked: number): number {
   return port;
 }
 
+/**
+ * A handle's descriptor: Node.js has it as `fd`; Deno makes one with `fdForIpc()` (a new
+ * duplicate each call, which this process keeps: asked for once, only when wanted).
+ */
+function descriptor(handle: Handle): number | undefined {
+  const h = handle as Handle & { fd?: number; fdForIpc?(): number };
+  if (typeof h.fd === "number" && h.fd >= 0) return h.fd;
+  return typeof h.fdForIpc === "function" ? h.fdForIpc() : undefined;
+}
+
 function shareable(handle: Handle, addr: Addr): ShareableSocket {
   let closed: Promise<void> | undefined;
+  let fd: number | undefined | null = null;
   return {
     addr,
     native: handle,
+    get fd() {
+      if (fd === null) fd = descriptor(handle);
+      return fd;
+    },
     close: () => closed ??= new Promise<void>((resolve) => handle.close(() => resolve())),
   };
 }
 
 /** Lending a socket to Node.js child processes. */
 export const nodeShare: SocketShare = {
+  via: "ipc",
   bind(target) {
     return new Promise((resolve) => {
       // Thrown errors reject this promise.

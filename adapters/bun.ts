@@ -13,6 +13,7 @@ import { attempt } from "./_attempt.ts";
 import { platform } from "./_posix.ts";
 import { PushConn } from "./_push_conn.ts";
 import { listenNodeFd } from "./_node_net.ts";
+import { bunShare } from "./_bun_share.ts";
 
 /** The part of a Bun socket this adapter uses. */
 interface BunSocket {
@@ -183,5 +184,7 @@ export const bunAdapter: Adapter = {
       : `${feature === "reusePort.tcp" ? "Bun.listen" : "node:dgram"} of Bun ${bun()?.version} did not share a port`,
   serveKeys: { host: "hostname", path: "unix" },
   fetchServer: bunFetchServer,
+  // Sockets made with the C library, inherited by the worker processes (Linux).
+  ...(bunShare ? { share: bunShare } : {}),
   workerProcess: { command: () => [process.execPath, []], reusePort: false, ipc: false },
 };

@@ -172,17 +172,23 @@ export interface WorkerProcess {
 export interface ShareableSocket {
   readonly addr: Addr;
   readonly native: unknown;
+  /** Its descriptor in this process, which a child started with it inherits (where the runtime tells it). */
+  readonly fd?: number;
   close(): Promise<void>;
 }
 
-/** Lends a socket to child processes, which ask for it by key and listen on it. */
+/**
+ * Lends a socket to child processes: over IPC, where a child asks for it by key (Node.js, Deno),
+ * or by inheritance, a child being started with its descriptor (Bun).
+ */
 export interface SocketShare {
+  readonly via: "ipc" | "inherit";
   /** In the parent: binds without listening (or takes an inherited descriptor), so the parent accepts nothing. */
   bind(target: { hostname: string; port: number } | { path: string } | { fd: number }): Promise<ShareableSocket>;
-  /** In the parent: sends `socket` to `child` (a ChildProcess with IPC) when it asks for `key`. */
-  offer(child: unknown, key: string, socket: ShareableSocket, backlog: number): void;
-  /** In the child: asks the parent for the socket `key` and waits for it, at most `timeoutMs`. */
-  receive(key: string, timeoutMs: number): Promise<RawListener>;
+  /** In the parent (IPC): sends `socket` to `child` (a ChildProcess with IPC) when it asks for `key`. */
+  offer?(child: unknown, key: string, socket: ShareableSocket, backlog: number): void;
+  /** In the child (IPC): asks the parent for the socket `key` and waits for it, at most `timeoutMs`. */
+  receive?(key: string, timeoutMs: number): Promise<RawListener>;
 }
 
 let current: Adapter | undefined;

@@ -9,6 +9,7 @@ import { fileURLToPath } from "node:url";
 import type { Adapter } from "./_adapter.ts";
 import { type EventQueue, parseLine, type WorkerMessage } from "./_events.ts";
 import type { ListenerPlan } from "./plan.ts";
+import { FDS_VARIABLE } from "./workers.ts";
 
 /** Everything a worker is told: what to run, its slot, and the plans it listens from. */
 export interface WorkerSpec {
@@ -93,12 +94,20 @@ export function startThread(spec: WorkerSpec, id: number, events: EventQueue): W
  * worker that this process is gone, however it went (even SIGKILL). Its output lines are its
  * messages; any other line is the app's own, passed on.
  */
-export function startProcess(a: Adapter, spec: WorkerSpec, id: number, events: EventQueue): WorkerHandle {
+export function startProcess(
+  a: Adapter,
+  spec: WorkerSpec,
+  id: number,
+  events: EventQueue,
+  inherit: { key: string; fd: number }[],
+): WorkerHandle {
   // A file path, or the URL itself where the module came from the network (Deno from JSR).
   const url = entry();
   const script = url.protocol === "file:" ? fileURLToPath(url) : url.href;
-  const env = { ...process.env, POLYBIND_WORKER_SPEC: JSON.stringify(spec) };
-  const stdio: ["pipe", "pipe", "inherit"] = ["pipe", "pipe", "inherit"];
+  // Lent sockets it inherits come after its standard streams, from descriptor 3.
+  const fds = Object.fromEntries(inherit.map((s, i) => [s.key, 3 + i]));
+  const env = { ...process.env, POLYBIND_WORKER_SPEC: JSON.stringify(spec), [FDS_VARIABLE]: JSON.stringify(fds) };
+  const stdio: ("pipe" | "inherit" | number)[] = ["pipe", "pipe", "inherit", ...inherit.map((s) => s.fd)];
   const [execPath, execArgv] = a.workerProcess.command();
   // With an IPC channel where the runtime has one, over which a shared socket is lent.
   const child = a.workerProcess.ipc

@@ -122,12 +122,13 @@ export class Primary {
   #start(slot: SlotState): void {
     const id = this.#nextId++;
     const spec: WorkerSpec = { ...this.spec, index: slot.index, generation: slot.generation };
+    const lent = this.prepared.filter((p) => p.plan.strategy === "shared" && slot.index < p.plan.workers);
+    // Where sockets are lent by inheritance, the worker is started with their descriptors.
+    const inherit = this.a.share?.via === "inherit" ? lent.flatMap((p) => p.descriptors()) : [];
     const handle = this.options.threads
       ? startThread(spec, id, this.events)
-      : startProcess(this.a, spec, id, this.events);
-    for (const p of this.prepared) {
-      if (p.plan.strategy === "shared" && slot.index < p.plan.workers && handle.process) p.shareWith(handle.process);
-    }
+      : startProcess(this.a, spec, id, this.events, inherit);
+    if (handle.process) { for (const p of lent) p.shareWith(handle.process); }
     slot.current = id;
     slot.ready = false;
     this.#workers.set(id, { slot, handle, retiring: false });

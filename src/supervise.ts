@@ -196,7 +196,7 @@ async function prepare(plan: ListenerPlan, threads: boolean): Promise<PreparedPl
     );
   }
   const done = () => Promise.resolve();
-  return { plan, shareWith() {}, release: done, close: done };
+  return { plan, shareWith() {}, descriptors: () => [], release: done, close: done };
 }
 
 /** A module URL as import() takes it everywhere (a path becomes a file URL). */

@@ -23,8 +23,20 @@ import type { Addr, Listener, TcpAddr } from "./types.ts";
 export interface PreparedPlan {
   /** The plan to send to workers: host resolved to an IP address, port resolved, `prepared: true`. */
   readonly plan: ListenerPlan;
-  /** Shared strategy: lends the listening socket to one worker process (a Node.js `ChildProcess` with IPC). */
+  /**
+   * Shared strategy: lends the listening socket to one worker process (a `ChildProcess` with
+   * IPC, on Node.js and Deno). On Bun a worker process inherits the sockets instead: start it
+   * with {@linkcode PreparedPlan.descriptors} (this call does nothing there).
+   */
   shareWith(child: unknown): void;
+  /**
+   * Shared strategy: the descriptors of the sockets this process holds for the plan, and the key
+   * of each. A child process started with them (as extra stdio entries) and told where they are
+   * in `POLYBIND_FDS` (JSON: key to its descriptor number there) listens on them in
+   * {@linkcode listenFromPlan}: how Bun lends sockets, and how a new primary takes them over.
+   * Empty for other strategies, or where the runtime does not tell descriptors.
+   */
+  descriptors(): { key: string; fd: number }[];
   /**
    * Drops the primary's own copy of a shared socket (a Unix socket file stays): once the workers
    * have theirs, or at the server's stop. A reuseport or single plan holds nothing.
@@ -40,6 +52,9 @@ export interface PreparedPlan {
  * the worker's error (ETIMEDOUT) well before a health check would give up.
  */
 const SHARE_TIMEOUT_MS = 10_000;
+
+/** Where a process started with lent sockets finds them: JSON, each socket's key to its descriptor. */
+export const FDS_VARIABLE = "POLYBIND_FDS";
 
 /**
  * Binds one TCP socket on each of `hosts`, all on one port (the first picks it when 0). With
@@ -145,7 +160,10 @@ export async function preparePlan(plan: ListenerPlan): Promise<PreparedPlan> {
       if (!shared) {
         throw new TypeError(`Cannot share a socket as the plan's strategy is ${show(plan.strategy)}, not "shared"`);
       }
-      held.forEach((s, i) => share!.offer(child, shareKey(ready, i), s as ShareableSocket, plan.backlog));
+      held.forEach((s, i) => share!.offer?.(child, shareKey(ready, i), s as ShareableSocket, plan.backlog));
+    },
+    descriptors() {
+      return held.flatMap((s, i) => s.fd === undefined ? [] : [{ key: shareKey(ready, i), fd: s.fd }]);
     },
     release,
     async close() {
@@ -186,7 +204,7 @@ async function claimReusePort(
 }
 
 /** What the primary holds for its workers: shareable sockets. */
-type Held = { readonly addr: Addr; readonly native: unknown; close(): Promise<void> };
+type Held = { readonly addr: Addr; readonly native: unknown; readonly fd?: number; close(): Promise<void> };
 
 /** Binds a shareable (not listening) socket on each of `hosts`, all on one port. */
 async function bindShareable(share: SocketShare, hosts: BindHost[], port: number): Promise<ShareableSocket[]> {
@@ -241,15 +259,25 @@ export async function listenFromPlan(plan: ListenerPlan, index: number): Promise
         address: where,
       });
     }
-    const raws = await Promise.all(
-      Array.from({ length: plan.sockets }, (_, i) => share.receive(shareKey(plan, i), SHARE_TIMEOUT_MS)),
-    ).catch((err) => {
-      throw new ListenError(`Cannot listen on ${where}: ${(err as Error).message}`, {
-        code: errorCode(err),
-        address: where,
-        cause: err,
+    const inherited = JSON.parse(a.platform.env(FDS_VARIABLE) ?? "{}") as Record<string, number>;
+    const receive = (key: string): Promise<RawListener> => {
+      const fd = inherited[key];
+      if (fd !== undefined) return a.listenFd({ fd, backlog: plan.backlog }).then((raw) => named(raw, plan.address));
+      if (share.receive) return share.receive(key, SHARE_TIMEOUT_MS);
+      return Promise.reject(
+        Object.assign(new Error(`this process was not started with the socket's descriptor (${FDS_VARIABLE})`), {
+          code: "EBADF",
+        }),
+      );
+    };
+    const raws = await Promise.all(Array.from({ length: plan.sockets }, (_, i) => receive(shareKey(plan, i))))
+      .catch((err) => {
+        throw new ListenError(`Cannot listen on ${where}: ${(err as Error).message}`, {
+          code: errorCode(err),
+          address: where,
+          cause: err,
+        });
       });
-    });
     return withPlanProxy(plan, listenerViews(raws, 1)[0]!);
   }
   if (address.transport !== "tcp") throw new TypeError("A reuseport plan must have a TCP address");
@@ -259,6 +287,13 @@ export async function listenFromPlan(plan: ListenerPlan, index: number): Promise
   // A worker joins the primary's reuseport sockets: the primary claimed the address.
   const raws = await bindHosts(a, plan, hosts, address.port, plan.strategy === "reuseport", true);
   return withPlanProxy(plan, listenerViews(raws, 1)[0]!);
+}
+
+/** A raw listener on an inherited Unix socket, named by its plan's path where the runtime cannot tell it. */
+function named(raw: RawListener, address: PlanAddress): RawListener {
+  if (raw.addr.transport !== "unix" || address.transport !== "unix" || raw.addr.path === address.path) return raw;
+  const addr: Addr = { transport: "unix", path: address.path };
+  return { addr, accept: () => raw.accept(), close: () => raw.close(), native: raw.native };
 }
 
 /** The listener reading a PROXY protocol header first, where the plan asks for it. */

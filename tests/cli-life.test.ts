@@ -146,25 +146,44 @@ describe("deno tasks and npm start in a checkout", () => {
 });
 
 describe("polybind serve's signals", () => {
-  test("SIGHUP stops it cleanly, as SIGTERM does: workers stopped, Unix socket removed, report", T, async () => {
-    const dir = await tempDir();
-    const path = join(dir.path, "hup.sock");
-    const { child } = await serve(["--uds", path, "--workers", "2"]);
-    const workers = childrenOf(child.process.pid!);
-    try {
-      for (let i = 0; i < 5; i++) assert.equal((await get(`unix:${path}`)).status, 200);
-      child.process.kill("SIGHUP");
-      const code = await within(child.exited, "the end after SIGHUP", 20_000);
-      if (!denoParent) assert.equal(code, 0, child.stderr.join(""));
-      assert.ok(child.stdout.includes("total 5 requests"), child.stdout.join("\n"));
-      assert.equal(child.stderr.join(""), "");
-      await assert.rejects(lstat(path), { code: "ENOENT" });
-    } finally {
-      for (const pid of workers) signal(pid, "SIGKILL");
-      await child.stop();
-      await dir.cleanup();
-    }
-  });
+  test(
+    "SIGHUP reloads on the same Unix socket: generation 2 serves, the first leaves; SIGTERM then stops cleanly",
+    T,
+    async () => {
+      const dir = await tempDir();
+      const path = join(dir.path, "hup.sock");
+      const { child } = await serve(["--uds", path, "--workers", "2", "--worker-header"]);
+      const first = childrenOf(child.process.pid!);
+      try {
+        for (let i = 0; i < 5; i++) {
+          assert.equal(
+            String((await get(`unix:${path}`)).headers["x-polybind-worker"])[0],
+            "1",
+          );
+        }
+        child.process.kill("SIGHUP");
+        await child.line(/^polybind serve: generation 2 serves/, 30_000);
+        // The first generation stops accepting as it is told to drain, and its processes leave.
+        assert.ok(await waitFor(() => first.every((pid) => !running(pid)), 20_000), "the first generation left");
+        for (let i = 0; i < 5; i++) {
+          assert.equal(
+            String((await get(`unix:${path}`)).headers["x-polybind-worker"])[0],
+            "2",
+          );
+        }
+        child.process.kill("SIGTERM");
+        const code = await within(child.exited, "the end after SIGTERM", 20_000);
+        if (!denoParent) assert.equal(code, 0, child.stderr.join(""));
+        assert.ok(child.stdout.includes("total 10 requests"), child.stdout.join("\n"));
+        assert.equal(child.stderr.join(""), "");
+        await assert.rejects(lstat(path), { code: "ENOENT" });
+      } finally {
+        for (const pid of first) signal(pid, "SIGKILL");
+        await child.stop();
+        await dir.cleanup();
+      }
+    },
+  );
 
   test("a second SIGINT while it stops ends the workers at once, still cleaning up", T, async () => {
     const dir = await tempDir();
