@@ -88,4 +88,11 @@ export {
   type SupervisorEvent,
   type SupervisorSummary,
 } from "./src/supervise.ts";
+export {
+  type HandedSocket,
+  startSuccessor,
+  type Successor,
+  type SuccessorOptions,
+  successorReady,
+} from "./src/successor.ts";
 export { type FetchApp, type FetchInfo, type WorkerContext, workerContext } from "./src/worker.ts";

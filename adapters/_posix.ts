@@ -62,6 +62,9 @@ async function lookupAll(host: string): Promise<string[]> {
 /** The POSIX pieces, the same on every runtime: process id, environment, DNS, Unix socket files. */
 export const platform: Platform = {
   pid: process.pid,
+  get ppid() {
+    return process.ppid;
+  },
   env: (name: string): string | undefined => process.env[name],
   lookup: lookupAll,
   fs: posixFs,

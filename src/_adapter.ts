@@ -87,6 +87,8 @@ export interface UnixFs {
 export interface Platform {
   /** This process's id (for systemd socket activation). */
   readonly pid: number;
+  /** Its parent's id (for sockets a predecessor handed over). */
+  readonly ppid: number;
   env(name: string): string | undefined;
   /** Resolves a host name to IP addresses, in the order the OS prefers. */
   lookup(host: string): Promise<string[]>;

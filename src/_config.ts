@@ -30,7 +30,7 @@ export type NormalizedConfig =
     | { kind: "inet"; host: string; port: number }
     | { kind: "unix"; path: string; mode: number; abstract: boolean }
     | { kind: "fd"; fd: number }
-    | { kind: "systemd"; name: string | undefined }
+    | { kind: "systemd"; name: string | undefined; from: "systemd" | "parent" }
   )
   & { backlog: number; retry: RetryOptions; proxy?: NormalizedProxyProtocol };
 
@@ -149,7 +149,12 @@ export function normalizeConfig(config: ServerConfig, os: string): NormalizedCon
   if (config.fd !== undefined) {
     return { kind: "fd", fd: checkInteger("fd", config.fd, 0, 2 ** 31 - 1), ...common };
   }
-  if (config.systemd !== undefined) return { kind: "systemd", name: checkSystemd(config.systemd), ...common };
+  if (config.systemd !== undefined) {
+    return { kind: "systemd", name: checkSystemd("systemd", config.systemd), from: "systemd", ...common };
+  }
+  if (config.parent !== undefined) {
+    return { kind: "systemd", name: checkSystemd("parent", config.parent), from: "parent", ...common };
+  }
   if (config.uds !== undefined) {
     const path = checkPath(config.uds, os);
     return { kind: "unix", path, mode, abstract: path.startsWith("\0"), ...common };
@@ -160,9 +165,9 @@ export function normalizeConfig(config: ServerConfig, os: string): NormalizedCon
 }
 
 /** The fields that each say where to listen, in the order they are named in errors. */
-const WHERE = ["fd", "systemd", "uds", "host", "port"] as const;
+const WHERE = ["fd", "systemd", "parent", "uds", "host", "port"] as const;
 
-/** At most one way of saying where: `fd`, `systemd`, `uds`, or `host` and `port` together. */
+/** At most one way of saying where: `fd`, `systemd`, `parent`, `uds`, or `host` and `port` together. */
 function checkOneAddress(config: ServerConfig): void {
   const set = WHERE.filter((field) => config[field] !== undefined);
   const ways = new Set(set.map((field) => (field === "port" ? "host" : field)));
@@ -175,11 +180,14 @@ function checkOneAddress(config: ServerConfig): void {
   );
 }
 
-function checkSystemd(value: unknown): string | undefined {
+/** `systemd` or `parent`: true (all the sockets passed) or one name. */
+function checkSystemd(field: "systemd" | "parent", value: unknown): string | undefined {
   if (value === true) return undefined;
   if (typeof value !== "string" || value.length === 0 || /[:\s]/.test(value)) {
     throw new TypeError(
-      `Cannot listen as 'systemd' must be true or a socket name without ':' or spaces: current value is ${show(value)}`,
+      `Cannot listen as '${field}' must be true or a socket name without ':' or spaces: current value is ${
+        show(value)
+      }`,
     );
   }
   return value;

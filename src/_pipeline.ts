@@ -10,7 +10,7 @@ import { probeCapsOf } from "./_caps.ts";
 import { maxSocketPath, normalizeConfig, type NormalizedConfig, show } from "./_config.ts";
 import { toListenError } from "./_errors.ts";
 import { decideStrategy, type StrategyChoice } from "./_strategy.ts";
-import { systemdFds } from "./_systemd.ts";
+import { parentFds, systemdFds } from "./_systemd.ts";
 import { withProxyProtocol } from "./_proxy_listener.ts";
 import { placeSocket, removeSocketFile } from "./_unix.ts";
 import { datagramViews, listenerViews } from "./_views.ts";
@@ -177,8 +177,10 @@ async function bindUnixFile(a: Adapter, path: string, backlog: number, mode: num
 /** The descriptors of an fd:// or sd-listen config. */
 export function inheritedFds(a: Adapter, c: NormalizedConfig): number[] {
   if (c.kind === "fd") return [c.fd];
-  if (c.kind !== "systemd") throw new TypeError("Not an inherited socket: use fd:// or sd-listen");
-  return systemdFds((n) => a.platform.env(n), a.platform.pid, c.name).map((f) => f.fd);
+  if (c.kind !== "systemd") throw new TypeError("Not an inherited socket: use fd://, sd-listen or parent-listen");
+  const env = (n: string) => a.platform.env(n);
+  const fds = c.from === "systemd" ? systemdFds(env, a.platform.pid, c.name) : parentFds(env, a.platform.ppid, c.name);
+  return fds.map((f) => f.fd);
 }
 
 /** Listens on inherited descriptors (fd:// and systemd), all or none. */
@@ -202,7 +204,7 @@ async function bindOther(a: Adapter, c: Exclude<NormalizedConfig, { kind: "inet"
     });
     return [raw];
   }
-  const spec = formatAddress(c.kind === "fd" ? { fd: c.fd } : { systemd: c.name ?? true });
+  const spec = formatAddress(c.kind === "fd" ? { fd: c.fd } : { [c.from]: c.name ?? true });
   return await adoptFds(a, inheritedFds(a, c), c.backlog, spec);
 }
 
@@ -233,7 +235,7 @@ export function checkUdp(a: Adapter, c: NormalizedConfig): NormalizedConfig & { 
       ? ["uds", show(c.path)]
       : c.kind === "fd"
       ? ["fd", String(c.fd)]
-      : ["systemd", show(c.name ?? true)];
+      : [c.from, show(c.name ?? true)];
     throw new TypeError(`Cannot listen for UDP as '${field}' names no UDP address: current value is ${value}`);
   }
   if (!a.udp) {

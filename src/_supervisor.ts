@@ -56,6 +56,8 @@ interface Reload {
 
 /** What a primary needs besides its queue and sockets. */
 export interface PrimaryOptions {
+  /** The generation of the first workers (after a predecessor's, for a new primary). */
+  readonly generation: number;
   readonly threads: boolean;
   /** How long a new generation has to serve before a reload gives up on it. */
   readonly reloadTimeoutMs: number;
@@ -97,7 +99,8 @@ export class Primary {
     this.#ready = { resolve, reject, promise };
     this.onEvent = options.onEvent;
     this.#served = Array.from({ length: spec.workers }, () => undefined);
-    this.#slots = this.#generationOf(1);
+    this.#generation = options.generation;
+    this.#slots = this.#generationOf(options.generation);
     for (const slot of this.#slots) this.#start(slot);
   }
 

@@ -54,6 +54,7 @@ function parseUnix(text: string, path: string): ServerConfig {
  * | `@name`, `unix:@name` | `{ uds: "\0name" }`: a Linux abstract socket |
  * | `fd://3` | `{ fd: 3 }`: a socket inherited on descriptor 3 |
  * | `sd-listen`, `sd-listen:NAME` | `{ systemd: true }`, `{ systemd: "NAME" }`: socket activation |
+ * | `parent-listen`, `parent-listen:NAME` | `{ parent: true }`, `{ parent: "NAME" }`: sockets a predecessor handed over |
  *
  * @param text The address.
  * @returns The config it means.
@@ -71,11 +72,12 @@ export function parseAddress(text: string): ServerConfig {
     throw new TypeError(`Cannot parse address as it must be a string: current value is ${show(text)}`);
   }
   if (text.length === 0 || text.length > 4096 || /[\0\r\n]/.test(text)) throw bad(text, "it is not an address");
-  if (text === "sd-listen") return { systemd: true };
-  if (text.startsWith("sd-listen:")) {
-    const name = text.slice("sd-listen:".length);
-    if (!/^[^\s:]+$/.test(name)) throw bad(text, "a socket name without ':' or spaces follows sd-listen:");
-    return { systemd: name };
+  for (const [prefix, field] of [["sd-listen", "systemd"], ["parent-listen", "parent"]] as const) {
+    if (text === prefix) return { [field]: true };
+    if (!text.startsWith(`${prefix}:`)) continue;
+    const name = text.slice(prefix.length + 1);
+    if (!/^[^\s:]+$/.test(name)) throw bad(text, `a socket name without ':' or spaces follows ${prefix}:`);
+    return { [field]: name };
   }
   if (text.startsWith("fd://")) {
     const fd = text.slice(5);
@@ -93,7 +95,7 @@ export function parseAddress(text: string): ServerConfig {
 /**
  * Writes a config as an address string, the inverse of {@linkcode parseAddress}.
  *
- * @param config A config with `host`/`port`, `uds`, `fd` or `systemd`.
+ * @param config A config with `host`/`port`, `uds`, `fd`, `systemd` or `parent`.
  * @returns The address string.
  * @example
  * ```ts
@@ -104,6 +106,7 @@ export function parseAddress(text: string): ServerConfig {
 export function formatAddress(config: ServerConfig): string {
   if (config.fd !== undefined) return `fd://${config.fd}`;
   if (config.systemd !== undefined) return config.systemd === true ? "sd-listen" : `sd-listen:${config.systemd}`;
+  if (config.parent !== undefined) return config.parent === true ? "parent-listen" : `parent-listen:${config.parent}`;
   if (config.uds !== undefined) {
     const uds = config.uds;
     if (uds.startsWith("\0")) return `@${uds.slice(1)}`;
@@ -114,5 +117,5 @@ export function formatAddress(config: ServerConfig): string {
   const host = config.host ?? DEFAULTS.host;
   const port = config.port ?? DEFAULTS.port;
   // A host named like a prefix ("unix:80", "sd-listen:80") needs the scheme to stay a host.
-  return /^(unix|sd-listen)$/.test(host) ? `tcp://${host}:${port}` : formatHostPort(host, port);
+  return /^(unix|sd-listen|parent-listen)$/.test(host) ? `tcp://${host}:${port}` : formatHostPort(host, port);
 }

@@ -10,7 +10,9 @@ import { describeAddr } from "./_address.ts";
 import { show } from "./_config.ts";
 import { webWorker } from "./_spawn.ts";
 import { Primary } from "./_supervisor.ts";
+import { firstGeneration, handOver, takeOver } from "./_handover.ts";
 import { decideHandover } from "./_strategy.ts";
+import { type Successor, successorReady } from "./successor.ts";
 import { capabilities, probeCapabilities } from "./capabilities.ts";
 import { cleanupUnixSocket } from "./listen.ts";
 import { type ListenerPlan, planListeners } from "./plan.ts";
@@ -166,6 +168,40 @@ export interface Supervisor {
   readonly done: Promise<SupervisorSummary>;
 }
 
+/** SIGUSR2: a new primary that takes the sockets over; this one stops once it serves. */
+class SuccessorStart {
+  #starting: Successor | undefined;
+  /** Whether a new primary took the sockets over. */
+  handedOver = false;
+
+  constructor(
+    readonly prepared: readonly PreparedPlan[],
+    readonly events: EventQueue,
+    readonly onEvent: (event: SupervisorEvent) => void,
+    readonly timeoutMs: number,
+    readonly generation: () => number,
+  ) {}
+
+  start(): void {
+    if (this.#starting !== undefined) {
+      return this.onEvent({ type: "successor", reason: "a new primary is starting already" });
+    }
+    const next = handOver(this.prepared, this.generation());
+    if (typeof next === "string") return this.onEvent({ type: "successor", reason: next });
+    this.#starting = next;
+    // One that is not serving in time is stopped: this primary serves on.
+    const timer = setTimeout(() => next.kill(), this.timeoutMs);
+    next.ready.then(() => {
+      this.handedOver = true;
+      this.onEvent({ type: "successor", pid: next.pid });
+      this.events.push({ kind: "stop", force: false });
+    }, (err: Error) => {
+      this.#starting = undefined;
+      this.onEvent({ type: "successor", reason: err.message });
+    }).finally(() => clearTimeout(timer));
+  }
+}
+
 /** Why a plan is shared where the runtime can lend sockets, though SO_REUSEPORT may work too. */
 const LEND_REASON = (n: number) =>
   `this process holds the socket (it accepts nothing itself) and lends it to the ${n} worker process(es) for the server's whole life: replacing a worker never closes it`;
@@ -308,6 +344,8 @@ export async function supervise(options: SuperviseOptions): Promise<Supervisor> 
     throw new RangeError("Cannot start workers as 'listen' must give an address: current value is []");
   }
   const a = adapter();
+  // A primary started by another on SIGUSR2 takes its sockets over.
+  const taken = takeOver(configs, a.platform);
   const caps = await probeCapabilities();
   // Threads share this process's sockets and flags; a new process may have more (Deno's --unstable-net).
   const spawnReuse = !caps.reusePort.tcp && a.workerProcess.reusePort;
@@ -316,20 +354,23 @@ export async function supervise(options: SuperviseOptions): Promise<Supervisor> 
   // Lent: the primary keeps the sockets for the server's life, and a worker replaced (or a
   // generation reloaded) never closes a socket the kernel routes connections to.
   const lend = caps.processShare && (options.shared === true || handover.handover === "lend");
-  const plans = configs.map((c) => {
-    const plan = planListeners(c, workers, { shared: options.shared === true || lend, capabilities: planFor });
+  const plans = taken.map(({ config, join }) => {
+    const shared = options.shared === true || lend;
+    const plan = planListeners(config, workers, { shared, join, capabilities: planFor });
     return lend && plan.strategy === "shared" ? { ...plan, reason: LEND_REASON(plan.workers) } : plan;
   });
   // Threads where no socket is lent to processes and none needs what only a new process has.
   const threads = webWorker() !== undefined &&
     plans.every((p) => p.strategy !== "shared" && !(spawnReuse && p.strategy === "reuseport"));
   const events = new EventQueue();
+  const onEvent = options.onEvent ?? (() => {});
   const signals = options.signals !== false;
   // Signals are queued from the start: one that comes while binding or starting stops what started.
   if (signals) events.listen();
   // As many workers as the plans can use: a plan with one accepting socket has one worker.
   const slots = Math.max(1, ...plans.map((p) => p.workers));
   const prepared: PreparedPlan[] = [];
+  const successor = new SuccessorStart(prepared, events, onEvent, reloadTimeoutMs, () => primary.generation);
   let primary: Primary;
   try {
     for (const plan of plans) prepared.push(await prepare(plan, threads));
@@ -343,10 +384,12 @@ export async function supervise(options: SuperviseOptions): Promise<Supervisor> 
       ...(options.tls ? { tls: options.tls } : {}),
     };
     primary = new Primary(a, events, prepared, spec, {
+      generation: firstGeneration(a.platform),
       threads,
       reloadTimeoutMs,
       cannotReload: cannotReload(prepared.map((p) => p.plan)),
-      onEvent: options.onEvent ?? (() => {}),
+      onEvent,
+      onSuccessor: () => successor.start(),
     });
   } catch (err) {
     // An address refused, or a worker that could not even be started: nothing stays held.
@@ -355,9 +398,10 @@ export async function supervise(options: SuperviseOptions): Promise<Supervisor> 
     throw err;
   }
   const done = primary.run().then(async (summary) => {
-    await Promise.all(prepared.map((p) => p.close()));
+    // Handed over, the sockets and their files are the new primary's: this one only lets go.
+    await Promise.all(prepared.map((p) => successor.handedOver ? p.release() : p.close()));
     // A worker ended at once leaves the Unix socket it bound: stale now, it goes (a live one stays).
-    for (const c of configs) await cleanupUnixSocket(c).catch(() => {});
+    if (!successor.handedOver) { for (const c of configs) await cleanupUnixSocket(c).catch(() => {}); }
     if (signals) {
       events.close();
       if (summary.code !== 0) process.exitCode = summary.code;
@@ -368,6 +412,8 @@ export async function supervise(options: SuperviseOptions): Promise<Supervisor> 
   await primary.ready.catch(async (err: Error) => {
     throw Object.assign(err, { summary: await done });
   });
+  // A predecessor that started this primary stops now.
+  successorReady();
   return {
     plans: prepared.map((p) => p.plan),
     addrs: primary.addrs,

@@ -49,6 +49,12 @@ export interface ServerConfig {
    */
   systemd?: true | string;
   /**
+   * Listen on the sockets a predecessor process handed over when it started this one (with
+   * {@linkcode startSuccessor}, or `polybind serve` on SIGUSR2): `true` for all of them, a name
+   * for those it named so. The successor form of `systemd`.
+   */
+  parent?: true | string;
+  /**
    * Read the PROXY protocol header (v1 or v2) a load balancer sends first on every connection:
    * `true` for the defaults (headers from loopback only, required, within 5 s), or the options.
    * Connections then report the client's address; see {@linkcode ProxyProtocolOptions}.
