@@ -26,7 +26,8 @@ class BunInfo implements FetchInfo {
 
 /**
  * Starts Bun.serve on `options` (from serveTargets: `{ hostname, port, reusePort }` or
- * `{ unix }`). Bun.serve binds before it returns, and throws when the OS refuses.
+ * `{ unix }`), HTTPS with `tls: { cert, key }` (PEM text, as Bun.serve takes it; HTTP/1.1 only:
+ * Bun.serve offers no h2). Bun.serve binds before it returns, and throws when the OS refuses.
  */
 export const bunFetchServer: FetchServerStart = (options, handler: FetchHandler) => {
   const bun = (globalThis as unknown as { Bun: BunServeApi }).Bun;

@@ -15,12 +15,15 @@ interface DenoServeApi {
 
 /**
  * Starts Deno.serve on `options` (from serveTargets: `{ hostname, port, reusePort }` or
- * `{ path }`). Deno.serve binds before it returns, and throws when the OS refuses.
+ * `{ path }`), HTTPS with `tls: { cert, key }` (PEM text: Deno.serve takes them as `cert` and
+ * `key`, and offers ALPN h2 and http/1.1). Deno.serve binds before it returns, and throws when
+ * the OS refuses.
  */
 export const denoFetchServer: FetchServerStart = (options, handler: FetchHandler) => {
   const deno = (globalThis as unknown as { Deno: DenoServeApi }).Deno;
+  const { tls, ...rest } = options as { tls?: { cert: string; key: string } };
   // `info` is Deno's ServeHandlerInfo, with remoteAddr as FetchInfo has it.
-  const server = deno.serve({ ...options, onListen() {} }, handler);
+  const server = deno.serve({ ...rest, ...(tls ? { cert: tls.cert, key: tls.key } : {}), onListen() {} }, handler);
   let stopped: Promise<void> | undefined;
   const api: FetchServer = {
     // shutdown() is Deno's only way to stop accepting: it resolves once the requests in flight

@@ -1,15 +1,50 @@
 // node:http servers in a supervisor's worker: a fetch app through srvx's Node.js adapter (its
-// NodeRequest and sendNodeResponse: a kept-up conversion, not ours), and the graceful stop of
-// any http.Server: stop accepting, `connection: close` on what is answered meanwhile, idle
-// connections closed, the rest closed at the deadline.
+// NodeRequest and sendNodeResponse: a kept-up conversion, not ours, that takes node:http2's
+// compatibility request and response too), HTTPS as node:http2's secure server (HTTP/2 and
+// HTTP/1.1 by ALPN), and the graceful stop of any such server: stop accepting, `connection:
+// close` (HTTP/1.1) or GOAWAY (HTTP/2) on what is answered meanwhile, idle connections closed,
+// the rest closed at the deadline.
 
-import type { IncomingMessage, Server, ServerResponse } from "node:http";
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import {
+  createSecureServer,
+  type Http2SecureServer,
+  type Http2ServerRequest,
+  type Http2ServerResponse,
+  type Http2Session,
+} from "node:http2";
+import type { Socket } from "node:net";
 import { NodeRequest, sendNodeResponse } from "srvx/node";
 import type { FetchHandler } from "./_adapter.ts";
+import type { TlsPem } from "./_tls.ts";
 import type { FetchInfo } from "./worker.ts";
 
-/** A node:http request handler that answers with `handler`, a fetch handler. */
-export function nodeFetchHandler(handler: FetchHandler): (req: IncomingMessage, res: ServerResponse) => void {
+/** A server the fallback path feeds: node:http, or node:http2's secure server (HTTPS). */
+export type NodeServer = Server | Http2SecureServer;
+type AnyRequest = IncomingMessage | Http2ServerRequest;
+type AnyResponse = ServerResponse | Http2ServerResponse;
+
+/** Whether a request came over HTTP/2 (no `connection` header there: a session ends with GOAWAY). */
+function isHttp2(req: AnyRequest): req is Http2ServerRequest {
+  return req.httpVersion === "2.0";
+}
+
+/** `response` without its `connection` header, which HTTP/2 forbids (Node drops it with a warning). */
+function withoutConnection(response: Response): Response {
+  if (!response.headers.has("connection")) return response;
+  try {
+    response.headers.delete("connection");
+    return response;
+  } catch {
+    // Immutable headers (a fetched or redirect Response): a copy drops it.
+    const copy = new Response(response.body, response);
+    copy.headers.delete("connection");
+    return copy;
+  }
+}
+
+/** A node:http (or node:http2 compatibility) request handler that answers with `handler`, a fetch handler. */
+export function nodeFetchHandler(handler: FetchHandler): (req: AnyRequest, res: AnyResponse) => void {
   return (req, res) => {
     const socket = req.socket;
     const info: FetchInfo = {
@@ -17,43 +52,81 @@ export function nodeFetchHandler(handler: FetchHandler): (req: IncomingMessage, 
         ? { transport: "unix", path: "" }
         : { transport: "tcp", hostname: socket.remoteAddress, port: socket.remotePort ?? 0 },
     };
-    const request = new NodeRequest({ req, res }) as unknown as Request;
+    const request = new NodeRequest({ req, res } as ConstructorParameters<typeof NodeRequest>[0]) as unknown as Request;
     // The handler (Slot's) answers the app's errors itself; what fails here is the sending.
     const failed = () => {
-      if (!res.headersSent) res.writeHead(500, { "content-type": "text/plain" }).end("Internal Server Error");
-      else res.destroy();
+      if (!res.headersSent) {
+        (res as ServerResponse).writeHead(500, { "content-type": "text/plain" }).end("Internal Server Error");
+      } else res.destroy();
     };
+    const send = isHttp2(req)
+      ? (r: Response) => sendNodeResponse(res, withoutConnection(r))
+      : (r: Response) => sendNodeResponse(res, r);
     const response = handler(request, info);
-    if (response instanceof Promise) response.then((r) => sendNodeResponse(res, r)).catch(failed);
-    else sendNodeResponse(res, response).catch(failed);
+    if (response instanceof Promise) response.then(send).catch(failed);
+    else send(response).catch(failed);
   };
 }
 
-/** An http.Server's requests in flight, counted, with what happens to each while it drains. */
+/**
+ * The server for a fetch handler: node:http, or with `tls` node:http2's secure server, which
+ * answers HTTP/2 and HTTP/1.1 (ALPN h2, http/1.1) through srvx's conversion alike.
+ */
+export function createNodeFetchServer(handler: FetchHandler, tls?: TlsPem): NodeServer {
+  const listener = nodeFetchHandler(handler);
+  if (!tls) return createServer(listener);
+  return createSecureServer({ allowHTTP1: true, cert: tls.cert, key: tls.key }, listener);
+}
+
+/** A server's requests in flight, counted, with what happens to each while it drains. */
 export interface NodeDrain {
   /** Requests answered or in flight, since the start. */
   readonly requests: number;
   /** Requests in flight now. */
   readonly pending: number;
-  /** From now on, every response not yet begun says `connection: close` (those in flight too). */
+  /**
+   * From now on, every response not yet begun says `connection: close` (those in flight too);
+   * an HTTP/2 session is told GOAWAY once it sends a request (in flight: at once).
+   */
   start(): void;
+  /** Closes every connection left, at once. */
+  closeAll(): void;
 }
 
 /**
  * Watches `server`'s requests (before its own handlers see them): counts them, adds `headers`
- * to every response, and, once draining, `connection: close`.
+ * to every response, and, once draining, `connection: close` (HTTP/1.1) or GOAWAY (HTTP/2).
  */
-export function watchNodeServer(server: Server, headers: Record<string, string>): NodeDrain {
+export function watchNodeServer(server: NodeServer, headers: Record<string, string>): NodeDrain {
   let requests = 0;
   let draining = false;
-  const inFlight = new Set<ServerResponse>();
-  server.prependListener("request", (_req: IncomingMessage, res: ServerResponse) => {
+  const inFlight = new Map<AnyResponse, AnyRequest>();
+  const sockets = new Set<Socket>();
+  const sessions = new Set<Http2Session>();
+  const http2 = !("closeAllConnections" in server);
+  /** Ends the request's HTTP/1.1 connection after its response, or its HTTP/2 session after its streams. */
+  const closeAfter = (req: AnyRequest, res: AnyResponse) => {
+    if (isHttp2(req)) req.stream.session?.close();
+    else if (!res.headersSent) res.setHeader("connection", "close");
+  };
+  server.prependListener("request", (req: AnyRequest, res: AnyResponse) => {
     requests++;
-    inFlight.add(res);
+    inFlight.set(res, req);
     for (const [name, value] of Object.entries(headers)) res.setHeader(name, value);
-    if (draining) res.setHeader("connection", "close");
+    if (draining) closeAfter(req, res);
     res.once("close", () => inFlight.delete(res));
   });
+  if (http2) {
+    // node:http2's server has no closeAllConnections: what it accepted is counted here.
+    server.on("connection", (socket: Socket) => {
+      sockets.add(socket);
+      socket.once("close", () => sockets.delete(socket));
+    });
+    server.on("session", (session: Http2Session) => {
+      sessions.add(session);
+      session.once("close", () => sessions.delete(session));
+    });
+  }
   return {
     get requests() {
       return requests;
@@ -63,7 +136,12 @@ export function watchNodeServer(server: Server, headers: Record<string, string>)
     },
     start() {
       draining = true;
-      for (const res of inFlight) if (!res.headersSent) res.setHeader("connection", "close");
+      for (const [res, req] of inFlight) closeAfter(req, res);
+    },
+    closeAll() {
+      if (!http2) return (server as Server).closeAllConnections();
+      for (const session of sessions) session.destroy();
+      for (const socket of sockets) socket.destroy();
     },
   };
 }

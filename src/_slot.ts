@@ -1,14 +1,16 @@
 // A worker's slot, as its entry point runs it: the WorkerContext a worker module gets, the
-// servers started on it, and its graceful stop (stop accepting, answer what is in flight with
+// servers started on it (HTTPS with the certificate files of the spec, read as it starts), and
+// its graceful stop (stop accepting, answer what is in flight with
 // `connection: close`, close what is left once nothing has been in flight for a moment or when
 // the grace time is up).
 
-import { createServer, type Server } from "node:http";
+import type { Server } from "node:http";
 import { adapter, type FetchHandler, type FetchServer } from "./_adapter.ts";
 import { CONTEXT_KEY } from "./_context.ts";
 import { describeError } from "./_events.ts";
-import { nodeFetchHandler, watchNodeServer } from "./_node_http.ts";
+import { createNodeFetchServer, type NodeServer, watchNodeServer } from "./_node_http.ts";
 import type { WorkerSpec } from "./_spawn.ts";
+import { readTls, type TlsPem } from "./_tls.ts";
 import { handOffConnections } from "./handoff.ts";
 import type { ListenerPlan } from "./plan.ts";
 import { type ServeTarget, serveTargets } from "./serve.ts";
@@ -38,9 +40,13 @@ interface Served {
   close(): Promise<void>;
 }
 
-/** Whether the runtime's own fetch server can serve `plan`: options it can bind, and no PROXY header to read first. */
-function servesNatively(plan: ListenerPlan): boolean {
-  return plan.strategy !== "shared" && plan.address.transport !== "inherited" && plan.proxyProtocol === undefined;
+/**
+ * Whether the runtime's own fetch server can serve `plan`: options it can bind, and no PROXY
+ * header to read first; HTTPS on TCP only (Deno.serve takes no certificate on a Unix socket).
+ */
+function servesNatively(plan: ListenerPlan, tls: boolean): boolean {
+  return plan.strategy !== "shared" && plan.address.transport !== "inherited" && plan.proxyProtocol === undefined &&
+    !(tls && plan.address.transport === "unix");
 }
 
 /** Where the runtime's own server listens for a TCP or Unix plan (what serveTargets binds), as clients reach it. */
@@ -49,6 +55,14 @@ function addrsOf(plan: ListenerPlan): Addr[] {
   if (a.transport === "unix") return [{ transport: "unix", path: a.path }];
   if (a.transport !== "tcp") return [];
   return (plan.resolved ?? [a.hostname]).map((hostname) => ({ transport: "tcp", hostname, port: a.port }));
+}
+
+/**
+ * The runtime's own server's options with HTTPS: `tls: { cert, key }` (PEM text), as Bun.serve
+ * takes it; the Deno adapter hands Deno.serve `cert` and `key`.
+ */
+function withTls(options: Record<string, unknown>, tls: TlsPem | undefined): Record<string, unknown> {
+  return tls ? { ...options, tls: { cert: tls.cert, key: tls.key } } : options;
 }
 
 /** A worker's slot: the context of its module, and what it serves. */
@@ -100,12 +114,15 @@ export class Slot implements WorkerContext {
   }
 
   async serve(app: FetchApp): Promise<void> {
+    // The files as they are now: a reload's new workers read them again.
+    const tls = this.spec.tls ? readTls(this.spec.tls) : undefined;
     const handler = this.#handler(app);
     const start = adapter().fetchServer;
-    const fallback = this.plans.filter((p) => !start || !servesNatively(p));
-    if (fallback.length > 0) await this.#serveNodeOn(createServer(nodeFetchHandler(handler)), fallback, false);
+    const native = (p: ListenerPlan) => start !== undefined && servesNatively(p, tls !== undefined);
+    const fallback = this.plans.filter((p) => !native(p));
+    if (fallback.length > 0) await this.#serveNodeOn(createNodeFetchServer(handler, tls), fallback, false);
     if (!start) return;
-    for (const plan of this.plans.filter(servesNatively)) {
+    for (const plan of this.plans.filter(native)) {
       for (const target of await serveTargets(plan, this.index)) {
         let server: FetchServer | undefined = undefined;
         this.#served.push({
@@ -122,7 +139,7 @@ export class Slot implements WorkerContext {
             await target.close();
           },
         });
-        server = await start(target.options, handler);
+        server = await start(withTls(target.options, tls), handler);
         await target.listening();
       }
       this.addrs.push(...addrsOf(plan));
@@ -206,7 +223,7 @@ export class Slot implements WorkerContext {
   }
 
   /** Feeds `server` the connections of `plans`' listeners; its stop drains it. */
-  async #serveNodeOn(server: Server, plans: readonly ListenerPlan[], count: boolean): Promise<void> {
+  async #serveNodeOn(server: NodeServer, plans: readonly ListenerPlan[], count: boolean): Promise<void> {
     const watch = watchNodeServer(server, count ? this.#headers : {});
     if (count) this.#counts.push(() => watch.requests);
     const listeners = await this.#listen(plans);
@@ -217,11 +234,11 @@ export class Slot implements WorkerContext {
         await Promise.all(serving);
         watch.start();
         await quiet(() => watch.pending);
-        server.closeAllConnections();
+        watch.closeAll();
       },
       close: async () => {
         await Promise.all(listeners.map((l) => l.close()));
-        server.closeAllConnections();
+        watch.closeAll();
       },
     });
   }
