@@ -9,13 +9,16 @@ export const USAGE = `Usage:
   polybind probe [--json]
   polybind serve [APP] [--host H] [--port P] [--uds PATH] [--listen ADDR]... [--workers N] [--shared]
                  [--grace-ms MS] [--worker-header] [--proxy-protocol [--proxy-trusted CIDR]...]
+                 [--tls-cert FILE --tls-key FILE]
 
 APP:  a module whose default export has fetch(request) (a Hono or h3 app, what deno serve runs);
       without it, a demo handler answers
 
 ADDR: 127.0.0.1:8000, :8000, [::1]:8000, localhost:3000, unix:/run/app.sock, @abstract,
       fd://3, sd-listen, sd-listen:NAME
-CIDR: an address or block the PROXY header may come from (default 127.0.0.0/8 and ::1)`;
+CIDR: an address or block the PROXY header may come from (default 127.0.0.0/8 and ::1)
+FILE: HTTPS: the certificate chain and its private key, PEM files each worker reads as it
+      starts (a reload, SIGHUP, reads them again: how certificates rotate)`;
 
 /** Bad command-line arguments; the command exits with code 2. */
 export class UsageError extends Error {
@@ -38,6 +41,8 @@ export interface ServeCommand {
   workerHeader: boolean;
   /** Read a PROXY protocol header on every connection (`--proxy-protocol`), with these options. */
   proxyProtocol?: ProxyProtocolOptions;
+  /** Serve HTTPS: the certificate chain and private key files (`--tls-cert`, `--tls-key`). */
+  tls?: { cert: string; key: string };
 }
 
 /** A parsed command. */
@@ -79,6 +84,17 @@ function proxyOptions(on: boolean, trusted: string[] | undefined): ProxyProtocol
   return trusted === undefined ? {} : { trusted: trusted.map(checkBlock) };
 }
 
+/** `--tls-cert` and `--tls-key`: both or neither. */
+function tlsOptions(cert: string | undefined, key: string | undefined): { cert: string; key: string } | undefined {
+  if (cert === undefined && key === undefined) return undefined;
+  if (key === undefined) throw new UsageError("--tls-cert needs --tls-key FILE, the certificate's private key");
+  if (cert === undefined) throw new UsageError("--tls-key needs --tls-cert FILE, the certificate chain");
+  for (const [flag, file] of [["tls-cert", cert], ["tls-key", key]]) {
+    if (file === "") throw new UsageError(`--${flag} must be a file path: got ""`);
+  }
+  return { cert, key };
+}
+
 function checkAddress(text: string): string {
   try {
     parseAddress(text);
@@ -116,6 +132,8 @@ export function parseCommand(argv: string[]): Command {
           "worker-header": { type: "boolean" },
           "proxy-protocol": { type: "boolean" },
           "proxy-trusted": { type: "string", multiple: true },
+          "tls-cert": { type: "string" },
+          "tls-key": { type: "string" },
         },
       });
       if (positionals.length > 1) throw new UsageError(`One APP at most: got ${JSON.stringify(positionals)}`);
@@ -131,6 +149,7 @@ export function parseCommand(argv: string[]): Command {
         graceMs: integer("grace-ms", values["grace-ms"], 0, 3_600_000),
         workerHeader: values["worker-header"] === true,
         proxyProtocol: proxyOptions(values["proxy-protocol"] === true, values["proxy-trusted"]),
+        tls: tlsOptions(values["tls-cert"], values["tls-key"]),
       };
     }
   } catch (err) {

@@ -17,10 +17,13 @@ import type { ServeCommand } from "./args.ts";
 /** The demo app, next to this file (.ts from sources, .js when built). */
 const DEMO = new URL(import.meta.url.endsWith(".ts") ? "./demo_app.ts" : "./demo_app.js", import.meta.url);
 
-/** An address as the command prints it, written by formatAddress: a URL (`http://[::1]:8000`) or `unix:PATH`. */
-function printable(a: Addr): string {
+/**
+ * An address as the command prints it, written by formatAddress: a URL (`http://[::1]:8000`,
+ * `https://` with TLS) or `unix:PATH`.
+ */
+function printable(a: Addr, tls: boolean): string {
   if (a.transport === "unix") return `unix:${formatAddress({ uds: a.path }).replace(/^unix:/, "")}`;
-  return `http://${formatAddress({ host: a.hostname, port: a.port }).replace(/^tcp:\/\//, "")}`;
+  return `${tls ? "https" : "http"}://${formatAddress({ host: a.hostname, port: a.port }).replace(/^tcp:\/\//, "")}`;
 }
 
 /** What happens to the workers, one line each. */
@@ -79,6 +82,7 @@ export async function runServe(options: ServeCommand): Promise<number> {
       shared: options.shared,
       graceMs: options.graceMs,
       workerHeader: options.workerHeader,
+      ...(options.tls ? { tls: options.tls } : {}),
       onEvent: print,
     });
   } catch (err) {
@@ -88,7 +92,7 @@ export async function runServe(options: ServeCommand): Promise<number> {
     if (summary.reason !== undefined) console.error(`polybind serve: ${summary.reason}`);
     return summary.code;
   }
-  const where = server.addrs.map(printable).join(", ");
+  const where = server.addrs.map((a) => printable(a, options.tls !== undefined)).join(", ");
   console.log(
     `polybind serve: listening on ${where} with ${server.workers} worker(s) (${server.mode}) on ${capabilities().runtime}`,
   );
