@@ -1,8 +1,7 @@
 // A worker's slot, as its entry point runs it: the WorkerContext a worker module gets, the
 // servers started on it (HTTPS with the certificate files of the spec, read as it starts), and
-// its graceful stop (stop accepting, answer what is in flight with
-// `connection: close`, close what is left once nothing has been in flight for a moment or when
-// the grace time is up).
+// its graceful stop (stop accepting, answer what is in flight with `connection: close`, close
+// what is left once nothing has been in flight for a moment or when the grace time is up).
 
 import type { Server } from "node:http";
 import { adapter, type FetchHandler, type FetchServer } from "./_adapter.ts";
