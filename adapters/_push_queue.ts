@@ -21,8 +21,9 @@ export class PushQueue<T> {
     this.#discard = discard;
   }
 
-  /** Called by the adapter with each new item. */
+  /** Called by the adapter with each new item; one that comes once closed is discarded, never left waiting. */
   push(item: T): void {
+    if (this.#closed) return this.#discard(item);
     const w = this.#waiters.shift();
     if (w) w.resolve(item);
     else this.#queue.push(item);

@@ -92,7 +92,13 @@ export function startSuccessor(sockets: readonly HandedSocket[], options: Succes
     stdio: ["inherit", "inherit", "inherit", ...sockets.map((s) => s.fd), "ipc"],
   });
   const ready = new Promise<void>((resolve, reject) => {
-    child.on("message", (message) => message === READY && resolve());
+    child.on("message", (message) => {
+      if (message !== READY) return;
+      // It lives on without this process: neither it nor its channel keeps this one running.
+      if (child.connected) child.disconnect();
+      child.unref();
+      resolve();
+    });
     child.once("error", reject);
     child.once("exit", (code, signal) => {
       reject(new Error(signal ? `the successor was killed (${signal})` : `the successor exited (code ${code})`));
