@@ -9,16 +9,21 @@ export const USAGE = `Usage:
   polybind probe [--json]
   polybind serve [APP] [--host H] [--port P] [--uds PATH] [--listen ADDR]... [--workers N] [--shared]
                  [--grace-ms MS] [--worker-header] [--proxy-protocol [--proxy-trusted CIDR]...]
-                 [--tls-cert FILE --tls-key FILE]
+                 [--tls-cert FILE --tls-key FILE] [--handover lend|beside]
 
 APP:  a module whose default export has fetch(request) (a Hono or h3 app, what deno serve runs);
       without it, a demo handler answers
 
 ADDR: 127.0.0.1:8000, :8000, [::1]:8000, localhost:3000, unix:/run/app.sock, @abstract,
-      fd://3, sd-listen, sd-listen:NAME
+      fd://3, sd-listen, sd-listen:NAME, parent-listen:NAME
 CIDR: an address or block the PROXY header may come from (default 127.0.0.0/8 and ::1)
 FILE: HTTPS: the certificate chain and its private key, PEM files each worker reads as it
-      starts (a reload, SIGHUP, reads them again: how certificates rotate)`;
+      starts (a reload, SIGHUP, reads them again: how certificates rotate)
+
+Signals: SIGINT, SIGTERM stop gracefully (a second one at once); SIGHUP reloads (a new
+generation of workers, then the old one drains); SIGUSR2 starts a new primary that takes
+the sockets over, and this one stops once it serves. --handover: how each generation gets
+its sockets (default: what polybind probe says under "reload")`;
 
 /** Bad command-line arguments; the command exits with code 2. */
 export class UsageError extends Error {
@@ -43,6 +48,8 @@ export interface ServeCommand {
   proxyProtocol?: ProxyProtocolOptions;
   /** Serve HTTPS: the certificate chain and private key files (`--tls-cert`, `--tls-key`). */
   tls?: { cert: string; key: string };
+  /** How each generation of workers gets its sockets (`--handover`). */
+  handover?: "lend" | "beside";
 }
 
 /** A parsed command. */
@@ -82,6 +89,11 @@ function proxyOptions(on: boolean, trusted: string[] | undefined): ProxyProtocol
     return undefined;
   }
   return trusted === undefined ? {} : { trusted: trusted.map(checkBlock) };
+}
+
+function handoverOption(text: string | undefined): "lend" | "beside" | undefined {
+  if (text === undefined || text === "lend" || text === "beside") return text;
+  throw new UsageError(`--handover must be lend or beside: got ${JSON.stringify(text)}`);
 }
 
 /** `--tls-cert` and `--tls-key`: both or neither. */
@@ -134,6 +146,7 @@ export function parseCommand(argv: string[]): Command {
           "proxy-trusted": { type: "string", multiple: true },
           "tls-cert": { type: "string" },
           "tls-key": { type: "string" },
+          handover: { type: "string" },
         },
       });
       if (positionals.length > 1) throw new UsageError(`One APP at most: got ${JSON.stringify(positionals)}`);
@@ -150,6 +163,7 @@ export function parseCommand(argv: string[]): Command {
         workerHeader: values["worker-header"] === true,
         proxyProtocol: proxyOptions(values["proxy-protocol"] === true, values["proxy-trusted"]),
         tls: tlsOptions(values["tls-cert"], values["tls-key"]),
+        handover: handoverOption(values.handover),
       };
     }
   } catch (err) {

@@ -44,8 +44,9 @@ function print(event: SupervisorEvent): void {
   } else if (event.type === "reload-failed") {
     console.error(`polybind serve: reload failed: ${event.reason}; generation ${event.generation - 1} serves on`);
   } else if (event.type === "successor") {
-    if (event.pid !== undefined) console.log(`polybind serve: SIGUSR2: new primary started (pid ${event.pid})`);
-    else console.error(`polybind serve: SIGUSR2: no new primary: ${event.reason}`);
+    if (event.pid !== undefined) {
+      console.log(`polybind serve: new primary started (pid ${event.pid}): it serves, this one stops`);
+    } else console.error(`polybind serve: SIGUSR2: no new primary: ${event.reason}`);
   } else if (event.type === "stopping") {
     console.log(`polybind serve: ${event.signal ?? "stop"}: stopping`);
   } else console.log(`polybind serve: ${event.signal ?? "stop"} while stopping: ending the workers at once`);
@@ -82,6 +83,7 @@ export async function runServe(options: ServeCommand): Promise<number> {
       shared: options.shared,
       graceMs: options.graceMs,
       workerHeader: options.workerHeader,
+      ...(options.handover ? { handover: options.handover } : {}),
       ...(options.tls ? { tls: options.tls } : {}),
       onEvent: print,
     });
@@ -97,6 +99,7 @@ export async function runServe(options: ServeCommand): Promise<number> {
     `polybind serve: listening on ${where} with ${server.workers} worker(s) (${server.mode}) on ${capabilities().runtime}`,
   );
   for (const plan of server.plans) console.log(`strategy: ${plan.strategy} (${plan.reason})`);
+  console.log(`reload: ${server.handover.handover} (${server.handover.reason})`);
   const summary = await server.done;
   if (summary.reason !== undefined) console.error(`polybind serve: ${summary.reason}; stopped`);
   report(summary);

@@ -12,6 +12,7 @@ import { webWorker } from "./_spawn.ts";
 import { Primary } from "./_supervisor.ts";
 import { firstGeneration, handOver, takeOver } from "./_handover.ts";
 import { decideHandover } from "./_strategy.ts";
+import { checkTls, type TlsFiles } from "./_tls.ts";
 import { type Successor, successorReady } from "./successor.ts";
 import { capabilities, probeCapabilities } from "./capabilities.ts";
 import { cleanupUnixSocket } from "./listen.ts";
@@ -288,7 +289,14 @@ function duration(name: string, value: number | undefined, fallback: number): nu
 
 function checkOptions(
   options: SuperviseOptions,
-): { module: string; kind: "app" | "worker"; workers: number; graceMs: number; reloadTimeoutMs: number } {
+): {
+  module: string;
+  kind: "app" | "worker";
+  workers: number;
+  graceMs: number;
+  reloadTimeoutMs: number;
+  tls: TlsFiles | undefined;
+} {
   if ((options.app === undefined) === (options.worker === undefined)) {
     throw new TypeError("Cannot start workers as exactly one of 'app' and 'worker' must be given");
   }
@@ -305,6 +313,8 @@ function checkOptions(
     workers,
     graceMs: duration("graceMs", options.graceMs, 10_000),
     reloadTimeoutMs: duration("reloadTimeoutMs", options.reloadTimeoutMs, 30_000),
+    // Checked here too: a bad file fails before any worker starts.
+    tls: checkTls(options.tls),
   };
 }
 
@@ -338,7 +348,7 @@ function checkOptions(
  * ```
  */
 export async function supervise(options: SuperviseOptions): Promise<Supervisor> {
-  const { module, kind, workers, graceMs, reloadTimeoutMs } = checkOptions(options);
+  const { module, kind, workers, graceMs, reloadTimeoutMs, tls } = checkOptions(options);
   const configs = Array.isArray(options.listen) ? options.listen : [options.listen];
   if (configs.length === 0) {
     throw new RangeError("Cannot start workers as 'listen' must give an address: current value is []");
@@ -381,7 +391,7 @@ export async function supervise(options: SuperviseOptions): Promise<Supervisor> 
       workers: slots,
       graceMs,
       workerHeader: options.workerHeader === true,
-      ...(options.tls ? { tls: options.tls } : {}),
+      ...(tls ? { tls } : {}),
     };
     primary = new Primary(a, events, prepared, spec, {
       generation: firstGeneration(a.platform),
