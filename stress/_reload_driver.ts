@@ -1,0 +1,180 @@
+// What stress/reload.test.ts runs inside its own network namespace (`unshare -n`, loopback up,
+// net.ipv4.tcp_migrate_req set there), on the runtime under test: `polybind serve` with 2 workers
+// and the worker header on 127.0.0.1 port 0, the load of _reload_client.mjs, then the reloads of
+// one scenario, then SIGTERM. Prints one line `reload-result <JSON>` for the test to check.
+// Usage: <runtime> stress/_reload_driver.ts reloads|broken
+
+import { spawn } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import process from "node:process";
+import { fileURLToPath } from "node:url";
+import { signal } from "../tests/_cli.ts";
+import { type Child, projectFile, run } from "../tests/_process.ts";
+
+/** How many reloads the `reloads` scenario sends, one second apart at least. */
+const RELOADS = 10;
+
+/** One reload as measured here: SIGHUP to the line saying the generation serves (or failed). */
+export interface ReloadTiming {
+  generation: number;
+  /** From SIGHUP to the line, measured by the driver. */
+  ms: number;
+  /** What the command said it took. */
+  reported?: number;
+  outcome: "serves" | "failed" | "no line";
+}
+
+/** What the load client reports (see _reload_client.mjs). */
+export interface LoadReport {
+  ok: { fresh: number; kept: number };
+  failed: { fresh: number; kept: number };
+  kinds: Record<string, number>;
+  generations: Record<string, number>;
+  /** When each generation answered first and last (epoch ms). */
+  seen: Record<string, [number, number]>;
+  keptConnections: number;
+  events: { at: number; client: string; kind: string }[];
+  ms: number;
+}
+
+/** What the driver prints for the test. */
+export interface DriverResult {
+  scenario: string;
+  migrateReq: string;
+  strategy: string;
+  reloads: ReloadTiming[];
+  sighups: number[];
+  /** Missing when the command did not start. */
+  load?: LoadReport;
+  code: number | null;
+  stdout: string[];
+  stderr: string;
+}
+
+function root(): string {
+  const here = fileURLToPath(import.meta.url);
+  const build = here.indexOf("/.build/");
+  return build >= 0 ? here.slice(0, build) : dirname(dirname(here));
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Waits until `pattern` matches a line of the command's stdout or stderr after line `from`. */
+async function lineAfter(child: Child, from: number, pattern: RegExp, timeoutMs: number): Promise<string | undefined> {
+  const until = Date.now() + timeoutMs;
+  while (Date.now() < until) {
+    const found = child.stdout.slice(from).find((l) => pattern.test(l)) ??
+      child.stderr.join("").split("\n").find((l) => pattern.test(l));
+    if (found !== undefined) return found;
+    await sleep(5);
+  }
+  return undefined;
+}
+
+/** Starts the load client on `port`; `stop()` ends it and resolves with its report. */
+function startLoad(port: number): { stop(): Promise<LoadReport> } {
+  const child = spawn("node", [join(root(), "stress", "_reload_client.mjs"), String(port), "32", "8"], {
+    stdio: ["pipe", "pipe", "inherit"],
+  });
+  const lines: string[] = [];
+  let buffered = "";
+  child.stdout!.on("data", (chunk: Buffer) => {
+    buffered += chunk.toString();
+    const parts = buffered.split("\n");
+    buffered = parts.pop()!;
+    lines.push(...parts);
+  });
+  const exited = new Promise<void>((resolve) => child.once("close", () => resolve()));
+  return {
+    async stop() {
+      child.stdin!.end("stop\n");
+      await exited;
+      const last = lines.at(-1);
+      if (!last || !last.startsWith('{"ok"')) throw new Error(`load client said: ${lines.join("\n")}`);
+      return JSON.parse(last) as LoadReport;
+    },
+  };
+}
+
+/** Sends SIGHUP and waits for the line saying how the reload to `generation` ended. */
+async function reload(child: Child, generation: number, sighups: number[]): Promise<ReloadTiming> {
+  const from = child.stdout.length;
+  const stderrFrom = child.stderr.join("").length;
+  const sent = Date.now();
+  sighups.push(sent);
+  signal(child.process.pid!, "SIGHUP"); // not child.process.kill: on Deno only its first signal is sent
+  const served = new RegExp(`^polybind serve: generation ${generation} serves \\((\\d+) ms\\)`);
+  const until = sent + 35_000; // reloadTimeoutMs is 30 s: a late generation is said to fail by then
+  while (Date.now() < until) {
+    const line = child.stdout.slice(from).find((l) => served.test(l));
+    if (line) return { generation, ms: Date.now() - sent, reported: Number(served.exec(line)![1]), outcome: "serves" };
+    if (/reload failed: /.test(child.stderr.join("").slice(stderrFrom))) {
+      return { generation, ms: Date.now() - sent, outcome: "failed" };
+    }
+    await sleep(5);
+  }
+  return { generation, ms: Date.now() - sent, outcome: "no line" };
+}
+
+/** Runs `scenario` and prints its result, whatever happened. */
+async function main(scenario: string): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), "polybind-reload-"));
+  const marker = join(dir, "broken");
+  const child = run(
+    "cli/polybind",
+    ["serve", projectFile("stress/_reload_app"), "--port", "0", "--workers", "2", "--worker-header"],
+    { POLYBIND_RELOAD_MARKER: marker },
+  );
+  const reloads: ReloadTiming[] = [];
+  const sighups: number[] = [];
+  let load: LoadReport | undefined;
+  let strategy = "";
+  try {
+    const line = await child.line(/^polybind serve: listening on /, 60_000);
+    const port = Number(/127\.0\.0\.1:(\d+)/.exec(line)![1]);
+    strategy = (await lineAfter(child, 0, /^strategy: /, 10_000)) ?? "";
+    const client = startLoad(port);
+    try {
+      await sleep(1_000);
+      if (scenario === "reloads") {
+        for (let g = 2; g <= RELOADS + 1; g++) {
+          const r = await reload(child, g, sighups);
+          reloads.push(r);
+          if (r.outcome !== "serves") break;
+          await sleep(Math.max(0, sighups.at(-1)! + 1_000 - Date.now()));
+        }
+      } else {
+        writeFileSync(marker, "");
+        reloads.push(await reload(child, 2, sighups));
+        await sleep(1_500);
+        rmSync(marker);
+        reloads.push(await reload(child, 2, sighups));
+      }
+      // The last generation takes the load alone while the one before it drains.
+      await sleep(1_500);
+    } finally {
+      load = await client.stop();
+    }
+  } finally {
+    const code = await Promise.race([child.stop("SIGTERM"), sleep(20_000).then(() => "late" as const)]);
+    if (code === "late") signal(child.process.pid!, "SIGKILL");
+    rmSync(dir, { recursive: true, force: true });
+    const result: DriverResult = {
+      scenario,
+      migrateReq: readFileSync("/proc/sys/net/ipv4/tcp_migrate_req", "utf8").trim(),
+      strategy,
+      reloads,
+      sighups,
+      load,
+      code: code === "late" ? -1 : code,
+      stdout: child.stdout,
+      stderr: child.stderr.join(""),
+    };
+    console.log(`reload-result ${JSON.stringify(result)}`);
+  }
+}
+
+await main(process.argv[2] ?? "reloads");
+process.exit(0);

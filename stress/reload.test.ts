@@ -1,0 +1,175 @@
+// Zero-downtime reload (issue 14): `polybind serve` with 2 workers under 32 clients that open a
+// fresh connection per request and 8 keep-alive clients that never retry, 10 SIGHUPs one second
+// apart, then SIGTERM: 0 failed requests (refused, reset, empty reply, non-200) and an answer from
+// every generation; and a reload whose app throws at import: the old generation serves on with 0
+// failures, the command says why, a later reload works, SIGTERM exits 0. Each case runs with
+// net.ipv4.tcp_migrate_req 0 and 1, set in a network namespace of its own (`unshare -n`, which
+// needs root) so that the host's setting never changes: _reload_driver.ts runs in there, on this
+// runtime, with the load client beside it.
+
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { spawn, spawnSync } from "node:child_process";
+import process from "node:process";
+import { capabilities } from "../mod.ts";
+import { projectFile } from "../tests/_process.ts";
+import { runtimeCommand } from "../tests/_runtime_command.ts";
+import type { DriverResult, LoadReport } from "./_reload_driver.ts";
+import { figure } from "./_serve.ts";
+
+const GENERATIONS = 11;
+const LIMIT_S = 90;
+/** Brings loopback up and sets tcp_migrate_req ($0) in the new namespace, then runs the rest. */
+const INSIDE = 'ip link set lo up && sysctl -q -w net.ipv4.tcp_migrate_req="$0" && exec "$@"';
+
+/** Why this cannot run here, if so. */
+function cannotRun(): string | undefined {
+  if (process.platform !== "linux") return "Linux only: network namespaces and net.ipv4.tcp_migrate_req";
+  if (process.getuid?.() !== 0) {
+    return "needs root: unshare -n makes a network namespace where tcp_migrate_req can be set without touching the host";
+  }
+  const r = spawnSync("unshare", ["-n", "--", "sh", "-c", INSIDE, "1", "true"], { encoding: "utf8" });
+  if (r.status !== 0) {
+    return `cannot make a network namespace with tcp_migrate_req set (unshare -n, ip, sysctl; Linux >= 5.14): ${
+      (r.stderr || r.error?.message || "").trim()
+    }`;
+  }
+  return undefined;
+}
+
+const skip = cannotRun();
+if (skip) console.log(`stress/reload.test.ts skipped: ${skip}`);
+
+/** A driver's result where the command served (and the load ran). */
+type Served = DriverResult & { load: LoadReport };
+
+/** Runs the driver's `scenario` in a new network namespace with tcp_migrate_req `migrate`. */
+function inNamespace(scenario: "reloads" | "broken", migrate: 0 | 1): Promise<Served> {
+  const [command, args] = runtimeCommand(projectFile("stress/_reload_driver"), [scenario]);
+  const argv = [
+    "-k",
+    "5",
+    String(LIMIT_S),
+    "unshare",
+    "-n",
+    "--",
+    "sh",
+    "-c",
+    INSIDE,
+    String(migrate),
+    command,
+    ...args,
+  ];
+  const child = spawn("timeout", argv, { stdio: ["ignore", "pipe", "pipe"], detached: true });
+  let out = "";
+  let err = "";
+  child.stdout!.on("data", (d: Buffer) => (out += d.toString()));
+  child.stderr!.on("data", (d: Buffer) => (err += d.toString()));
+  return new Promise<DriverResult>((resolve, reject) => {
+    child.once("close", (code) => {
+      const line = out.split("\n").find((l) => l.startsWith("reload-result "));
+      if (line) resolve(JSON.parse(line.slice("reload-result ".length)));
+      else reject(new Error(`the driver exited with ${code} and no result: ${out} ${err}`));
+    });
+  }).then((r) => {
+    if (!r.load) throw new Error(`the command did not serve: ${r.stdout.join("\n")}\n${r.stderr}`);
+    return r as Served;
+  });
+}
+
+/** The runtime as the figures name it. */
+function runtimeName(): string {
+  const caps = capabilities();
+  return `${caps.runtime} ${caps.version}${caps.runtime === "deno" && caps.udp ? " --unstable-net" : ""}`;
+}
+
+/** Failures grouped by the SIGHUP before them: "8 empty reply (kept) 184-186 ms after SIGHUP 10". */
+function whenFailed(r: Served): string[] {
+  const groups = new Map<string, number[]>();
+  for (const e of r.load?.events ?? []) {
+    const i = r.sighups.findLastIndex((t) => t <= e.at);
+    const key = `${e.kind} (${e.client}) ${i < 0 ? "before any SIGHUP" : `after SIGHUP ${i + 1}`}`;
+    groups.set(key, [...(groups.get(key) ?? []), i < 0 ? 0 : e.at - r.sighups[i]!]);
+  }
+  return [...groups].map(([key, at]) => `${at.length} ${key} at +${Math.min(...at)}..${Math.max(...at)} ms`);
+}
+
+function failedCount(load: LoadReport): number {
+  return load.failed.fresh + load.failed.kept;
+}
+
+/** The figure line and a row for BENCHMARKS.md. */
+function report(r: Served, what: string): void {
+  const load = r.load;
+  const served = load.ok.fresh + load.ok.kept;
+  const times = r.reloads.filter((x) => x.outcome === "serves").map((x) => x.ms).sort((a, b) => a - b);
+  const median = times.length ? times[Math.floor(times.length / 2)] : NaN;
+  const strategy = /^strategy: (\S+)/.exec(r.strategy)?.[1] ?? "?";
+  const kinds = JSON.stringify(load.kinds);
+  const gens = Object.keys(load.generations).sort((a, b) => Number(a) - Number(b)).join(",");
+  figure(
+    `reload, ${what}, tcp_migrate_req ${r.migrateReq} (${strategy}): ${served} requests ` +
+      `(fresh ${load.ok.fresh}, keep-alive ${load.ok.kept} on ${load.keptConnections} connections), ` +
+      `${failedCount(load)} failed ${kinds}, generations answering ${gens}, ` +
+      `SIGHUP to serving median ${median} ms, max ${times.at(-1) ?? NaN} ms`,
+  );
+  console.log(
+    `[row] | ${runtimeName()} | ${what} | ${r.migrateReq} | ${strategy} | ${served} | ` +
+      `${load.failed.fresh} / ${load.failed.kept} ${failedCount(load) ? kinds : ""} | ${gens} | ${
+        times.length ? `${median} / ${times.at(-1)} ms` : "-"
+      } |`,
+  );
+}
+
+for (const migrate of [0, 1] as const) {
+  test(
+    `10 reloads under load with 0 failed requests (tcp_migrate_req ${migrate})`,
+    { timeout: (LIMIT_S + 30) * 1000, skip: skip ?? false },
+    async () => {
+      const r = await inNamespace("reloads", migrate);
+      assert.equal(r.migrateReq, String(migrate));
+      const stalled = r.reloads.find((x) => x.outcome !== "serves");
+      assert.equal(stalled, undefined, `a reload did not serve: ${JSON.stringify(r.reloads)}\n${r.stderr}`);
+      report(r, `${GENERATIONS - 1} reloads`);
+      const failures = whenFailed(r);
+      assert.equal(failedCount(r.load), 0, `${JSON.stringify(r.load.kinds)}: ${failures.join("; ")}`);
+      const missing = Array.from({ length: GENERATIONS }, (_, i) => String(i + 1)).filter((g) =>
+        !r.load.generations[g]
+      );
+      assert.deepEqual(missing, [], `generations that never answered: ${JSON.stringify(r.load.generations)}`);
+      assert.equal(r.code, 0, r.stderr);
+    },
+  );
+
+  test(
+    `a reload whose app throws at import: the old generation serves on (tcp_migrate_req ${migrate})`,
+    { timeout: (LIMIT_S + 30) * 1000, skip: skip ?? false },
+    async () => {
+      const r = await inNamespace("broken", migrate);
+      assert.equal(r.migrateReq, String(migrate));
+      report(r, "failed reload, then one more");
+      assert.equal(r.reloads[0]?.outcome, "failed", JSON.stringify(r.reloads));
+      assert.match(
+        r.stderr,
+        /^polybind serve: reload failed: worker \d failed: .*broken at import: .*; generation 1 serves on$/m,
+      );
+      assert.equal(r.reloads[1]?.outcome, "serves", `the reload after the failed one: ${JSON.stringify(r.reloads)}`);
+      // Until the second SIGHUP only generation 1 answers, and nothing fails.
+      const second = r.sighups[1]!;
+      const early = r.load.events.filter((e) => e.at < second);
+      assert.ok(failedCount(r.load) <= r.load.events.length, "more failures than the client lists");
+      assert.deepEqual(early, [], `failed while the new generation failed: ${whenFailed(r).join("; ")}`);
+      assert.ok(
+        (r.load.seen["1"]?.[1] ?? 0) > r.sighups[0]! + 1_000,
+        `generation 1 served on: ${JSON.stringify(r.load.seen)}`,
+      );
+      assert.ok(
+        (r.load.seen["2"]?.[0] ?? 0) >= second,
+        `the failed generation answered: ${JSON.stringify(r.load.seen)}`,
+      );
+      // The reload after it, as in the test above.
+      assert.equal(failedCount(r.load), 0, `${JSON.stringify(r.load.kinds)}: ${whenFailed(r).join("; ")}`);
+      assert.equal(r.code, 0, r.stderr);
+    },
+  );
+}
