@@ -111,6 +111,10 @@ function node24() {
 }
 
 const CLI = ["serve", APP, "--port", "0", "--workers", "2"];
+// Deno and Bun: the runtime's own server, each generation beside the last (what tcp_migrate_req=1
+// picks), and the lent socket served by node:http (what tcp_migrate_req=0 picks: zero-downtime reloads).
+const BESIDE = [...CLI, "--handover", "beside"];
+const LEND = [...CLI, "--handover", "lend"];
 
 /** Node.js (20 or 24 by `exe`): polybind, cluster with srvx (round-robin, SCHED_NONE), cluster with plain node:http. */
 function nodeGroup(exe, version) {
@@ -145,27 +149,42 @@ function contenders() {
     bun: () => ({
       runtime: `bun ${execFileSync(bin("bun"), ["--version"], { encoding: "utf8" }).trim()}`,
       servers: {
-        polybind: ["polybind serve (2 threads, reuseport)", bin("bun"), [join(ROOT, "cli/polybind.ts"), ...CLI]],
+        polybind: ["polybind serve --handover beside (2 threads, reuseport)", bin("bun"), [
+          join(ROOT, "cli/polybind.ts"),
+          ...BESIDE,
+        ]],
+        polybindLend: ["polybind serve --handover lend (2 processes, node:http)", bin("bun"), [
+          join(ROOT, "cli/polybind.ts"),
+          ...LEND,
+        ]],
         native: [
           "Bun.serve reusePort x2 (processes)",
           bin("bun"),
           [join(ROOT, "bench/workers/bun_reuseport.mjs")],
         ],
       },
-      compare: [["polybind", "native", "polybind / Bun.serve reusePort x2", ">= 1.0"]],
+      compare: [
+        ["polybind", "native", "polybind beside / Bun.serve reusePort x2", ">= 1.0"],
+        ["polybindLend", "native", "polybind lend (node:http) / Bun.serve reusePort x2", undefined],
+      ],
     }),
     deno: () => ({
       runtime: `deno ${deno}`,
       servers: {
         polybind: [
-          "polybind serve --unstable-net (2 threads, reuseport)",
+          "polybind serve --unstable-net --handover beside (2 threads, reuseport)",
           bin("deno"),
-          ["run", "-A", "--unstable-net", join(ROOT, "cli/polybind.ts"), ...CLI],
+          ["run", "-A", "--unstable-net", join(ROOT, "cli/polybind.ts"), ...BESIDE],
         ],
         polybindProc: [
-          "polybind serve, no --unstable-net (2 processes, reuseport)",
+          "polybind serve, no --unstable-net, --handover beside (2 processes, reuseport)",
           bin("deno"),
-          ["run", "-A", join(ROOT, "cli/polybind.ts"), ...CLI],
+          ["run", "-A", join(ROOT, "cli/polybind.ts"), ...BESIDE],
+        ],
+        polybindLend: [
+          "polybind serve --handover lend (2 processes, node:http)",
+          bin("deno"),
+          ["run", "-A", "--unstable-net", join(ROOT, "cli/polybind.ts"), ...LEND],
         ],
         native: [
           "deno serve --parallel (DENO_JOBS=2)",
@@ -177,6 +196,7 @@ function contenders() {
       compare: [
         ["polybind", "native", "polybind --unstable-net / deno serve --parallel", ">= 1.0"],
         ["polybindProc", "native", "polybind (processes) / deno serve --parallel", ">= 1.0"],
+        ["polybindLend", "native", "polybind lend (node:http) / deno serve --parallel", undefined],
       ],
     }),
   };
