@@ -67,6 +67,12 @@ function inNamespace(scenario: "reloads" | "broken", migrate: 0 | 1): Promise<Se
   child.stderr!.on("data", (d: Buffer) => (err += d.toString()));
   return new Promise<DriverResult>((resolve, reject) => {
     child.once("close", (code) => {
+      // Whatever the driver left behind in the group of `timeout` (a command that ignored SIGTERM).
+      try {
+        process.kill(-child.pid!, "SIGKILL");
+      } catch {
+        // Nothing left.
+      }
       const line = out.split("\n").find((l) => l.startsWith("reload-result "));
       if (line) resolve(JSON.parse(line.slice("reload-result ".length)));
       else reject(new Error(`the driver exited with ${code} and no result: ${out} ${err}`));
