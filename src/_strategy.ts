@@ -36,16 +36,23 @@ export interface StrategyChoice {
 
 /**
  * Decides how generations of workers get their sockets: beside, where the kernel moves a
- * closing socket's queue to the others (tcp_migrate_req) and the workers can bind SO_REUSEPORT
- * (they then serve with the runtime's own server); else lent, where the runtime can; else
+ * closing socket's queue to the others (tcp_migrate_req) and the server the workers would run
+ * beside stops without dropping what it accepted; else lent, where the runtime can; else
  * beside, as nothing else is possible.
  *
  * @param caps The capabilities.
  * @param reusePort Whether the workers can bind SO_REUSEPORT sockets.
  * @param asked What was asked for: `auto`, or one of them (an error where it cannot be had).
+ * @param ownServer The runtime's own HTTP server would serve beside (Deno.serve, Bun.serve): its
+ * stop closes connections it accepted and has not read a request from, and idle keep-alive ones.
  * @throws {RangeError} The handover asked for is not possible here.
  */
-export function decideHandover(caps: Capabilities, reusePort: boolean, asked: Handover | "auto"): HandoverChoice {
+export function decideHandover(
+  caps: Capabilities,
+  reusePort: boolean,
+  asked: Handover | "auto",
+  ownServer: boolean,
+): HandoverChoice {
   const noLend = `${caps.runtime} ${caps.version} cannot hand a socket to other processes`;
   const noReuse = `SO_REUSEPORT unavailable to the workers on ${caps.runtime} ${caps.version} (${caps.os})`;
   if (asked === "lend") {
@@ -65,16 +72,20 @@ export function decideHandover(caps: Capabilities, reusePort: boolean, asked: Ha
       reason: `beside was asked for: each generation binds its own SO_REUSEPORT sockets${safe}`,
     };
   }
-  if (reusePort && caps.migrateReq) {
+  const dropping = `${caps.runtime}'s own server closes, as it stops, connections it accepted and has not answered`;
+  if (reusePort && caps.migrateReq && (!ownServer || !caps.processShare)) {
     return {
       handover: "beside",
-      reason:
-        "tcp_migrate_req is 1 (a closing SO_REUSEPORT socket hands its queue to the others): each generation binds its own sockets beside the last",
+      reason: `tcp_migrate_req is 1 (a closing SO_REUSEPORT socket hands its queue to the others)${
+        ownServer ? ` and ${caps.runtime} cannot lend sockets, though ${dropping}` : ""
+      }: each generation binds its own sockets beside the last`,
     };
   }
-  const why = caps.migrateReq
-    ? noReuse
-    : "tcp_migrate_req is 0 (closing a SO_REUSEPORT socket resets the connections queued on it)";
+  const why = !caps.migrateReq
+    ? "tcp_migrate_req is 0 (closing a SO_REUSEPORT socket resets the connections queued on it)"
+    : reusePort
+    ? `tcp_migrate_req is 1, but ${dropping}`
+    : noReuse;
   if (caps.processShare) {
     return {
       handover: "lend",

@@ -257,10 +257,11 @@ function checkHandover(value: unknown): Handover | "auto" {
 
 /**
  * Says how each generation of a supervisor's workers would get its sockets here, and why:
- * beside the last (SO_REUSEPORT, the runtime's own server) where Linux moves a closing socket's
- * queued connections to the others (`tcp_migrate_req` is 1); else lent by the primary, which
- * keeps each socket for the server's life, where the runtime can; else beside, as nothing
- * else is possible. `polybind probe` shows it.
+ * beside the last (SO_REUSEPORT) where Linux moves a closing socket's queued connections to the
+ * others (`tcp_migrate_req` is 1) and the workers' server stops without dropping what it
+ * accepted (node:http as polybind drains it; not `Deno.serve` or `Bun.serve`); else lent by
+ * the primary, which keeps each socket for the server's life, where the runtime can; else
+ * beside, as nothing else is possible. `polybind probe` shows it.
  *
  * @param handover What would be asked for.
  * @returns The handover and its reason.
@@ -275,7 +276,8 @@ function checkHandover(value: unknown): Handover | "auto" {
 export function planHandover(handover: Handover | "auto" = "auto"): HandoverChoice {
   const a = adapter();
   const caps = capabilities();
-  return decideHandover(caps, caps.reusePort.tcp || a.workerProcess.reusePort, checkHandover(handover));
+  const reusePort = caps.reusePort.tcp || a.workerProcess.reusePort;
+  return decideHandover(caps, reusePort, checkHandover(handover), !!a.fetchServer);
 }
 
 /** A duration option: a finite number from 0, or its default. */
@@ -360,7 +362,7 @@ export async function supervise(options: SuperviseOptions): Promise<Supervisor> 
   // Threads share this process's sockets and flags; a new process may have more (Deno's --unstable-net).
   const spawnReuse = !caps.reusePort.tcp && a.workerProcess.reusePort;
   const planFor = spawnReuse ? { ...caps, reusePort: { ...caps.reusePort, tcp: true } } : caps;
-  const handover = decideHandover(caps, planFor.reusePort.tcp, checkHandover(options.handover));
+  const handover = decideHandover(caps, planFor.reusePort.tcp, checkHandover(options.handover), !!a.fetchServer);
   // Lent: the primary keeps the sockets for the server's life, and a worker replaced (or a
   // generation reloaded) never closes a socket the kernel routes connections to.
   const lend = caps.processShare && (options.shared === true || handover.handover === "lend");

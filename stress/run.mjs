@@ -1,8 +1,9 @@
 // `npm run test:stress`: runs the stress tests (stress/*.test.ts) on Deno (with --unstable-net),
 // Bun, Node.js 20 and Node.js 24, one runtime after the other, each bounded in time, and ends
 // with the figures measured and one line "N passed, M failed". Exits non-zero on any failure.
-// Usage: node stress/run.mjs [deno] [bun] [node20] [node24]   (default: all four)
-// Env: STRESS_TIMEOUT_S, the limit per runtime in seconds (default 150).
+// Usage: node stress/run.mjs [deno] [deno-stable] [bun] [node20] [node24]   (default: all five;
+// deno-stable: Deno without --unstable-net, where only the reload test differs)
+// Env: STRESS_TIMEOUT_S, the limit per runtime in seconds (default 240).
 
 import { spawn, spawnSync } from "node:child_process";
 import { existsSync, readdirSync } from "node:fs";
@@ -11,7 +12,7 @@ import process from "node:process";
 import { fileURLToPath } from "node:url";
 
 const root = dirname(dirname(fileURLToPath(import.meta.url)));
-const limit = Number(process.env.STRESS_TIMEOUT_S ?? 150) * 1000;
+const limit = Number(process.env.STRESS_TIMEOUT_S ?? 240) * 1000;
 const bin = (
   name,
 ) => (existsSync(join(root, "node_modules", ".bin", name)) ? join(root, "node_modules", ".bin", name) : name);
@@ -29,6 +30,7 @@ function nodeRun(major) {
 
 const RUNTIMES = {
   deno: () => [bin("deno"), "test", "-A", "--unstable-net", "--v8-flags=--expose-gc", "stress/"],
+  "deno-stable": () => [bin("deno"), "test", "-A", "stress/reload.test.ts"],
   bun: () => [bin("bun"), "test", "--timeout", "300000", "./stress/"],
   node20: () => nodeRun(20),
   node24: () => nodeRun(24),
@@ -37,7 +39,7 @@ const RUNTIMES = {
 /** Passed and failed test counts from each runner's summary, or undefined if there is none. */
 function counts(name, output) {
   const number = (re) => Number(re.exec(output)?.[1] ?? NaN);
-  if (name === "deno") {
+  if (name.startsWith("deno")) {
     const m = /(\d+) passed(?: \(\d+ steps?\))? \| (\d+) failed/.exec(output);
     return m ? { passed: Number(m[1]), failed: Number(m[2]) } : undefined;
   }

@@ -3,6 +3,7 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { type Capabilities, capabilities, checkPlan, listenFromPlan, planListeners, preparePlan } from "../mod.ts";
+import { decideHandover } from "../src/_strategy.ts";
 import { exchange, serveUpper } from "./_helpers.ts";
 
 const T = { timeout: 30_000 };
@@ -113,5 +114,41 @@ describe("preparePlan and listenFromPlan (in one process)", () => {
     const plan = planListeners({ port: 8000 }, 4);
     const c = capabilities();
     assert.equal(plan.strategy === "reuseport", c.reusePort.tcp);
+  });
+});
+
+describe("the handover of a supervisor's generations (pure)", () => {
+  const at = (c: Capabilities, migrateReq: boolean): Capabilities => ({ ...c, migrateReq });
+  const cases: [string, Capabilities, boolean, boolean, "lend" | "beside", RegExp][] = [
+    ["node 20, tcp_migrate_req 0", at(caps("node", "linux", false, true), false), false, false, "lend", /is 0/],
+    ["node 24, tcp_migrate_req 1", at(caps("node", "linux", true, true), true), true, false, "beside", /is 1/],
+    ["deno, tcp_migrate_req 0", at(caps("deno", "linux", true, true), false), true, true, "lend", /resets/],
+    ["deno, tcp_migrate_req 1", at(caps("deno", "linux", true, true), true), true, true, "lend", /own server closes/],
+    [
+      "bun on musl, tcp_migrate_req 1",
+      at(caps("bun", "linux", true, false), true),
+      true,
+      true,
+      "beside",
+      /cannot lend/,
+    ],
+    ["bun on musl, tcp_migrate_req 0", at(caps("bun", "linux", true, false), false), true, true, "beside", /may reset/],
+  ];
+  for (const [name, c, reusePort, ownServer, handover, reason] of cases) {
+    test(name, () => {
+      const choice = decideHandover(c, reusePort, "auto", ownServer);
+      assert.equal(choice.handover, handover);
+      assert.match(choice.reason, reason);
+    });
+  }
+  test("one asked for where it cannot be had: a RangeError that says why", () => {
+    assert.throws(
+      () => decideHandover(caps("bun", "darwin", false, false), false, "lend", true),
+      /cannot hand a socket/,
+    );
+    assert.throws(() => decideHandover(caps("node", "linux", false, true), false, "beside", false), /SO_REUSEPORT/);
+    const asked = decideHandover(caps("deno", "linux", true, true), true, "beside", true);
+    assert.equal(asked.handover, "beside");
+    assert.match(asked.reason, /may reset connections queued/);
   });
 });

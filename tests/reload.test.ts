@@ -167,7 +167,7 @@ describe("polybind serve on SIGUSR2", () => {
         v.set("v2");
         // Its exit, not the end of its output: the new primary writes on the same pipes.
         const exit = new Promise<number | null>((resolve) => child.process.once("exit", (code) => resolve(code)));
-        child.process.kill("SIGUSR2");
+        process.kill(child.process.pid!, "SIGUSR2");
         const started = await child.line(/new primary started \(pid \d+\)/, 60_000);
         successor = Number(/pid (\d+)/.exec(started)![1]);
         const code = await within(exit, "the old primary's exit", 30_000).catch((err: Error) => {
