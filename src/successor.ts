@@ -19,6 +19,7 @@ export interface HandedSocket {
 
 /** A successor started by {@linkcode startSuccessor}. */
 export interface Successor {
+  /** Its process id. */
   readonly pid: number;
   /** Resolves once it has called {@linkcode successorReady}; rejects (why) if it ends first. */
   readonly ready: Promise<void>;

@@ -29,7 +29,9 @@ export type Handover = "lend" | "beside";
 
 /** A handover and the sentence that explains it. */
 export interface HandoverChoice {
+  /** How the generations get their sockets. */
   readonly handover: Handover;
+  /** Why, in words a person reads in a log. */
   readonly reason: string;
 }
 
@@ -59,6 +61,7 @@ export type SupervisorEvent =
 
 /** How a reload ended: the new generation serves, or it was stopped and the old one serves on (why). */
 export interface ReloadResult {
+  /** Whether the new generation serves. */
   readonly ok: boolean;
   /** The generation that serves now. */
   readonly generation: number;
