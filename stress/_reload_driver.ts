@@ -2,10 +2,12 @@
 // net.ipv4.tcp_migrate_req set there), on the runtime under test: `polybind serve` with 2 workers
 // and the worker header on 127.0.0.1 port 0, the load of _reload_client.mjs, then the reloads of
 // one scenario, then SIGTERM. Prints one line `reload-result <JSON>` for the test to check.
-// Usage: <runtime> stress/_reload_driver.ts reloads|broken
+// `successor`: SIGUSR2 instead: a new primary takes the sockets over, the old one exits; what the
+// new primary holds (its /proc/PID/fd, the TCP sockets among them) is in the result.
+// Usage: <runtime> stress/_reload_driver.ts reloads|broken|successor
 
 import { spawn } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import process from "node:process";
@@ -51,6 +53,43 @@ export interface DriverResult {
   code: number | null;
   stdout: string[];
   stderr: string;
+  /** The `successor` scenario: the new primary, what it holds, how the old one ended. */
+  successor?: {
+    pid: number;
+    /** Its descriptors: number → what /proc says (socket:[inode], pipe:[...], a path). */
+    fds: Record<string, string>;
+    /** Its TCP sockets as /proc/net/tcp{,6} lists them: local port and state (0A: listening, 07: bound). */
+    tcp: { port: number; state: string }[];
+    oldExit: number | null;
+    /** From SIGUSR2 to the old primary's exit. */
+    ms: number;
+  };
+}
+
+/** What process `pid` holds: each descriptor and what it is. */
+function descriptorsOf(pid: number): Record<string, string> {
+  const fds: Record<string, string> = {};
+  for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+    try {
+      fds[fd] = readlinkSync(`/proc/${pid}/fd/${fd}`);
+    } catch {
+      // Closed meanwhile.
+    }
+  }
+  return fds;
+}
+
+/** The TCP sockets among `fds`, by inode in /proc/net/tcp and tcp6: their local port and state. */
+function tcpSockets(fds: Record<string, string>): { port: number; state: string }[] {
+  const inodes = new Set(Object.values(fds).map((l) => /^socket:\[(\d+)\]$/.exec(l)?.[1]).filter(Boolean));
+  const found: { port: number; state: string }[] = [];
+  for (const table of ["/proc/net/tcp", "/proc/net/tcp6"]) {
+    for (const row of readFileSync(table, "utf8").split("\n").slice(1)) {
+      const f = row.trim().split(/\s+/);
+      if (f.length > 9 && inodes.has(f[9])) found.push({ port: parseInt(f[1]!.split(":")[1]!, 16), state: f[3]! });
+    }
+  }
+  return found;
 }
 
 function root(): string {
@@ -131,6 +170,9 @@ async function main(scenario: string): Promise<void> {
   const sighups: number[] = [];
   let load: LoadReport | undefined;
   let strategy = "";
+  let successor: DriverResult["successor"];
+  // Its exit, not the end of its output: a new primary writes on the same pipes.
+  const oldExit = new Promise<number | null>((resolve) => child.process.once("exit", (code) => resolve(code)));
   try {
     const line = await child.line(/^polybind serve: listening on /, 60_000);
     const port = Number(/127\.0\.0\.1:(\d+)/.exec(line)![1]);
@@ -138,7 +180,22 @@ async function main(scenario: string): Promise<void> {
     const client = startLoad(port);
     try {
       await sleep(1_000);
-      if (scenario === "reloads") {
+      if (scenario === "successor") {
+        const from = child.stdout.length;
+        const sent = Date.now();
+        sighups.push(sent);
+        signal(child.process.pid!, "SIGUSR2");
+        const said = await lineAfter(child, from, /new primary started \(pid \d+\)/, 35_000);
+        const pid = said ? Number(/pid (\d+)/.exec(said)![1]) : 0;
+        const code = await Promise.race([oldExit, sleep(20_000).then(() => -1)]);
+        const ms = Date.now() - sent;
+        if (pid) {
+          // The new primary as it serves alone: what it holds.
+          await sleep(500);
+          const fds = descriptorsOf(pid);
+          successor = { pid, fds, tcp: tcpSockets(fds), oldExit: code, ms };
+        }
+      } else if (scenario === "reloads") {
         for (let g = 2; g <= RELOADS + 1; g++) {
           const r = await reload(child, g, sighups);
           reloads.push(r);
@@ -158,8 +215,18 @@ async function main(scenario: string): Promise<void> {
       load = await client.stop();
     }
   } finally {
-    const code = await Promise.race([child.stop("SIGTERM"), sleep(20_000).then(() => "late" as const)]);
-    if (code === "late") signal(child.process.pid!, "SIGKILL");
+    let code: number | null | "late";
+    if (successor) {
+      // The old primary is gone; the new one, its stop, and its end (it is not our child).
+      signal(successor.pid, "SIGTERM");
+      const until = Date.now() + 20_000;
+      while (Date.now() < until && existsSync(`/proc/${successor.pid}`)) await sleep(20);
+      code = existsSync(`/proc/${successor.pid}`) ? "late" : successor.oldExit;
+      if (code === "late") signal(successor.pid, "SIGKILL");
+    } else {
+      code = await Promise.race([child.stop("SIGTERM"), sleep(20_000).then(() => "late" as const)]);
+      if (code === "late") signal(child.process.pid!, "SIGKILL");
+    }
     rmSync(dir, { recursive: true, force: true });
     const result: DriverResult = {
       scenario,
@@ -171,6 +238,7 @@ async function main(scenario: string): Promise<void> {
       code: code === "late" ? -1 : code,
       stdout: child.stdout,
       stderr: child.stderr.join(""),
+      ...(successor ? { successor } : {}),
     };
     console.log(`reload-result ${JSON.stringify(result)}`);
   }

@@ -44,7 +44,7 @@ if (skip) console.log(`stress/reload.test.ts skipped: ${skip}`);
 type Served = DriverResult & { load: LoadReport };
 
 /** Runs the driver's `scenario` in a new network namespace with tcp_migrate_req `migrate`. */
-function inNamespace(scenario: "reloads" | "broken", migrate: 0 | 1): Promise<Served> {
+function inNamespace(scenario: "reloads" | "broken" | "successor", migrate: 0 | 1): Promise<Served> {
   const [command, args] = runtimeCommand(projectFile("stress/_reload_driver"), [scenario]);
   const argv = [
     "-k",
@@ -175,6 +175,38 @@ for (const migrate of [0, 1] as const) {
       );
       // The reload after it, as in the test above.
       assert.equal(failedCount(r.load), 0, `${JSON.stringify(r.load.kinds)}: ${whenFailed(r).join("; ")}`);
+      assert.equal(r.code, 0, r.stderr);
+    },
+  );
+
+  test(
+    `SIGUSR2 under load: a new primary takes the sockets over with 0 failed requests (tcp_migrate_req ${migrate})`,
+    { timeout: (LIMIT_S + 30) * 1000, skip: skip ?? false },
+    async () => {
+      const r = await inNamespace("successor", migrate);
+      assert.equal(r.migrateReq, String(migrate));
+      const s = r.successor;
+      assert.ok(s, `no new primary: ${r.stdout.join("\n")}\n${r.stderr}`);
+      const served = r.load.ok.fresh + r.load.ok.kept;
+      const kinds = Object.values(s.fds).map((l) => l.replace(/\[\d+\]$/, "").replace(/^\/.*/, "file"));
+      const count = (k: string) => kinds.filter((x) => x === k).length;
+      figure(
+        `new primary (SIGUSR2), tcp_migrate_req ${r.migrateReq}: ${served} requests, ` +
+          `${failedCount(r.load)} failed ${JSON.stringify(r.load.kinds)}, old primary gone ${s.ms} ms after SIGUSR2; ` +
+          `its descriptors: ${Object.keys(s.fds).length} (sockets ${count("socket:")}, of them TCP ${
+            JSON.stringify(s.tcp)
+          }; pipes ${count("pipe:")}; files ${count("file")}; others ${count("anon_inode:")})`,
+      );
+      assert.equal(failedCount(r.load), 0, `${JSON.stringify(r.load.kinds)}: ${whenFailed(r).join("; ")}`);
+      assert.equal(s.oldExit, 0, `the old primary's exit: ${r.stderr}`);
+      // Its TCP sockets are the server's: on its one port, listening or bound (lent); nothing of the old primary's.
+      const port = s.tcp[0]?.port;
+      assert.ok(s.tcp.length > 0 || /reuseport/.test(r.strategy), `no listener held: ${JSON.stringify(s)}`);
+      for (const t of s.tcp) assert.ok(t.port === port && ["0A", "07"].includes(t.state), JSON.stringify(s.tcp));
+      // Standard streams, its listeners, its 2 workers' stdin, stdout and IPC channel (socket pairs on
+      // Node.js), what the runtime opens: no more.
+      assert.ok(count("socket:") <= s.tcp.length + 3 * 2, `sockets: ${JSON.stringify(s.fds)}`);
+      assert.ok(["0", "1", "2"].every((fd) => fd in s.fds), JSON.stringify(s.fds));
       assert.equal(r.code, 0, r.stderr);
     },
   );

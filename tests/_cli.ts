@@ -75,7 +75,7 @@ export async function waitFor(condition: () => boolean, ms: number): Promise<boo
  * Sends `sig` to `pid` if it is still there. Deno's ChildProcess.kill() sends one signal only
  * (a second call does nothing), so tests that signal twice use process.kill.
  */
-export function signal(pid: number, sig: "SIGINT" | "SIGTERM" | "SIGHUP" | "SIGKILL" | "SIGSTOP"): void {
+export function signal(pid: number, sig: "SIGINT" | "SIGTERM" | "SIGHUP" | "SIGUSR2" | "SIGKILL" | "SIGSTOP"): void {
   try {
     process.kill(pid, sig);
   } catch {
