@@ -68,6 +68,9 @@ function descriptor(handle: Handle): number | undefined {
   return typeof h.fdForIpc === "function" ? h.fdForIpc() : undefined;
 }
 
+/** The handle of each descriptor handed out for a child to inherit, by its number here. */
+const handedOut = new Map<number, Handle & { setBlocking?(blocking: boolean): number }>();
+
 function shareable(handle: Handle, addr: Addr): ShareableSocket {
   let closed: Promise<void> | undefined;
   let fd: number | undefined | null = null;
@@ -76,15 +79,29 @@ function shareable(handle: Handle, addr: Addr): ShareableSocket {
     native: handle,
     get fd() {
       if (fd === null) fd = descriptor(handle);
+      if (fd !== undefined) handedOut.set(fd, handle);
       return fd;
     },
-    close: () => closed ??= new Promise<void>((resolve) => handle.close(() => resolve())),
+    close: () => {
+      if (typeof fd === "number") handedOut.delete(fd);
+      return closed ??= new Promise<void>((resolve) => handle.close(() => resolve()));
+    },
   };
 }
 
 /** Lending a socket to Node.js child processes. */
-export const nodeShare: SocketShare = {
+export const nodeShare: SocketShare & { restoreNonBlocking(fd: number): void } = {
   via: "ipc",
+  /**
+   * Puts the socket of a descriptor handed out for a child (the `fd` of a socket bound here)
+   * back in non-blocking mode, once the child is started. Deno's spawn clears O_NONBLOCK on each
+   * descriptor it passes (Node.js leaves it), and that flag belongs to the socket itself, which
+   * the workers it is lent to share: while it is clear, a worker whose accept() lost a
+   * connection to another process blocks in accept(2), its event loop with it.
+   */
+  restoreNonBlocking(fd) {
+    handedOut.get(fd)?.setBlocking?.(false);
+  },
   bind(target) {
     return new Promise((resolve) => {
       // Thrown errors reject this promise.

@@ -89,6 +89,23 @@ export function startThread(spec: WorkerSpec, id: number, events: EventQueue): W
 }
 
 /**
+ * Ends a system call a ready worker process may be blocked in, so that it reads what it is sent:
+ * an accept(2) on a lent socket that a spawn elsewhere left in blocking mode (Deno's clears
+ * O_NONBLOCK on each descriptor it passes, and the flag is the socket's, shared by every copy)
+ * blocks the worker's event loop until a connection comes. A signal it catches (SIGUSR2, which a
+ * ready worker ignores) ends it. Sent with process.kill: Deno's ChildProcess.kill() closes the
+ * child's stdin and IPC channel whatever the signal.
+ */
+function wake(child: ChildProcess): void {
+  if (process.platform === "win32" || child.pid === undefined) return;
+  try {
+    process.kill(child.pid, "SIGUSR2");
+  } catch {
+    // It has exited: its 'exit' comes.
+  }
+}
+
+/**
  * Starts a worker as a process of this runtime, with its spec in the environment. Its stdin is
  * a pipe that only this process holds: "stop" on it asks for a stop, and its end tells the
  * worker that this process is gone, however it went (even SIGKILL). Its output lines are its
@@ -114,6 +131,7 @@ export function startProcess(
     ? fork(script, [], { env, stdio: [...stdio, "ipc"], execPath, execArgv })
     : spawn(execPath, [...execArgv, script], { env, stdio });
   let ended = false;
+  let ready = false;
   const end = () => {
     if (!ended) events.push({ kind: "exit", id });
     ended = true;
@@ -129,6 +147,7 @@ export function startProcess(
   output.on("line", (line) => {
     const { text, message } = parseLine(line);
     if (text !== undefined) process.stdout.write(text + "\n");
+    if (message?.polybind === "ready") ready = true;
     if (message) events.push({ kind: "message", id, message });
   });
   // Its end: once its output is read to the end, or shortly after it exits where something it
@@ -147,7 +166,11 @@ export function startProcess(
   });
   return {
     process: child,
-    stop: () => void (ended || child.stdin!.write("stop\n")),
+    stop: () => {
+      if (ended) return;
+      child.stdin!.write("stop\n");
+      if (ready) wake(child);
+    },
     kill: () => void (ended || child.kill("SIGKILL")),
   };
 }

@@ -3,7 +3,7 @@
 // polybind's own variables; the successor listens on them (`parent-listen:NAME`) and says so
 // with successorReady(), after which the predecessor can stop.
 
-import { spawn } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import process from "node:process";
 import { adapter } from "./_adapter.ts";
 import { show } from "./_config.ts";
@@ -88,10 +88,18 @@ export function startSuccessor(sockets: readonly HandedSocket[], options: Succes
     [PARENT_LISTEN.names]: sockets.map((s) => s.name).join(":"),
   };
   // Descriptors 0-2 are this process's streams; the sockets follow; then the channel it answers on.
-  const child = spawn(command!, args, {
-    env,
-    stdio: ["inherit", "inherit", "inherit", ...sockets.map((s) => s.fd), "ipc"],
-  });
+  let child: ChildProcess;
+  try {
+    child = spawn(command!, args, {
+      env,
+      stdio: ["inherit", "inherit", "inherit", ...sockets.map((s) => s.fd), "ipc"],
+    });
+  } finally {
+    // At once, not when the successor listens: a spawn that leaves a socket blocking (Deno's)
+    // would block the accept of every process it is lent to here.
+    const share = adapter().share as { restoreNonBlocking?(fd: number): void } | undefined;
+    for (const s of sockets) share?.restoreNonBlocking?.(s.fd);
+  }
   const ready = new Promise<void>((resolve, reject) => {
     child.on("message", (message) => {
       if (message !== READY) return;
