@@ -90,7 +90,7 @@ function shareable(handle: Handle, addr: Addr): ShareableSocket {
 }
 
 /** Lending a socket to Node.js child processes. */
-export const nodeShare: SocketShare & { restoreNonBlocking(fd: number): void } = {
+export const nodeShare: SocketShare = {
   via: "ipc",
   /**
    * Puts the socket of a descriptor handed out for a child (the `fd` of a socket bound here)

@@ -191,6 +191,12 @@ export interface SocketShare {
   offer?(child: unknown, key: string, socket: ShareableSocket, backlog: number): void;
   /** In the child (IPC): asks the parent for the socket `key` and waits for it, at most `timeoutMs`. */
   receive?(key: string, timeoutMs: number): Promise<RawListener>;
+  /**
+   * In the parent, once a child was started with descriptor `fd` of a socket bound here: puts
+   * the socket back in non-blocking mode where the runtime's spawn cleared it (Deno's does; the
+   * flag is the socket's, shared by every process it is lent to).
+   */
+  restoreNonBlocking?(fd: number): void;
 }
 
 let current: Adapter | undefined;

@@ -97,7 +97,7 @@ export function startSuccessor(sockets: readonly HandedSocket[], options: Succes
   } finally {
     // At once, not when the successor listens: a spawn that leaves a socket blocking (Deno's)
     // would block the accept of every process it is lent to here.
-    const share = adapter().share as { restoreNonBlocking?(fd: number): void } | undefined;
+    const share = adapter().share;
     for (const s of sockets) share?.restoreNonBlocking?.(s.fd);
   }
   const ready = new Promise<void>((resolve, reject) => {

@@ -161,7 +161,8 @@ describe("polybind serve's signals", () => {
             "1",
           );
         }
-        child.process.kill("SIGHUP");
+        // process.kill: Deno's ChildProcess.kill() sends only the first signal of a child's life.
+        signal(child.process.pid!, "SIGHUP");
         await child.line(/^polybind serve: generation 2 serves/, 30_000);
         // The first generation stops accepting as it is told to drain, and its processes leave.
         assert.ok(await waitFor(() => first.every((pid) => !running(pid)), 20_000), "the first generation left");
@@ -171,7 +172,7 @@ describe("polybind serve's signals", () => {
             "2",
           );
         }
-        child.process.kill("SIGTERM");
+        signal(child.process.pid!, "SIGTERM");
         const code = await within(child.exited, "the end after SIGTERM", 20_000);
         if (!denoParent) assert.equal(code, 0, child.stderr.join(""));
         assert.ok(child.stdout.includes("total 10 requests"), child.stdout.join("\n"));
