@@ -20,6 +20,7 @@ import {
   startSuccessor,
   successorReady,
   supervise,
+  type SuperviseOptions,
   type Supervisor,
 } from "../mod.ts";
 import { get, projectFile, run } from "./_process.ts";
@@ -36,6 +37,14 @@ function versionDir(): { dir: string; set(version: string): void; cleanup(): voi
   const dir = mkdtempSync(join(tmpdir(), "polybind-reload-"));
   const set = (version: string) => writeFileSync(join(dir, "version.txt"), version);
   return { dir, set, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+/** supervise() on tests/fixtures/version_app, serving "v1" from `v`, on 127.0.0.1 port 0, without signals. */
+function serveVersion(v: ReturnType<typeof versionDir>, options: Partial<SuperviseOptions>): Promise<Supervisor> {
+  process.env.VERSION_DIR = v.dir;
+  v.set("v1");
+  const app = projectFile("tests/fixtures/version_app");
+  return supervise({ app, listen: { host: "127.0.0.1", port: 0 }, signals: false, ...options });
 }
 
 function urlOf(server: Supervisor): string {
@@ -76,16 +85,7 @@ describe("supervise().reload()", () => {
     T,
     async () => {
       const v = versionDir();
-      process.env.VERSION_DIR = v.dir;
-      v.set("v1");
-      const server = await supervise({
-        app: projectFile("tests/fixtures/version_app"),
-        listen: { host: "127.0.0.1", port: 0 },
-        workers: 2,
-        workerHeader: true,
-        signals: false,
-        reloadTimeoutMs: 3_000,
-      });
+      const server = await serveVersion(v, { workers: 2, workerHeader: true, reloadTimeoutMs: 3_000 });
       const url = urlOf(server);
       try {
         assert.equal((await get(url)).body, "v1\n");
@@ -121,14 +121,7 @@ describe("supervise().reload()", () => {
 
   test("reloads asked for during one run once it has ended, as one more", T, async () => {
     const v = versionDir();
-    process.env.VERSION_DIR = v.dir;
-    v.set("v1");
-    const server = await supervise({
-      app: projectFile("tests/fixtures/version_app"),
-      listen: { host: "127.0.0.1", port: 0 },
-      workers: 1,
-      signals: false,
-    });
+    const server = await serveVersion(v, { workers: 1 });
     try {
       const results = await Promise.all([server.reload(), server.reload(), server.reload()]);
       assert.deepEqual(results.map((r) => r.generation), [2, 3, 3]);
