@@ -46,5 +46,6 @@ export const nodeAdapter: Adapter = {
     command: () => [process.execPath, process.execArgv.filter((arg) => !arg.startsWith("--inspect"))],
     reusePort: false,
     ipc: true,
+    sharedAcceptEnv: { UV_TCP_SINGLE_ACCEPT: "1" },
   },
 };

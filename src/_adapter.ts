@@ -168,6 +168,12 @@ export interface WorkerProcess {
   readonly reusePort: boolean;
   /** Whether the process gets an IPC channel (node:child_process fork), over which sockets are lent. */
   readonly ipc: boolean;
+  /**
+   * Environment variables the runtime reads in a worker that accepts from a socket lent to
+   * several (libuv's UV_TCP_SINGLE_ACCEPT: one connection per turn, so that kept-alive
+   * connections spread over the workers rather than pile on the one that woke first).
+   */
+  readonly sharedAcceptEnv?: Readonly<Record<string, string>>;
 }
 
 /** A socket bound (or inherited) but not accepting, to be lent to child processes. */

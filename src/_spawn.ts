@@ -123,7 +123,14 @@ export function startProcess(
   const script = url.protocol === "file:" ? fileURLToPath(url) : url.href;
   // Lent sockets it inherits come after its standard streams, from descriptor 3.
   const fds = Object.fromEntries(inherit.map((s, i) => [s.key, 3 + i]));
-  const env = { ...process.env, POLYBIND_WORKER_SPEC: JSON.stringify(spec), [FDS_VARIABLE]: JSON.stringify(fds) };
+  // Workers taking from one socket take a connection at a time (unless this process's environment says otherwise).
+  const shared = spec.plans.some((p) => p.strategy === "shared" && p.workers > 1);
+  const env = {
+    ...(shared ? a.workerProcess.sharedAcceptEnv : {}),
+    ...process.env,
+    POLYBIND_WORKER_SPEC: JSON.stringify(spec),
+    [FDS_VARIABLE]: JSON.stringify(fds),
+  };
   const stdio: ("pipe" | "inherit" | number)[] = ["pipe", "pipe", "inherit", ...inherit.map((s) => s.fd)];
   const [execPath, execArgv] = a.workerProcess.command();
   // With an IPC channel where the runtime has one, over which a shared socket is lent.
