@@ -5,15 +5,22 @@
 // 200 per client kind and per generation (from x-polybind-worker, with the first and last time
 // each generation answered), failures by kind (refused,
 // reset, empty reply, status N, timeout) and the first 200 failures with their time (epoch ms).
-// Usage: node stress/_reload_client.mjs <port> [fresh=32] [kept=8] [host=127.0.0.1]
+// With `https`: the same over TLS (any certificate accepted), and per certificate the server
+// presented (its SHA-256 fingerprint) the answers over it per client kind, with the first and last
+// time a fresh connection's handshake got it and the first and last time a kept-alive one answered.
+// Usage: node stress/_reload_client.mjs <port> [fresh=32] [kept=8] [host=127.0.0.1] [http|https]
 
-import { Agent, request } from "node:http";
+import * as http from "node:http";
+import * as https from "node:https";
 import process from "node:process";
 
 const port = Number(process.argv[2]);
 const fresh = Number(process.argv[3] ?? 32);
 const kept = Number(process.argv[4] ?? 8);
 const host = process.argv[5] ?? "127.0.0.1";
+const secure = process.argv[6] === "https";
+const { Agent, request } = secure ? https : http;
+const tlsOptions = secure ? { rejectUnauthorized: false } : {};
 const TIMEOUT_MS = 15_000;
 
 const result = {
@@ -23,6 +30,8 @@ const result = {
   generations: {},
   seen: {},
   keptConnections: 0,
+  /** With https: fingerprint → { fresh, kept, freshSeen: [first, last] handshake, keptSeen: [first, last] answer }. */
+  certificates: {},
   events: [],
   ms: 0,
 };
@@ -36,9 +45,11 @@ function kindOf(err) {
   return err.code ?? err.message;
 }
 
-/** One GET; resolves with the generation that answered, or a failure's kind. */
+/** One GET; resolves with the generation that answered (and the certificate, when and how it was shown), or a failure's kind. */
 function get(agent) {
   return new Promise((resolve) => {
+    let handshakeAt;
+    let certificate;
     let settled = false;
     const done = (value) => {
       if (!settled) {
@@ -47,7 +58,9 @@ function get(agent) {
         resolve(value);
       }
     };
-    const req = request({ host, port, path: "/", agent }, (res) => {
+    const req = request({ host, port, path: "/", agent, ...tlsOptions }, (res) => {
+      // Read while the connection is open: a fresh one may be closed by the end of the body.
+      if (secure) certificate = res.socket.getPeerCertificate().fingerprint256 ?? "none";
       let body = "";
       res.setEncoding("utf8");
       res.on("data", (c) => (body += c));
@@ -56,9 +69,12 @@ function get(agent) {
         const worker = String(res.headers["x-polybind-worker"] ?? "");
         if (res.statusCode !== 200) done({ kind: `status ${res.statusCode}` });
         else if (body !== "ok\n") done({ kind: "wrong body" });
-        else done({ generation: worker.split(".")[0] || "none" });
+        else done({ generation: worker.split(".")[0] || "none", certificate, handshakeAt });
       });
     });
+    if (secure) {
+      req.on("socket", (socket) => socket.once("secureConnect", () => (handshakeAt = Date.now())));
+    }
     const timer = setTimeout(() => {
       done({ kind: "timeout" });
       req.destroy();
@@ -78,6 +94,7 @@ async function client(kind) {
       result.generations[r.generation] = (result.generations[r.generation] ?? 0) + 1;
       const now = Date.now();
       result.seen[r.generation] = [result.seen[r.generation]?.[0] ?? now, now];
+      if (r.certificate !== undefined) countCertificate(r.certificate, kind, r.handshakeAt ?? now, now);
     } else {
       result.failed[kind]++;
       result.kinds[r.kind] = (result.kinds[r.kind] ?? 0) + 1;
@@ -85,6 +102,15 @@ async function client(kind) {
     }
   }
   if (agent) agent.destroy();
+}
+
+/** Counts an answer over `fingerprint`: a fresh connection's by its handshake, a kept-alive one's by its answer. */
+function countCertificate(fingerprint, kind, handshakeAt, now) {
+  const c = (result.certificates[fingerprint] ??= { fresh: 0, kept: 0, freshSeen: null, keptSeen: null });
+  c[kind]++;
+  const at = kind === "fresh" ? handshakeAt : now;
+  const seen = `${kind}Seen`;
+  c[seen] = [Math.min(c[seen]?.[0] ?? at, at), Math.max(c[seen]?.[1] ?? at, at)];
 }
 
 /** Wraps an Agent's createConnection so that each new kept-alive connection is counted. */

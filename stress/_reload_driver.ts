@@ -4,10 +4,23 @@
 // one scenario, then SIGTERM. Prints one line `reload-result <JSON>` for the test to check.
 // `successor`: SIGUSR2 instead: a new primary takes the sockets over, the old one exits; what the
 // new primary holds (its /proc/PID/fd, the TCP sockets among them) is in the result.
-// Usage: <runtime> stress/_reload_driver.ts reloads|broken|successor
+// `tls`: HTTPS with certificate A (made by openssl here), its files replaced by B's (written
+// beside, renamed over), one SIGHUP; an external client (openssl s_client) checks which
+// certificate a new handshake gets once the new generation serves.
+// Usage: <runtime> stress/_reload_driver.ts reloads|broken|successor|tls
 
 import { spawn } from "node:child_process";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
+import {
+  copyFileSync,
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import process from "node:process";
@@ -17,6 +30,8 @@ import { type Child, projectFile, run } from "../tests/_process.ts";
 
 /** How many reloads the `reloads` scenario sends, one second apart at least. */
 const RELOADS = 10;
+/** How long after the `tls` reload's line new handshakes may still get the old certificate. */
+const TLS_SETTLE_MS = 500;
 
 /** One reload as measured here: SIGHUP to the line saying the generation serves (or failed). */
 export interface ReloadTiming {
@@ -37,8 +52,18 @@ export interface LoadReport {
   /** When each generation answered first and last (epoch ms). */
   seen: Record<string, [number, number]>;
   keptConnections: number;
+  /** Over HTTPS: per certificate (SHA-256 fingerprint), answers per client kind and when (epoch ms). */
+  certificates?: Record<string, CertificateSeen>;
   events: { at: number; client: string; kind: string }[];
   ms: number;
+}
+
+/** Answers over one certificate: a fresh connection's seen at its handshake, a kept-alive one's at its answer. */
+export interface CertificateSeen {
+  fresh: number;
+  kept: number;
+  freshSeen: [number, number] | null;
+  keptSeen: [number, number] | null;
 }
 
 /** What the driver prints for the test. */
@@ -64,6 +89,8 @@ export interface DriverResult {
     /** From SIGUSR2 to the old primary's exit. */
     ms: number;
   };
+  /** The `tls` scenario: the two fingerprints, what openssl s_client got (at `checkedAt`), the settle it allows. */
+  tls?: { a: string; b: string; external: string; checkedAt: number; settleMs: number };
 }
 
 /** What process `pid` holds: each descriptor and what it is. */
@@ -113,8 +140,9 @@ async function lineAfter(child: Child, from: number, pattern: RegExp, timeoutMs:
 }
 
 /** Starts the load client on `port`; `stop()` ends it and resolves with its report. */
-function startLoad(port: number): { stop(): Promise<LoadReport> } {
-  const child = spawn("node", [join(root(), "stress", "_reload_client.mjs"), String(port), "32", "8"], {
+function startLoad(port: number, scheme: "http" | "https"): { stop(): Promise<LoadReport> } {
+  const client = join(root(), "stress", "_reload_client.mjs");
+  const child = spawn("node", [client, String(port), "32", "8", "127.0.0.1", scheme], {
     stdio: ["pipe", "pipe", "inherit"],
   });
   const lines: string[] = [];
@@ -157,13 +185,74 @@ async function reload(child: Child, generation: number, sighups: number[]): Prom
   return { generation, ms: Date.now() - sent, outcome: "no line" };
 }
 
+/** Runs `command` with `input` on its stdin (none: /dev/null); resolves with its stdout, rejects on failure. */
+function output(command: string, args: string[], input?: string): Promise<string> {
+  const child = spawn(command, args, { stdio: [input === undefined ? "ignore" : "pipe", "pipe", "pipe"] });
+  let out = "";
+  let err = "";
+  child.stdout!.on("data", (d: Buffer) => (out += d.toString()));
+  child.stderr!.on("data", (d: Buffer) => (err += d.toString()));
+  if (input !== undefined) child.stdin!.end(input);
+  const timer = setTimeout(() => child.kill("SIGKILL"), 20_000);
+  return new Promise((resolve, reject) =>
+    child.once("close", (code) => {
+      clearTimeout(timer);
+      if (code === 0) resolve(out);
+      else reject(new Error(`${command} ${args.join(" ")} exited with ${code}: ${err}`));
+    })
+  );
+}
+
+/** The SHA-256 fingerprint of the first certificate in `pem`, written as getPeerCertificate() does. */
+async function fingerprintOf(pem: string): Promise<string> {
+  const said = await output("openssl", ["x509", "-noout", "-fingerprint", "-sha256"], pem);
+  return said.trim().replace(/^.*=/, "").toUpperCase();
+}
+
+/** Makes self-signed certificates A and B for 127.0.0.1 in `dir`; A's files are copied to the ones served. */
+async function makeCertificates(dir: string): Promise<{ cert: string; key: string; a: string; b: string }> {
+  const [a, b] = await Promise.all(["a", "b"].map(async (name) => {
+    const args = [
+      ...["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1"],
+      ...[
+        "-keyout",
+        join(dir, `${name}.key`),
+        "-out",
+        join(dir, `${name}.crt`),
+        "-subj",
+        `/CN=polybind stress ${name}`,
+      ],
+      ...["-addext", "subjectAltName=IP:127.0.0.1"],
+    ];
+    await output("openssl", args);
+    return await fingerprintOf(readFileSync(join(dir, `${name}.crt`), "utf8"));
+  }));
+  const cert = join(dir, "cert.pem");
+  const key = join(dir, "key.pem");
+  copyFileSync(join(dir, "a.crt"), cert);
+  copyFileSync(join(dir, "a.key"), key);
+  return { cert, key, a: a!, b: b! };
+}
+
+/** Replaces the served files with B's as a certificate tool does: written beside, renamed over. */
+function rotate(dir: string, files: { cert: string; key: string }): void {
+  for (const [from, to] of [["b.key", files.key], ["b.crt", files.cert]] as const) {
+    writeFileSync(`${to}.new`, readFileSync(join(dir, from)));
+    renameSync(`${to}.new`, to);
+  }
+}
+
 /** Runs `scenario` and prints its result, whatever happened. */
 async function main(scenario: string): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), "polybind-reload-"));
   const marker = join(dir, "broken");
+  const certificates = scenario === "tls" ? await makeCertificates(dir) : undefined;
   const child = run(
     "cli/polybind",
-    ["serve", projectFile("stress/_reload_app"), "--port", "0", "--workers", "2", "--worker-header"],
+    [
+      ...["serve", projectFile("stress/_reload_app"), "--port", "0", "--workers", "2", "--worker-header"],
+      ...(certificates ? ["--tls-cert", certificates.cert, "--tls-key", certificates.key] : []),
+    ],
     { POLYBIND_RELOAD_MARKER: marker },
   );
   const reloads: ReloadTiming[] = [];
@@ -171,13 +260,14 @@ async function main(scenario: string): Promise<void> {
   let load: LoadReport | undefined;
   let strategy = "";
   let successor: DriverResult["successor"];
+  let tls: DriverResult["tls"];
   // Its exit, not the end of its output: a new primary writes on the same pipes.
   const oldExit = new Promise<number | null>((resolve) => child.process.once("exit", (code) => resolve(code)));
   try {
     const line = await child.line(/^polybind serve: listening on /, 60_000);
     const port = Number(/127\.0\.0\.1:(\d+)/.exec(line)![1]);
     strategy = (await lineAfter(child, 0, /^strategy: /, 10_000)) ?? "";
-    const client = startLoad(port);
+    const client = startLoad(port, certificates ? "https" : "http");
     try {
       await sleep(1_000);
       if (scenario === "successor") {
@@ -202,6 +292,16 @@ async function main(scenario: string): Promise<void> {
           if (r.outcome !== "serves") break;
           await sleep(Math.max(0, sighups.at(-1)! + 1_000 - Date.now()));
         }
+      } else if (certificates) {
+        rotate(dir, certificates);
+        const r = await reload(child, 2, sighups);
+        reloads.push(r);
+        // A new handshake by a real TLS client, once the new generation has had time to take over.
+        await sleep(Math.max(0, sighups[0]! + r.ms + TLS_SETTLE_MS - Date.now()));
+        const checkedAt = Date.now();
+        const external = await output("openssl", ["s_client", "-connect", `127.0.0.1:${port}`])
+          .then(fingerprintOf).catch((err: Error) => `none (${err.message.trim()})`);
+        tls = { a: certificates.a, b: certificates.b, external, checkedAt, settleMs: TLS_SETTLE_MS };
       } else {
         writeFileSync(marker, "");
         reloads.push(await reload(child, 2, sighups));
@@ -239,6 +339,7 @@ async function main(scenario: string): Promise<void> {
       stdout: child.stdout,
       stderr: child.stderr.join(""),
       ...(successor ? { successor } : {}),
+      ...(tls ? { tls } : {}),
     };
     console.log(`reload-result ${JSON.stringify(result)}`);
   }

@@ -2,7 +2,9 @@
 // fresh connection per request and 8 keep-alive clients that never retry, 10 SIGHUPs one second
 // apart, then SIGTERM: 0 failed requests (refused, reset, empty reply, non-200) and an answer from
 // every generation; and a reload whose app throws at import: the old generation serves on with 0
-// failures, the command says why, a later reload works, SIGTERM exits 0. Each case runs with
+// failures, the command says why, a later reload works, SIGTERM exits 0; a new primary on SIGUSR2;
+// and certificate rotation over HTTPS: the files replaced, one SIGHUP, new handshakes get the new
+// certificate (openssl s_client checks one too), 0 failed requests. Each case runs with
 // net.ipv4.tcp_migrate_req 0 and 1, set in a network namespace of its own (`unshare -n`, which
 // needs root) so that the host's setting never changes: _reload_driver.ts runs in there, on this
 // runtime, with the load client beside it.
@@ -44,7 +46,7 @@ if (skip) console.log(`stress/reload.test.ts skipped: ${skip}`);
 type Served = DriverResult & { load: LoadReport };
 
 /** Runs the driver's `scenario` in a new network namespace with tcp_migrate_req `migrate`. */
-function inNamespace(scenario: "reloads" | "broken" | "successor", migrate: 0 | 1): Promise<Served> {
+function inNamespace(scenario: "reloads" | "broken" | "successor" | "tls", migrate: 0 | 1): Promise<Served> {
   const [command, args] = runtimeCommand(projectFile("stress/_reload_driver"), [scenario]);
   const argv = [
     "-k",
@@ -124,6 +126,27 @@ function report(r: Served, what: string): void {
       `${load.failed.fresh} / ${load.failed.kept} ${failedCount(load) ? kinds : ""} | ${gens} | ${
         times.length ? `${median} / ${times.at(-1)} ms` : "-"
       } |`,
+  );
+}
+
+/** The figure of the `tls` scenario; `servesAt`: when the line said generation 2 serves. */
+function reportRotation(r: Served, servesAt: number): void {
+  const { load, tls } = r;
+  const certs = load.certificates ?? {};
+  const name = (fp: string) => fp === tls!.a ? "A" : fp === tls!.b ? "B" : fp;
+  const seen = Object.entries(certs).map(([fp, c]) => `${name(fp)} ${c.fresh} fresh + ${c.kept} kept`);
+  const since = (at: number | undefined, from: number) => at === undefined ? "-" : `${at - from} ms`;
+  const strategy = /^strategy: (\S+)/.exec(r.strategy)?.[1] ?? "?";
+  const handover = r.stdout.map((l) => /^reload: (\S+)/.exec(l)?.[1]).find(Boolean) ?? "?";
+  const lastA = since(certs[tls!.a]?.freshSeen?.[1], servesAt);
+  const firstB = since(certs[tls!.b]?.freshSeen?.[0], r.sighups[0]!);
+  figure(
+    `certificate rotation, tcp_migrate_req ${r.migrateReq} (${strategy}, reload by ${handover}): ` +
+      `${load.ok.fresh + load.ok.kept} requests (fresh ${load.ok.fresh}, keep-alive ${load.ok.kept} on ` +
+      `${load.keptConnections} connections), ${failedCount(load)} failed ${JSON.stringify(load.kinds)}; ` +
+      `certificates ${seen.join(", ")}; last new connection with A ${lastA} after the serving line, ` +
+      `first with B ${firstB} after SIGHUP; openssl s_client got ${name(tls!.external)}; ` +
+      `SIGHUP to serving ${r.reloads[0]?.ms} ms`,
   );
 }
 
@@ -210,6 +233,44 @@ for (const migrate of [0, 1] as const) {
       );
       assert.ok(sockets.size <= s.tcp.length + 3 * 2, `sockets: ${JSON.stringify(s.fds)}`);
       assert.ok(["0", "1", "2"].every((fd) => fd in s.fds), JSON.stringify(s.fds));
+      assert.equal(r.code, 0, r.stderr);
+    },
+  );
+
+  test(
+    `certificate rotation under load: new handshakes get the new certificate (tcp_migrate_req ${migrate})`,
+    { timeout: (LIMIT_S + 30) * 1000, skip: skip ?? false },
+    async () => {
+      const r = await inNamespace("tls", migrate);
+      assert.equal(r.migrateReq, String(migrate));
+      const { tls, load } = r;
+      assert.ok(tls, `no certificates: ${r.stdout.join("\n")}\n${r.stderr}`);
+      const reloaded = r.reloads[0];
+      assert.equal(reloaded?.outcome, "serves", `the reload: ${JSON.stringify(r.reloads)}\n${r.stderr}`);
+      const sighup = r.sighups[0]!;
+      const servesAt = sighup + reloaded.ms;
+      const certs = load.certificates ?? {};
+      const a = certs[tls.a];
+      const b = certs[tls.b];
+      reportRotation(r, servesAt);
+      assert.equal(failedCount(load), 0, `${JSON.stringify(load.kinds)}: ${whenFailed(r).join("; ")}`);
+      assert.ok(a && b, `both certificates seen: ${JSON.stringify(certs)} (A ${tls.a}, B ${tls.b})`);
+      assert.deepEqual(
+        Object.keys(certs).sort(),
+        [tls.a, tls.b].sort(),
+        `a third certificate: ${JSON.stringify(certs)}`,
+      );
+      assert.ok(a.freshSeen, `A was never shown to a new connection: ${JSON.stringify(a)}`);
+      assert.ok(
+        a.freshSeen[1] < servesAt + tls.settleMs,
+        `A shown to a new connection ${a.freshSeen[1] - servesAt} ms after the serving line: ${JSON.stringify(a)}`,
+      );
+      assert.ok(b.freshSeen && b.freshSeen[0] >= sighup, `B before the SIGHUP or never: ${JSON.stringify(b)}`);
+      assert.equal(
+        tls.external,
+        tls.b,
+        `openssl s_client at +${tls.checkedAt - servesAt} ms got ${tls.external}, not B`,
+      );
       assert.equal(r.code, 0, r.stderr);
     },
   );
