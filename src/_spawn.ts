@@ -92,14 +92,15 @@ export function startThread(spec: WorkerSpec, id: number, events: EventQueue): W
  * Ends a system call a ready worker process may be blocked in, so that it reads what it is sent:
  * an accept(2) on a lent socket that a spawn elsewhere left in blocking mode (Deno's clears
  * O_NONBLOCK on each descriptor it passes, and the flag is the socket's, shared by every copy)
- * blocks the worker's event loop until a connection comes. A signal it catches (SIGUSR2, which a
- * ready worker ignores) ends it. Sent with process.kill: Deno's ChildProcess.kill() closes the
+ * blocks the worker's event loop until a connection comes. A signal it catches ends it: SIGWINCH,
+ * which a worker ignores and no runtime uses (SIGUSR2 makes Node.js write a diagnostic report
+ * where reports on signal are on). Sent with process.kill: Deno's ChildProcess.kill() closes the
  * child's stdin and IPC channel whatever the signal.
  */
 function wake(child: ChildProcess): void {
   if (process.platform === "win32" || child.pid === undefined) return;
   try {
-    process.kill(child.pid, "SIGUSR2");
+    process.kill(child.pid, "SIGWINCH");
   } catch {
     // It has exited: its 'exit' comes.
   }

@@ -115,9 +115,10 @@ function say(message: WorkerMessage): Promise<void> {
 function stopRequest(): Promise<"asked" | "orphaned"> {
   return new Promise((resolve) => {
     for (const signal of ["SIGTERM", "SIGINT"] as const) process.on(signal, () => resolve("asked"));
-    // A reload and a new primary are the supervisor's business: a worker serves on.
+    // A reload and a new primary are the supervisor's business: a worker serves on. SIGWINCH
+    // is how the supervisor wakes it from a blocked system call (see _spawn.ts).
     if (process.platform !== "win32") {
-      for (const signal of ["SIGHUP", "SIGUSR2"] as const) process.on(signal, () => {});
+      for (const signal of ["SIGHUP", "SIGUSR2", "SIGWINCH"] as const) process.on(signal, () => {});
     }
     const lines = createInterface({ input: process.stdin });
     lines.on("line", (line) => line === "stop" && resolve("asked"));
