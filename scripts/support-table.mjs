@@ -48,6 +48,7 @@ const ROWS = [
   ["listen backlog", (p) => yes(p.capabilities.backlog)],
   ["socket shared with processes", (p) => yes(p.capabilities.processShare)],
   ["strategy for 4 workers", (p) => p.plan4.strategy],
+  ["reload handover (tcp_migrate_req as here)", (p) => p.reload.handover],
 ];
 
 const OS_NAMES = { linux: "Linux", darwin: "macOS", win32: "Windows", freebsd: "FreeBSD" };

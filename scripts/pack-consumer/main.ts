@@ -37,7 +37,10 @@ import {
   getNetns,
   getSsl,
   getUniqueId,
+  type HandedSocket,
   handOffConnections,
+  type Handover,
+  type HandoverChoice,
   hasReusePort,
   type Listener,
   type ListenerPair,
@@ -47,6 +50,7 @@ import {
   type NetAddr,
   parseAddress,
   type PlanAddress,
+  planHandover,
   planListeners,
   type PlanOptions,
   type PlanStrategy,
@@ -67,11 +71,17 @@ import {
   type ProxyUnixEndpoint,
   type ProxyUnixHeader,
   type ProxyUnspecHeader,
+  type ReloadResult,
   type Runtime,
   type ServeOptions,
   type ServerConfig,
   type ServeTarget,
   serveTargets,
+  startSuccessor,
+  type StopSignal,
+  type Successor,
+  type SuccessorOptions,
+  successorReady,
   supervise,
   type SuperviseOptions,
   type Supervisor,
@@ -270,6 +280,17 @@ async function supervised(): Promise<void> {
   };
   const server: Supervisor = await supervise(options);
   const addr = server.addrs[0]!;
+  const choice: HandoverChoice = server.handover;
+  const handover: Handover = choice.handover;
+  check(handover === planHandover().handover, "planHandover");
+  const reloaded: ReloadResult = await server.reload();
+  check(reloaded.ok && reloaded.generation === 2 && server.generation === 2, "supervise reload");
+  const stopSignal: StopSignal = "SIGTERM";
+  check(stopSignal.length > 0 && successorReady() === false, "successorReady outside a successor");
+  const handed: HandedSocket[] = [];
+  const successorOptions: SuccessorOptions = { command: [process.execPath, "-e", "0"] };
+  const successor: Successor = startSuccessor(handed, successorOptions);
+  check(await successor.ready.then(() => false, () => true), "startSuccessor: a process that never says ready");
   check(addr.transport === "tcp", "supervise addrs");
   check(await (await fetch(`http://127.0.0.1:${addr.port}/`)).text() === "supervised", "supervise answers");
   const summary: SupervisorSummary = await server.stop();
