@@ -30,7 +30,8 @@ export type Event =
   | { kind: "exit"; id: number }
   | { kind: "stop"; force: boolean }
   | { kind: "reload"; done?: (result: ReloadResult) => void }
-  | { kind: "timer"; name: "grace" | "reload" };
+  | { kind: "timer"; name: "grace" }
+  | { kind: "timer"; name: "reload"; generation: number };
 
 /**
  * One queue of everything that happens to a supervisor: signal handlers, workers and callers

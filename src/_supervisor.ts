@@ -76,6 +76,8 @@ export class Primary {
   #reason: string | undefined;
   #respawns = 0;
   #generation = 1;
+  /** The last generation started (served or not). */
+  #started = 1;
   #graceTimer: ReturnType<typeof setTimeout> | undefined;
   #slots: SlotState[];
   #reload: Reload | undefined;
@@ -100,6 +102,7 @@ export class Primary {
     this.onEvent = options.onEvent;
     this.#served = Array.from({ length: spec.workers }, () => undefined);
     this.#generation = options.generation;
+    this.#started = options.generation;
     this.#slots = this.#generationOf(options.generation);
     for (const slot of this.#slots) this.#start(slot);
   }
@@ -107,6 +110,11 @@ export class Primary {
   /** Resolves once every slot serves; rejects when the server stopped before (with why). */
   get ready(): Promise<void> {
     return this.#ready.promise;
+  }
+
+  /** The last generation started (served, starting or failed). */
+  get latest(): number {
+    return this.#started;
   }
 
   /** The generation that serves (or is starting, before the first is ready). */
@@ -144,6 +152,9 @@ export class Primary {
     return [...seen.values()];
   }
 
+  /** Whether run() has ended: nothing takes events any more. */
+  ended = false;
+
   /** Takes events until every worker has ended; returns how it went. */
   async run(): Promise<SupervisorSummary> {
     while (this.#workers.size > 0) {
@@ -153,10 +164,14 @@ export class Primary {
       else if (event.kind === "reload") this.#onReload(event.done);
       else if (event.kind === "timer") {
         if (event.name === "grace") this.#stop("killing");
-        else this.#abortReload(`the new generation did not serve within ${this.options.reloadTimeoutMs} ms`);
+        else if (event.generation === this.#reload?.slots[0]!.generation) {
+          // Only the reload it was set for: one that fired as that reload ended leaves the next alone.
+          this.#abortReload(`the new generation did not serve within ${this.options.reloadTimeoutMs} ms`);
+        }
       } else if (event.kind === "exit") this.#onExit(event.id);
       else this.#onMessage(event.id, event.message);
     }
+    this.ended = true;
     clearTimeout(this.#graceTimer);
     if (this.#state === "starting") this.#fail(this.#reason ?? "The server stopped before it was ready");
     return {
@@ -202,6 +217,8 @@ export class Primary {
     if (this.#state === "starting" && this.#slots.every((s) => s.ready)) {
       this.#state = "serving";
       this.#ready.resolve();
+      // A reload asked for while starting runs now.
+      this.#runQueued();
     }
     const reload = this.#reload;
     if (reload && reload.slots.every((s) => s.ready)) this.#commitReload(reload);
@@ -212,7 +229,7 @@ export class Primary {
     const refuse = (reason: string) => done?.({ ok: false, generation: this.#generation, reason });
     if (!this.#running()) return refuse("the server is stopping");
     if (this.options.cannotReload !== undefined) {
-      this.onEvent({ type: "reload-failed", generation: this.#generation + 1, reason: this.options.cannotReload });
+      this.onEvent({ type: "reload-failed", generation: this.#started + 1, reason: this.options.cannotReload });
       return refuse(this.options.cannotReload);
     }
     if (this.#state === "starting" || this.#reload) {
@@ -220,10 +237,11 @@ export class Primary {
       (this.#queued ??= []).push(done ?? (() => {}));
       return;
     }
-    const generation = this.#generation + 1;
+    // Numbers are never used twice: a generation that failed keeps its own while it drains.
+    const generation = ++this.#started;
     const slots = this.#generationOf(generation);
     const timer = setTimeout(
-      () => this.events.push({ kind: "timer", name: "reload" }),
+      () => this.events.push({ kind: "timer", name: "reload", generation }),
       this.options.reloadTimeoutMs,
     );
     this.#reload = { slots, started: Date.now(), timer, waiting: done ? [done] : [] };
@@ -238,8 +256,9 @@ export class Primary {
     const old = this.#slots;
     this.#slots = reload.slots;
     this.#generation = reload.slots[0]!.generation;
+    // Every worker of the old generation drains, a faulted one whose replacement is still starting too.
     for (const w of this.#workers.values()) {
-      if (!old.includes(w.slot) || w.retiring) continue;
+      if (!old.includes(w.slot) || w.deadline !== undefined) continue;
       w.retiring = true;
       this.#retire(w);
     }
@@ -266,9 +285,14 @@ export class Primary {
 
   #endReload(reload: Reload, result: ReloadResult): void {
     for (const done of reload.waiting) done(result);
+    this.#runQueued();
+  }
+
+  /** The reload asked for meanwhile, if any: one for everyone who asked (refused once stopping). */
+  #runQueued(): void {
     const queued = this.#queued;
     this.#queued = undefined;
-    if (queued && this.#running()) this.#onReload((r) => queued.forEach((done) => done(r)));
+    if (queued) this.#onReload((r) => queued.forEach((done) => done(r)));
   }
 
   /** Asks a replaced worker to drain, and ends it if it is still there after the grace time. */

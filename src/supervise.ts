@@ -175,6 +175,8 @@ export interface Supervisor {
 /** SIGUSR2: a new primary that takes the sockets over; this one stops once it serves. */
 class SuccessorStart {
   #starting: Successor | undefined;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #cancelled = false;
   /** Whether a new primary took the sockets over. */
   handedOver = false;
 
@@ -194,15 +196,24 @@ class SuccessorStart {
     if (typeof next === "string") return this.onEvent({ type: "successor", reason: next });
     this.#starting = next;
     // One that is not serving in time is stopped: this primary serves on.
-    const timer = setTimeout(() => next.kill(), this.timeoutMs);
+    this.#timer = setTimeout(() => next.kill(), this.timeoutMs);
     next.ready.then(() => {
+      if (this.#cancelled) return;
       this.handedOver = true;
       this.onEvent({ type: "successor", pid: next.pid });
       this.events.push({ kind: "stop", force: false });
     }, (err: Error) => {
       this.#starting = undefined;
-      this.onEvent({ type: "successor", reason: err.message });
-    }).finally(() => clearTimeout(timer));
+      if (!this.#cancelled) this.onEvent({ type: "successor", reason: err.message });
+    }).finally(() => clearTimeout(this.#timer));
+  }
+
+  /** This server stops (not for the handover): a new primary still starting is stopped too. */
+  cancel(): void {
+    if (this.handedOver || this.#starting === undefined || this.#cancelled) return;
+    this.#cancelled = true;
+    clearTimeout(this.#timer);
+    this.#starting.kill();
   }
 }
 
@@ -378,14 +389,19 @@ export async function supervise(options: SuperviseOptions): Promise<Supervisor> 
   const threads = webWorker() !== undefined &&
     plans.every((p) => p.strategy !== "shared" && !(spawnReuse && p.strategy === "reuseport"));
   const events = new EventQueue();
-  const onEvent = options.onEvent ?? (() => {});
+  const told = options.onEvent ?? (() => {});
+  // A stop that is not the handover's own stops a new primary that is still starting.
+  const onEvent = (event: SupervisorEvent) => {
+    if (event.type === "stopping" || event.type === "forcing") successor.cancel();
+    told(event);
+  };
   const signals = options.signals !== false;
   // Signals are queued from the start: one that comes while binding or starting stops what started.
   if (signals) events.listen();
   // As many workers as the plans can use: a plan with one accepting socket has one worker.
   const slots = Math.max(1, ...plans.map((p) => p.workers));
   const prepared: PreparedPlan[] = [];
-  const successor = new SuccessorStart(prepared, events, onEvent, reloadTimeoutMs, () => primary.generation);
+  const successor = new SuccessorStart(prepared, events, told, reloadTimeoutMs, () => primary.latest);
   let primary: Primary;
   try {
     for (const plan of plans) prepared.push(await prepare(plan, threads));
@@ -439,6 +455,9 @@ export async function supervise(options: SuperviseOptions): Promise<Supervisor> 
       return primary.generation;
     },
     reload() {
+      if (primary.ended) {
+        return Promise.resolve({ ok: false, generation: primary.generation, reason: "the server has stopped" });
+      }
       return new Promise((done) => events.push({ kind: "reload", done }));
     },
     stop(stopOptions) {

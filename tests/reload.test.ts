@@ -132,6 +132,28 @@ describe("supervise().reload()", () => {
     }
   });
 
+  test("reloads asked for when the server stops are refused, never left waiting", T, async () => {
+    const v = versionDir();
+    const server = await serveVersion(v, { workers: 1 });
+    try {
+      const first = server.reload();
+      const queued = server.reload();
+      const summary = await server.stop();
+      assert.equal(summary.code, 0);
+      for (const result of await Promise.all([first, queued])) {
+        if (!result.ok) assert.match(result.reason!, /stopping/);
+      }
+      assert.equal((await queued).ok, false);
+      assert.deepEqual(await server.reload(), {
+        ok: false,
+        generation: server.generation,
+        reason: "the server has stopped",
+      });
+    } finally {
+      v.cleanup();
+    }
+  });
+
   test("the handover is said, with its reason", T, () => {
     const { handover, reason } = planHandover();
     assert.ok(handover === "lend" || handover === "beside");
