@@ -63,7 +63,8 @@ const opened = await openLibc();
 /** The error of the last failed call, as node: modules throw it. */
 function lastError(syscall: string): Error {
   const errno = opened!.ffi.read.i32(opened!.libc.__errno_location());
-  const code = getSystemErrorName(-errno);
+  // An errno already reset (0) would make getSystemErrorName throw and hide the failure.
+  const code = errno > 0 ? getSystemErrorName(-errno) : "EIO";
   return Object.assign(new Error(`${syscall} ${code}`), { code, errno: -errno, syscall });
 }
 
