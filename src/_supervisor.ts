@@ -164,7 +164,7 @@ export class Primary {
       else if (event.kind === "reload") this.#onReload(event.done);
       else if (event.kind === "timer") {
         if (event.name === "grace") this.#stop("killing");
-        else if (event.generation === this.#reload?.slots[0]!.generation) {
+        else if (event.generation === this.#reload?.slots[0]?.generation) {
           // Only the reload it was set for: one that fired as that reload ended leaves the next alone.
           this.#abortReload(`the new generation did not serve within ${this.options.reloadTimeoutMs} ms`);
         }
