@@ -137,9 +137,6 @@ export function watchNodeServer(server: NodeServer, headers: Record<string, stri
     start() {
       draining = true;
       for (const [res, req] of inFlight) closeAfter(req, res);
-      // Idle HTTP/2 sessions are told GOAWAY too: a request they send after it is retried by the
-      // client elsewhere, not lost when the session is closed.
-      for (const session of sessions) session.close();
     },
     closeAll() {
       if (!http2) return (server as Server).closeAllConnections();
