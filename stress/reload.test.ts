@@ -192,9 +192,11 @@ for (const migrate of [0, 1] as const) {
         (r.load.seen["1"]?.[1] ?? 0) > r.sighups[0]! + 1_000,
         `generation 1 served on: ${JSON.stringify(r.load.seen)}`,
       );
+      // Generation 2 failed and never answered; 3, the one after it, answers once it serves.
+      assert.equal(r.load.seen["2"], undefined, `the failed generation answered: ${JSON.stringify(r.load.seen)}`);
       assert.ok(
-        (r.load.seen["2"]?.[0] ?? 0) >= second,
-        `the failed generation answered: ${JSON.stringify(r.load.seen)}`,
+        (r.load.seen["3"]?.[0] ?? 0) >= second,
+        `the generation after the failed one: ${JSON.stringify(r.load.seen)}`,
       );
       // The reload after it, as in the test above.
       assert.equal(failedCount(r.load), 0, `${JSON.stringify(r.load.kinds)}: ${whenFailed(r).join("; ")}`);
