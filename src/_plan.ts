@@ -1,8 +1,8 @@
 // What the plan modules share inside: the config a plan stands for, and the check of a worker index.
 
-import { toConfig } from "./_address.ts";
+import { describeAddr, toConfig } from "./_address.ts";
 import { show } from "./_config.ts";
-import type { ListenerPlan } from "./plan.ts";
+import type { ListenerPlan, PlanAddress } from "./plan.ts";
 import type { ServerConfig } from "./types.ts";
 
 /** The ServerConfig a plan stands for. */
@@ -25,4 +25,9 @@ export function checkIndex(plan: ListenerPlan, index: number): void {
       }`,
     );
   }
+}
+
+/** A plan's address as people read it. */
+export function describePlan(a: PlanAddress): string {
+  return a.transport === "inherited" ? a.spec : describeAddr(a);
 }

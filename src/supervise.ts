@@ -6,8 +6,8 @@ import process from "node:process";
 import { pathToFileURL } from "node:url";
 import { adapter } from "./_adapter.ts";
 import { EventQueue } from "./_events.ts";
-import { describeAddr } from "./_address.ts";
 import { show } from "./_config.ts";
+import { describePlan } from "./_plan.ts";
 import { webWorker } from "./_spawn.ts";
 import { Primary } from "./_supervisor.ts";
 import { firstGeneration, handOver, takeOver } from "./_handover.ts";
@@ -221,17 +221,12 @@ class SuccessorStart {
 const LEND_REASON = (n: number) =>
   `this process holds the socket (it accepts nothing itself) and lends it to the ${n} worker process(es) for the server's whole life: replacing a worker never closes it`;
 
-/** A plan's address as messages name it. */
-function describePlanAddress(a: ListenerPlan["address"]): string {
-  return a.transport === "inherited" ? a.spec : describeAddr(a);
-}
-
 /** Why a reload cannot start a new generation beside the serving one, if so: a socket only one worker can hold. */
 function cannotReload(plans: ListenerPlan[]): string | undefined {
   const single = plans.find((p) => p.strategy === "single");
   if (single === undefined) return undefined;
   return `Cannot reload as ${
-    describePlanAddress(single.address)
+    describePlan(single.address)
   } has one socket that only one worker can hold (${single.reason}): restart the server instead`;
 }
 

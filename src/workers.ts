@@ -2,7 +2,7 @@
 // resolves the port, holds the socket or lends it to each worker), each worker listens from it.
 
 import { type Adapter, adapter, type RawListener, type ShareableSocket, type SocketShare } from "./_adapter.ts";
-import { describeAddr, toConfig } from "./_address.ts";
+import { toConfig } from "./_address.ts";
 import { type BindHost, bindOnOnePort, hostSteps, resolveHosts } from "./_bind.ts";
 import { maxSocketPath, normalizeConfig, show } from "./_config.ts";
 import { errorCode, toListenError } from "./_errors.ts";
@@ -15,7 +15,7 @@ import { clearStaleSocket, placeSocket, removeSocketFile } from "./_unix.ts";
 import { listenerViews } from "./_views.ts";
 import { ListenError } from "./errors.ts";
 import { createListener } from "./listen.ts";
-import { checkIndex, configOf } from "./_plan.ts";
+import { checkIndex, configOf, describePlan } from "./_plan.ts";
 import { checkPlan, type ListenerPlan, type PlanAddress } from "./plan.ts";
 import type { Addr, Listener, TcpAddr } from "./types.ts";
 
@@ -220,11 +220,6 @@ async function bindShareable(share: SocketShare, hosts: BindHost[], port: number
 /** The key a worker asks the primary for socket `i` of `plan` by. */
 function shareKey(plan: ListenerPlan, i: number): string {
   return `${JSON.stringify(plan.address)}#${i}`;
-}
-
-/** A plan's address as people read it. */
-function describePlan(a: PlanAddress): string {
-  return a.transport === "inherited" ? a.spec : describeAddr(a);
 }
 
 /**
