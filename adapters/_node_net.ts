@@ -1,11 +1,43 @@
 // node:net servers and sockets as polybind's raw listeners and connections: used by the Node.js
 // adapter, by Bun's for inherited descriptors, and by the socket hand-off to child processes.
 
-import { createServer, type Server, type Socket } from "node:net";
+import { createServer, type Server, Socket } from "node:net";
 import type { RawListener } from "../src/_adapter.ts";
 import type { Addr } from "../src/types.ts";
 import { connQueue } from "./_push_queue.ts";
 import { PushConn } from "./_push_conn.ts";
+
+/**
+ * node:net's own keys for a socket that reads into its caller's buffer (the `onread` option of
+ * `new net.Socket()`, which accepted sockets cannot be given): found on a socket made with it.
+ * Where they exist (Node.js, Deno) and the handle takes a buffer, a read lands in one buffer
+ * shared by every connection and is copied from it before the callback returns, with no `Buffer`
+ * and no stream machinery a chunk. Elsewhere (Bun), 'data' events.
+ */
+const onread = ((): { buffer: symbol; callback: symbol } | undefined => {
+  const options = { onread: { buffer: new Uint8Array(1), callback: () => true } };
+  const probe = new Socket(options as ConstructorParameters<typeof Socket>[0]);
+  const keys = Object.getOwnPropertySymbols(probe);
+  const buffer = keys.find((k) => k.description === "kBuffer");
+  const callback = keys.find((k) => k.description === "kBufferCb");
+  probe.destroy();
+  return buffer && callback ? { buffer, callback } : undefined;
+})();
+
+/** The one buffer every node:net connection reads into (see `onread`). */
+const READ_BUFFER = new Uint8Array(64 * 1024);
+
+interface UserBufferHandle {
+  useUserBuffer?(buffer: Uint8Array): void;
+}
+
+/** The error of a write on a connection closed for writing. */
+function closedForWriting(): Error {
+  return Object.assign(new Error("Connection is closed for writing"), { code: "EPIPE" });
+}
+
+/** What an empty write writes. */
+const EMPTY = new Uint8Array(0);
 
 /** A node:net socket as a raw connection. */
 export class NodeConn extends PushConn {
@@ -24,29 +56,34 @@ export class NodeConn extends PushConn {
    */
   protected override start(): void {
     const socket = this.native;
-    socket.on("data", (chunk: Buffer) => this.push(chunk));
+    const handle = (socket as unknown as { _handle?: UserBufferHandle })._handle;
+    if (onread !== undefined && typeof handle?.useUserBuffer === "function") {
+      // What the socket read before: first.
+      for (let chunk: Buffer | null; (chunk = socket.read()) !== null;) this.push(chunk);
+      const fields = socket as unknown as Record<symbol, unknown>;
+      fields[onread.buffer] = READ_BUFFER;
+      fields[onread.callback] = (n: number, buf: Uint8Array) => this.pushFrom(buf, n);
+      handle.useUserBuffer(READ_BUFFER);
+      socket.resume();
+    } else socket.on("data", (chunk: Buffer) => this.push(chunk));
     socket.on("end", () => this.end());
     socket.on("close", () => this.end());
     if (socket.readableEnded || socket.destroyed) this.end();
   }
 
+  /**
+   * Writes all of `p`; resolves once node:net holds nothing of it, so the caller may reuse it
+   * (node:net keeps a reference, not a copy, of what the kernel did not take at once).
+   */
   write(p: Uint8Array): Promise<number> {
     const socket = this.native;
-    if (socket.destroyed || socket.writableEnded) {
-      return Promise.reject(Object.assign(new Error("Connection is closed for writing"), { code: "EPIPE" }));
-    }
-    if (socket.write(p)) return Promise.resolve(p.length);
-    return new Promise((resolve, reject) => {
-      const done = (err?: Error) => {
-        socket.off("drain", onDrain);
-        socket.off("close", onClose);
-        err ? reject(err) : resolve(p.length);
-      };
-      const onDrain = () => done();
-      const onClose = () => done(Object.assign(new Error("Connection closed while writing"), { code: "EPIPE" }));
-      socket.once("drain", onDrain);
-      socket.once("close", onClose);
-    });
+    if (socket.destroyed || socket.writableEnded) return Promise.reject(closedForWriting());
+    socket.write(p);
+    // The kernel took it all: nothing of `p` is held.
+    if (socket.writableLength === 0 && !socket.destroyed) return Promise.resolve(p.length);
+    if (socket.destroyed) return Promise.reject(socket.errored ?? closedForWriting());
+    // node:net calls write callbacks in order: an empty write's comes once `p` is sent.
+    return new Promise((resolve, reject) => socket.write(EMPTY, (err) => err ? reject(err) : resolve(p.length)));
   }
 
   closeWrite(): Promise<void> {

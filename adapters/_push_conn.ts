@@ -104,6 +104,22 @@ export abstract class PushConn implements RawConn {
     else if (this.#buffered >= HIGH_WATER) this.#pause();
   }
 
+  /**
+   * Called by the adapter with `n` bytes of `buf`, a buffer it reuses once this returns: copied
+   * straight into the waiting read when there is one and they fit, else kept as a copy.
+   */
+  pushFrom(buf: Uint8Array, n: number): void {
+    const into = this.#into;
+    if (into !== undefined && n <= into.length && this.#chunks.length === 0) {
+      const resolve = this.#resolve!;
+      into.set(n === buf.length ? buf : buf.subarray(0, n));
+      this.#nextWaiting();
+      resolve(n);
+      return;
+    }
+    this.push(buf.slice(0, n));
+  }
+
   /** Called by the adapter at end of stream (or when the socket closes). */
   end(): void {
     this.#ended = true;

@@ -10,6 +10,13 @@ import { dial, exchange, portOf, readAll, serveUpper } from "./_helpers.ts";
 
 const T = { timeout: 20_000 };
 
+/** A stream as `for await` sees it (TypeScript's DOM types for Node.js leave iteration out). */
+function iterable(stream: ReadableStream<Uint8Array>) {
+  return stream as unknown as AsyncIterable<Uint8Array> & {
+    values(options: { preventCancel: boolean }): AsyncIterable<Uint8Array>;
+  };
+}
+
 describe("createListener (TCP)", () => {
   test("accepts, reads, writes and reports addresses", T, async () => {
     await using listener = await createListener({ host: "127.0.0.1", port: 0 });
@@ -99,6 +106,55 @@ describe("createListener (TCP)", () => {
     },
   );
 
+  test(
+    "for await over readable: the whole stream, unlocked after; break closes; preventCancel leaves it open",
+    T,
+    async () => {
+      await using listener = await createListener({ port: 0 });
+      const client = await dial(portOf(listener));
+      const conn = await listener.accept();
+      const size = 1 << 20;
+      client.end(new Uint8Array(size).fill(7));
+      let received = 0;
+      for await (const chunk of iterable(conn.readable)) {
+        assert.ok(chunk.every((b) => b === 7));
+        received += chunk.length;
+      }
+      assert.equal(received, size);
+      assert.equal(conn.readable.locked, false);
+      for await (const _ of iterable(conn.readable)) assert.fail("nothing after the end");
+      conn.close();
+      client.destroy();
+
+      const kept = await dial(portOf(listener));
+      const second = await listener.accept();
+      kept.on("error", () => {});
+      kept.write("a");
+      for await (const chunk of iterable(second.readable).values({ preventCancel: true })) {
+        assert.equal(new TextDecoder().decode(chunk), "a");
+        break;
+      }
+      assert.equal(second.readable.locked, false);
+      kept.end("b");
+      const rest = second.readable.getReader();
+      assert.equal(new TextDecoder().decode((await rest.read()).value), "b");
+      assert.equal((await rest.read()).done, true);
+      second.close();
+      kept.destroy();
+
+      const broken = await dial(portOf(listener));
+      const third = await listener.accept();
+      const ended = new Promise((resolve) => broken.once("end", resolve));
+      broken.on("error", () => {});
+      broken.resume();
+      broken.write("z");
+      for await (const _ of iterable(third.readable)) break;
+      await ended;
+      await assert.rejects(third.write(new Uint8Array(1)));
+      broken.destroy();
+    },
+  );
+
   test("concurrent reads and accepts are served in call order", T, async () => {
     await using listener = await createListener({ port: 0 });
     const accepts = [listener.accept(), listener.accept(), listener.accept()];
@@ -158,6 +214,39 @@ describe("createListener (TCP)", () => {
     });
     assert.equal(await conn.write(new Uint8Array(size)), size);
     await done;
+    conn.close();
+    client.destroy();
+  });
+
+  test("a buffer is the caller's again once write() resolves: what was sent is what it held then", T, async () => {
+    await using listener = await createListener({ port: 0 });
+    const client = await dial(portOf(listener));
+    const conn = await listener.accept();
+    // The client reads nothing until a write has to wait: by then the kernel's buffers are full
+    // and the runtime keeps (or has copied) the bytes of each write it has not sent yet.
+    client.pause();
+    const rounds = 2048, size = 4096;
+    const buf = new Uint8Array(size);
+    const got: Buffer[] = [];
+    const done = new Promise<void>((resolve) => client.on("end", resolve));
+    client.on("data", (c: Buffer) => got.push(c));
+    for (let i = 0; i < rounds; i++) {
+      buf.fill(i & 255);
+      const written = conn.write(buf);
+      const waits = await Promise.race([written.then(() => false), new Promise((r) => setImmediate(r, true))]);
+      if (waits) client.resume();
+      assert.equal(await written, size);
+    }
+    buf.fill(0);
+    await conn.closeWrite();
+    client.resume();
+    await done;
+    const all = Buffer.concat(got);
+    assert.equal(all.length, rounds * size);
+    for (let i = 0; i < rounds; i++) {
+      const wrong = all.subarray(i * size, (i + 1) * size).findIndex((b) => b !== (i & 255));
+      assert.equal(wrong, -1, `write ${i}: byte ${wrong} is ${all[i * size + wrong]}`);
+    }
     conn.close();
     client.destroy();
   });
