@@ -4,23 +4,11 @@
 
 import type { RawConn } from "./_adapter.ts";
 import type { Addr, Conn } from "./types.ts";
+import { connReadable, connWritable } from "./_conn_streams.ts";
 
 /** What read() does once `readable` has been taken: the stream owns the bytes from then on. */
 export function readableTaken(): Promise<never> {
   return Promise.reject(new TypeError("Conn.read() cannot be used once Conn.readable has been taken"));
-}
-
-/**
- * A writable stream over `write`, whose close half-closes the connection (Deno's own conn
- * streams close the whole connection instead).
- */
-function writableTo(conn: Conn): WritableStream<Uint8Array> {
-  return new WritableStream<Uint8Array>({
-    // The promise is returned as it is: an async wrapper would cost one more microtask a chunk.
-    write: (chunk) => conn.write(chunk) as Promise<unknown> as Promise<void>,
-    close: () => conn.closeWrite(),
-    abort: () => conn.close(),
-  });
 }
 
 /** A raw connection as the public Conn. */
@@ -68,13 +56,13 @@ class CoreConn implements Conn {
   get readable(): ReadableStream<Uint8Array> {
     if (this.#readable === undefined) {
       const { source, highWaterMark } = this.#raw.source();
-      this.#readable = new ReadableStream<Uint8Array>(source, { highWaterMark });
+      this.#readable = connReadable(source, highWaterMark);
     }
     return this.#readable;
   }
 
   get writable(): WritableStream<Uint8Array> {
-    return this.#writable ??= writableTo(this);
+    return this.#writable ??= connWritable(this);
   }
 
   closeWrite(): Promise<void> {

@@ -155,6 +155,48 @@ describe("createListener (TCP)", () => {
     },
   );
 
+  test("writable: writes in order with or without awaiting, close after the last; then refused", T, async () => {
+    await using listener = await createListener({ port: 0 });
+    const client = await dial(portOf(listener));
+    const conn = await listener.accept();
+    const got: Buffer[] = [];
+    client.on("data", (c: Buffer) => got.push(c));
+    const ended = new Promise((resolve) => client.once("end", resolve));
+    const writer = conn.writable.getWriter();
+    const encode = (s: string) => new TextEncoder().encode(s);
+    assert.equal(await writer.write(encode("a")), undefined);
+    // Not awaited: the second and later go through the stream's queue, behind the first.
+    const pending = ["b", "c", "d"].map((s) => writer.write(encode(s)));
+    assert.equal(writer.desiredSize !== null && writer.desiredSize < 1, true);
+    const big = new Uint8Array(4 << 20).fill(101);
+    const bigWrite = writer.write(big);
+    const closing = writer.close();
+    await assert.rejects(writer.write(encode("late")), TypeError);
+    await Promise.all([...pending, bigWrite, closing]);
+    await ended;
+    const all = Buffer.concat(got);
+    assert.equal(all.subarray(0, 4).toString(), "abcd");
+    assert.equal(all.length, 4 + big.length);
+    assert.ok(all.subarray(4).every((b) => b === 101));
+    conn.close();
+    client.destroy();
+  });
+
+  test("writable: a write that fails errors the stream; releaseLock ends the writer", T, async () => {
+    await using listener = await createListener({ port: 0 });
+    const client = await dial(portOf(listener));
+    const conn = await listener.accept();
+    const first = conn.writable.getWriter();
+    first.releaseLock();
+    await assert.rejects(first.write(new Uint8Array(1)), TypeError);
+    const writer = conn.writable.getWriter();
+    conn.close();
+    await assert.rejects(writer.write(new Uint8Array(1)));
+    await assert.rejects(writer.closed);
+    await assert.rejects(writer.write(new Uint8Array(1)));
+    client.destroy();
+  });
+
   test("concurrent reads and accepts are served in call order", T, async () => {
     await using listener = await createListener({ port: 0 });
     const accepts = [listener.accept(), listener.accept(), listener.accept()];
