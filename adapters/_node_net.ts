@@ -29,6 +29,7 @@ const READ_BUFFER = new Uint8Array(64 * 1024);
 
 interface UserBufferHandle {
   useUserBuffer?(buffer: Uint8Array): void;
+  readonly reading?: boolean;
 }
 
 /** The error of a write on a connection closed for writing. */
@@ -59,12 +60,15 @@ export class NodeConn extends PushConn {
     const handle = (socket as unknown as { _handle?: UserBufferHandle })._handle;
     if (onread !== undefined && typeof handle?.useUserBuffer === "function") {
       // What the socket read before: first.
-      for (let chunk: Buffer | null; (chunk = socket.read()) !== null;) this.push(chunk);
+      if (socket.readableLength > 0) {
+        for (let chunk: Buffer | null; (chunk = socket.read()) !== null;) this.push(chunk);
+      }
       const fields = socket as unknown as Record<symbol, unknown>;
       fields[onread.buffer] = READ_BUFFER;
       fields[onread.callback] = (n: number, buf: Uint8Array) => this.pushFrom(buf, n);
       handle.useUserBuffer(READ_BUFFER);
-      socket.resume();
+      // An accepted socket reads from the start, unless its stream buffer filled up.
+      if (handle.reading !== true) socket.resume();
     } else socket.on("data", (chunk: Buffer) => this.push(chunk));
     socket.on("end", () => this.end());
     socket.on("close", () => this.end());
