@@ -63,6 +63,16 @@ describe("createUdpListener", { skip: !udp && "UDP is unavailable here; the refu
     }
   });
 
+  test("a send the OS refuses rejects with its code, and the socket goes on", T, async () => {
+    await using socket = await createUdpListener({ port: 0 });
+    const serving = echo(socket);
+    await assert.rejects(socket.send(new Uint8Array(70_000), socket.addr), { code: "EMSGSIZE" });
+    await assert.rejects(socket.send(new Uint8Array(1), { transport: "udp", hostname: "127.0.0.1", port: 0 }));
+    assert.equal(await ask(socket.addr.port, "after"), "AFTER");
+    await socket.close();
+    await serving;
+  });
+
   test("IPv6", T, async () => {
     await using socket = await createUdpListener({ host: "::1", port: 0 });
     const serving = echo(socket);
