@@ -6,7 +6,6 @@ import { lookup as dnsLookup } from "node:dns";
 import { isIP } from "node:net";
 import process from "node:process";
 import type { RawDatagram } from "../src/_adapter.ts";
-import type { NetAddr } from "../src/types.ts";
 import { datagramQueue } from "./_push_queue.ts";
 
 /**
@@ -56,24 +55,34 @@ export function listenDgram(opts: { hostname: string; port: number; reusePort: b
 function wrapDgram(socket: Socket): RawDatagram {
   const queue = datagramQueue();
   const { address, port } = socket.address();
+  let closing: Promise<void> | undefined;
   socket.on("message", (msg, rinfo) => {
-    const from: NetAddr = { transport: "udp", hostname: rinfo.address, port: rinfo.port };
-    queue.push([new Uint8Array(msg.buffer, msg.byteOffset, msg.length), from]);
+    queue.push([new Uint8Array(msg.buffer, msg.byteOffset, msg.length), {
+      transport: "udp",
+      hostname: rinfo.address,
+      port: rinfo.port,
+    }]);
   });
   socket.on("error", () => {});
+  // Closed by someone else (through `native`): receiving fails rather than ends.
   socket.on("close", () => queue.close());
   return {
     addr: { transport: "udp", hostname: address, port },
     native: socket,
     receive: () => queue.take(),
+    step: () => queue.step(),
     send(data, to) {
       return new Promise((resolve, reject) =>
         socket.send(data, to.port, to.hostname, (err, bytes) => (err ? reject(err) : resolve(bytes)))
       );
     },
     close() {
-      if (queue.closed) return Promise.resolve();
-      return new Promise((resolve) => socket.close(() => resolve()));
+      if (closing === undefined) {
+        const foreign = queue.closed;
+        queue.close(true);
+        closing = foreign ? Promise.resolve() : new Promise((resolve) => socket.close(() => resolve()));
+      }
+      return closing;
     },
   };
 }

@@ -61,7 +61,106 @@ export function udpClosedError(): Error {
   return Object.assign(new Error("UDP socket closed"), { code: "EBADF" });
 }
 
+type Datagram = [Uint8Array, NetAddr];
+
+interface DatagramWaiter {
+  resolve(value: Datagram | IteratorResult<Datagram, undefined>): void;
+  reject(err: unknown): void;
+  /** Wants an iterator result (step) rather than the datagram itself (take). */
+  step: boolean;
+}
+
+const ENDED: IteratorReturnResult<undefined> = { value: undefined, done: true };
+
+/**
+ * Received datagrams until taken, as they are (take) or as iterator results (step): a waiting
+ * step is resolved with its result at once, one promise a datagram where take().then() costs
+ * two and a microtask more. The oldest waiter lives in fields of its own, so that a loop's one
+ * waiting step costs no object.
+ */
+export class DatagramQueue {
+  #queue: Datagram[] = [];
+  #resolve: DatagramWaiter["resolve"] | undefined;
+  #reject: DatagramWaiter["reject"] = () => {};
+  #step = false;
+  /** Waiters after the oldest, in order. */
+  #later: DatagramWaiter[] = [];
+  #closed: Error | undefined;
+  #ended = false;
+
+  /** Called by the adapter with each datagram; one that comes once closed is dropped. */
+  push(item: Datagram): void {
+    const resolve = this.#resolve;
+    if (resolve === undefined) {
+      if (this.#closed === undefined) this.#queue.push(item);
+      return;
+    }
+    const step = this.#step;
+    this.#next();
+    resolve(step ? { value: item, done: false } : item);
+  }
+
+  /** The next datagram; rejects once closed. */
+  take(): Promise<Datagram> {
+    if (this.#queue.length > 0) return Promise.resolve(this.#queue.shift()!);
+    if (this.#closed) return Promise.reject(this.#closed);
+    return this.#wait(false) as Promise<Datagram>;
+  }
+
+  /** The next datagram as an iterator result: done once ended, rejecting once closed otherwise. */
+  step(): Promise<IteratorResult<Datagram, undefined>> {
+    if (this.#queue.length > 0) return Promise.resolve({ value: this.#queue.shift()!, done: false });
+    if (this.#closed) return this.#ended ? Promise.resolve(ENDED) : Promise.reject(this.#closed);
+    return this.#wait(true) as Promise<IteratorResult<Datagram, undefined>>;
+  }
+
+  /** Whether close() has been called. */
+  get closed(): boolean {
+    return this.#closed !== undefined;
+  }
+
+  /**
+   * Drops queued datagrams; takes reject from now on, and steps too unless `ended` (the socket
+   * was closed by its owner, which ends an iteration quietly). True the first time only.
+   */
+  close(ended = false): boolean {
+    if (this.#closed) return false;
+    this.#closed = udpClosedError();
+    this.#ended = ended;
+    this.#queue.length = 0;
+    while (this.#resolve !== undefined) {
+      const resolve = this.#resolve, reject = this.#reject, step = this.#step;
+      this.#next();
+      if (step && ended) resolve(ENDED);
+      else reject(this.#closed);
+    }
+    return true;
+  }
+
+  #wait(step: boolean): Promise<unknown> {
+    return new Promise((resolve, reject) => {
+      if (this.#resolve === undefined) {
+        this.#resolve = resolve;
+        this.#reject = reject;
+        this.#step = step;
+      } else {
+        this.#later.push({ resolve, reject, step });
+      }
+    });
+  }
+
+  /** Hands the oldest waiter's place to the next one, if any. */
+  #next(): void {
+    const w = this.#later.shift();
+    this.#resolve = w?.resolve;
+    if (w) {
+      this.#reject = w.reject;
+      this.#step = w.step;
+    }
+  }
+}
+
 /** A queue of received datagrams. */
-export function datagramQueue(): PushQueue<[Uint8Array, NetAddr]> {
-  return new PushQueue(udpClosedError);
+export function datagramQueue(): DatagramQueue {
+  return new DatagramQueue();
 }

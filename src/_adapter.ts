@@ -53,6 +53,12 @@ export interface RawDatagram {
   readonly addr: UdpAddr;
   /** Next datagram; rejects (with anything) once closed. */
   receive(): Promise<[Uint8Array, NetAddr]>;
+  /**
+   * Next datagram as an iterator result, done once close() has been called (rejecting if the
+   * socket closed otherwise). Optional: where an adapter has it, a sole listener on the socket
+   * iterates with one promise a datagram instead of receive()'s and a then()'s.
+   */
+  step?(): Promise<IteratorResult<[Uint8Array, NetAddr], undefined>>;
   send(data: Uint8Array, to: NetAddr): Promise<number>;
   close(): Promise<void>;
   readonly native: unknown;

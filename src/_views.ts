@@ -8,7 +8,7 @@ import { toConn } from "./_conn.ts";
 import { closedError, errorCode } from "./_errors.ts";
 import { mergeSources } from "./_merge.ts";
 import { shareSource } from "./_shared.ts";
-import { wrapDatagram, wrapListener } from "./_wrap.ts";
+import { wrapDatagram, wrapListener, wrapSoleDatagram } from "./_wrap.ts";
 import type { Conn, DatagramListener, Listener, NetAddr } from "./types.ts";
 
 /** Accept errors of a peer that left before it was accepted: accept the next one at once. */
@@ -69,6 +69,7 @@ function sender(raws: RawDatagram[]): (data: Uint8Array, to: NetAddr) => Promise
 export function datagramViews(raws: RawDatagram[], count: number): DatagramListener[] {
   const first = raws[0]!;
   const closed = () => closedError(describeAddr(first.addr));
+  if (raws.length === 1 && count === 1 && first.step) return [wrapSoleDatagram(first, first.step, closed)];
   const source = mergeSources<Datagram>(
     raws.map((r) => ({ take: () => r.receive(), close: () => r.close() })),
     () => {},

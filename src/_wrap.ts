@@ -1,5 +1,6 @@
 // Turns views of raw runtime sockets into the public Listener and DatagramListener objects.
 
+import type { RawDatagram } from "./_adapter.ts";
 import type { Addr, Conn, DatagramListener, DrainOptions, Listener, NetAddr, UdpAddr } from "./types.ts";
 import { DONE, type View } from "./_shared.ts";
 
@@ -61,5 +62,41 @@ export function wrapDatagram(
     close: () => view.close(),
     [Symbol.asyncIterator]: () => iterate(view),
     [Symbol.asyncDispose]: () => view.close(),
+  };
+}
+
+/**
+ * The DatagramListener of a socket nobody shares, on an adapter's `step`: iterating it takes
+ * each datagram's iterator result straight from the adapter, one promise a datagram.
+ */
+export function wrapSoleDatagram(
+  raw: RawDatagram,
+  step: NonNullable<RawDatagram["step"]>,
+  closedError: () => Error,
+): DatagramListener {
+  let closing: Promise<void> | undefined;
+  const close = () => (closing ??= raw.close());
+  const next = () => closing === undefined ? step.call(raw) : Promise.resolve(DONE);
+  const rejectClosed = () => Promise.reject(closedError());
+  return {
+    addr: raw.addr,
+    native: raw.native,
+    receive: () =>
+      closing === undefined
+        ? raw.receive().catch((err) => {
+          throw closing === undefined ? err : closedError();
+        })
+        : rejectClosed(),
+    send: (data, to) => closing === undefined ? raw.send(data, to) : rejectClosed(),
+    close,
+    [Symbol.asyncIterator]() {
+      const it: AsyncIterableIterator<[Uint8Array, NetAddr], undefined> = {
+        next,
+        return: () => Promise.resolve(DONE),
+        [Symbol.asyncIterator]: () => it,
+      };
+      return it;
+    },
+    [Symbol.asyncDispose]: close,
   };
 }

@@ -73,6 +73,37 @@ describe("createUdpListener", { skip: !udp && "UDP is unavailable here; the refu
     await serving;
   });
 
+  test("next() and receive() called together take datagrams in call order", T, async () => {
+    await using socket = await createUdpListener({ port: 0 });
+    const it = socket[Symbol.asyncIterator]();
+    const pending = [it.next(), socket.receive(), it.next()];
+    const client: Socket = createSocket("udp4");
+    try {
+      // One at a time: Deno's node:dgram sends a burst of datagrams in reverse order.
+      for (const text of ["a", "b", "c"]) {
+        await new Promise((resolve) => client.send(text, socket.addr.port, "127.0.0.1", resolve));
+      }
+      const [first, second, third] = await Promise.all(pending);
+      const text = (data: Uint8Array) => new TextDecoder().decode(data);
+      assert.equal(text((first as IteratorYieldResult<[Uint8Array, unknown]>).value[0]), "a");
+      assert.equal(text((second as [Uint8Array, unknown])[0]), "b");
+      assert.equal(text((third as IteratorYieldResult<[Uint8Array, unknown]>).value[0]), "c");
+    } finally {
+      client.close();
+    }
+  });
+
+  test("closing ends a waiting iteration and rejects a waiting receive()", T, async () => {
+    const socket = await createUdpListener({ port: 0 });
+    const it = socket[Symbol.asyncIterator]();
+    const step = it.next();
+    const received = socket.receive();
+    await socket.close();
+    assert.deepEqual(await step, { value: undefined, done: true });
+    await assert.rejects(received, { code: "ECLOSED" });
+    assert.deepEqual(await it.next(), { value: undefined, done: true });
+  });
+
   test("IPv6", T, async () => {
     await using socket = await createUdpListener({ host: "::1", port: 0 });
     const serving = echo(socket);
