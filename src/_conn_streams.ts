@@ -29,7 +29,8 @@ function iterator(stream: ReadableStream<Uint8Array>, preventCancel: boolean): A
     finished = true;
     reader.releaseLock();
   };
-  const settled = (r: ReadableStreamReadResult<Uint8Array>) => {
+  // Typed by what it reads: the runtimes' type files name a read's result differently.
+  const settled = (r: { done?: boolean }) => {
     if (r.done) release();
     return r as IteratorResult<Uint8Array>;
   };
