@@ -6,7 +6,23 @@ import { lookup as dnsLookup } from "node:dns";
 import { isIP } from "node:net";
 import process from "node:process";
 import type { RawDatagram } from "../src/_adapter.ts";
+import { dgramSender } from "./_dgram_send.ts";
 import { datagramQueue } from "./_push_queue.ts";
+
+/** isIP, remembering the last literal: an echo answers one peer after another. */
+function literalFamily(): (address: string) => number {
+  let last = "";
+  let lastFamily = 0;
+  return (address) => {
+    if (address === last) return lastFamily;
+    const family = isIP(address);
+    if (family !== 0) {
+      last = address;
+      lastFamily = family;
+    }
+    return family;
+  };
+}
 
 /**
  * node:dgram's lookup, answering an IP literal at once once `bound()`: a send to an address
@@ -15,17 +31,15 @@ import { datagramQueue } from "./_push_queue.ts";
  * (bind() emits 'listening' from its callback). Names go to dns.lookup; errors reach send()'s
  * callback either way.
  */
-function literalLookup(bound: () => boolean): NonNullable<SocketOptions["lookup"]> {
-  // The last literal seen, as an echo sends to one peer after another: a compare, not a parse.
-  let last = "";
-  let lastFamily = 0;
+function literalLookup(
+  familyOf: (address: string) => number,
+  bound: () => boolean,
+): NonNullable<SocketOptions["lookup"]> {
   // node:dgram passes the socket's family (4 or 6) where the type says options; dns.lookup takes both.
   return (address, family, callback) => {
-    const literal = address === last ? lastFamily : isIP(address);
-    if (literal === 0) return dnsLookup(address, family, callback);
-    last = address;
-    lastFamily = literal;
-    if (bound()) callback(null, address, literal);
+    const literal = familyOf(address);
+    if (literal === 0) dnsLookup(address, family, callback);
+    else if (bound()) callback(null, address, literal);
     else process.nextTick(callback, null, address, literal);
   };
 }
@@ -33,10 +47,11 @@ function literalLookup(bound: () => boolean): NonNullable<SocketOptions["lookup"
 /** Binds a UDP socket with node:dgram. */
 export function listenDgram(opts: { hostname: string; port: number; reusePort: boolean }): Promise<RawDatagram> {
   let bound = false;
+  const familyOf = literalFamily();
   const socket: Socket = createSocket({
     type: opts.hostname.includes(":") ? "udp6" : "udp4",
     reusePort: opts.reusePort,
-    lookup: literalLookup(() => bound),
+    lookup: literalLookup(familyOf, () => bound),
   } as SocketOptions); // reusePort: not in @types/node 20
   return new Promise((resolve, reject) => {
     const fail = (err: Error) => {
@@ -47,12 +62,12 @@ export function listenDgram(opts: { hostname: string; port: number; reusePort: b
     socket.bind({ address: opts.hostname, port: opts.port, exclusive: true }, () => {
       socket.off("error", fail);
       bound = true;
-      resolve(wrapDgram(socket));
+      resolve(wrapDgram(socket, dgramSender(socket, (host) => familyOf(host) !== 0)));
     });
   });
 }
 
-function wrapDgram(socket: Socket): RawDatagram {
+function wrapDgram(socket: Socket, send: ReturnType<typeof dgramSender>): RawDatagram {
   const queue = datagramQueue();
   const { address, port } = socket.address();
   let closing: Promise<void> | undefined;
@@ -71,11 +86,7 @@ function wrapDgram(socket: Socket): RawDatagram {
     native: socket,
     receive: () => queue.take(),
     step: () => queue.step(),
-    send(data, to) {
-      return new Promise((resolve, reject) =>
-        socket.send(data, to.port, to.hostname, (err, bytes) => (err ? reject(err) : resolve(bytes)))
-      );
-    },
+    send: (data, to) => send(data, to.port, to.hostname),
     close() {
       if (closing === undefined) {
         const foreign = queue.closed;

@@ -238,9 +238,11 @@ export interface DatagramListener extends AsyncIterable<[Uint8Array, NetAddr]>, 
   /** Resolves with the next datagram and its sender; rejects with a `ListenError` once closed. */
   receive(): Promise<[Uint8Array, NetAddr]>;
   /**
-   * Sends one datagram and resolves with the number of bytes sent.
+   * Sends one datagram and resolves with the number of bytes sent, once the OS has taken it.
+   * Rejects with the runtime's error when the OS refuses it (its `code`, such as `EMSGSIZE`), or
+   * the host name does not resolve; with a `ListenError` (code `ECLOSED`) once closed.
    * @param data The payload.
-   * @param to The receiver.
+   * @param to The receiver: an IP address, or a host name to resolve first.
    */
   send(data: Uint8Array, to: NetAddr): Promise<number>;
   /** Releases the socket (or this view of a shared one). Idempotent. */
