@@ -1,6 +1,7 @@
 // node:net servers and sockets as polybind's raw listeners and connections: used by the Node.js
 // adapter, by Bun's for inherited descriptors, and by the socket hand-off to child processes.
 
+import { Buffer } from "node:buffer";
 import { createServer, type Server, Socket } from "node:net";
 import type { RawListener } from "../src/_adapter.ts";
 import type { Addr } from "../src/types.ts";
@@ -69,10 +70,34 @@ export class NodeConn extends PushConn {
       handle.useUserBuffer(READ_BUFFER);
       // An accepted socket reads from the start, unless its stream buffer filled up.
       if (handle.reading !== true) socket.resume();
-    } else socket.on("data", (chunk: Buffer) => this.push(chunk));
+    } else socket.on("data", this.#onData);
     socket.on("end", () => this.end());
     socket.on("close", () => this.end());
     if (socket.readableEnded || socket.destroyed) this.end();
+  }
+
+  readonly #onData = (chunk: Buffer): void => this.push(chunk);
+
+  /**
+   * Gives the socket back to a reader of its own (an http.Server): `first`, then what was read
+   * and not taken, are its first bytes, and its reads reach its stream again. A socket that read
+   * into the shared buffer cannot leave it (the handle keeps it): each read is then copied into
+   * a `Buffer` and pushed, as node:net itself does, with the same back-pressure.
+   *
+   * @param first Bytes that come before anything this Conn buffered.
+   */
+  release(first?: Uint8Array): void {
+    const socket = this.native;
+    const back = this.started ? this.takeBuffered() : [];
+    if (first !== undefined && first.length > 0) back.unshift(first);
+    if (onread !== undefined) {
+      const fields = socket as unknown as Record<symbol, unknown>;
+      if (fields[onread.buffer] === READ_BUFFER) {
+        fields[onread.callback] = (n: number, buf: Uint8Array) => socket.push(Buffer.from(buf.subarray(0, n)));
+      }
+    }
+    socket.off("data", this.#onData);
+    for (let i = back.length - 1; i >= 0; i--) socket.unshift(back[i]);
   }
 
   /**

@@ -151,6 +151,25 @@ export abstract class PushConn implements RawConn {
     this.start();
   }
 
+  /** Whether reading has started (the first read() or source()). */
+  protected get started(): boolean {
+    return this.#started;
+  }
+
+  /**
+   * Takes the bytes buffered here and not yet read, and lets the socket flow again: for an
+   * adapter handing the socket to a reader of its own. This Conn reads nothing after.
+   */
+  protected takeBuffered(): Uint8Array[] {
+    const chunks = this.#chunks;
+    this.#chunks = [];
+    this.#buffered = 0;
+    this.#ended = true;
+    this.#settle();
+    this.#resume();
+    return chunks;
+  }
+
   /** Settles waiting reads from the buffer, else with the error or end of stream; ends `readable`. */
   #settle(): void {
     while (this.#resolve !== undefined) {

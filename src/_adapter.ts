@@ -36,6 +36,11 @@ export interface RawConn {
    * Bun, pulled on Deno), ending as `read()` does; `cancel` closes the connection.
    */
   source(): { readonly source: UnderlyingDefaultSource<Uint8Array>; readonly highWaterMark: number };
+  /**
+   * Gives `native` (a `node:stream` Duplex) back to a reader of its own, such as an http.Server:
+   * `first`, then what was read and not taken, are its first bytes. Only where `native` is one.
+   */
+  release?(first?: Uint8Array): void;
 }
 
 /** A bound stream socket as the runtime gives it; the core adds state, views and cleanup. */

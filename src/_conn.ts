@@ -11,6 +11,32 @@ export function readableTaken(): Promise<never> {
   return Promise.reject(new TypeError("Conn.read() cannot be used once Conn.readable has been taken"));
 }
 
+/** The key of a Conn's method that gives its native socket back, with `first` as its first bytes. */
+export const RELEASE: unique symbol = Symbol("polybind.release");
+
+/** A Conn that can give its native socket back to a reader of its own. */
+interface Releasing {
+  [RELEASE]?(first?: Uint8Array): void;
+}
+
+/**
+ * A Conn's native socket, handed to a reader of its own (an http.Server): the bytes the Conn
+ * read and has not given out (the rest of a PROXY header's packet) are put back first, and its
+ * reads reach the socket's stream again. The Conn reads nothing after.
+ *
+ * @param conn A Conn from polybind, not read by its user.
+ * @returns `conn.native`.
+ * @example
+ * ```ts ignore
+ * const socket = releaseNative(conn);
+ * if (socket instanceof Duplex) server.emit("connection", socket);
+ * ```
+ */
+export function releaseNative(conn: Conn): unknown {
+  (conn as Releasing)[RELEASE]?.();
+  return conn.native;
+}
+
 /** A raw connection as the public Conn. */
 class CoreConn implements Conn {
   readonly #raw: RawConn;
@@ -81,6 +107,10 @@ class CoreConn implements Conn {
 
   setKeepAlive(on = true): void {
     if (this.#unixPath === undefined) this.#raw.setKeepAlive(on);
+  }
+
+  [RELEASE](first?: Uint8Array): void {
+    this.#raw.release?.(first);
   }
 
   [Symbol.asyncDispose](): Promise<void> {

@@ -1,11 +1,11 @@
 // A connection after its PROXY header: the Conn a listener hands out once the header has been
 // read (or found absent), with the client's addresses from the header, `proxy` saying what the
-// header said, and the bytes read past the header given back first. On a node:net socket the
-// header is read from the socket itself and those bytes are unshifted into it, so the socket
-// stays the runtime's own, and an http.Server handed it (showProxyAddrs) sees the header's
-// addresses; elsewhere the Conn reads them first from a buffer. Reading the header: _proxy_read.ts.
+// header said, and the bytes read past the header given back first: by read() and `readable`,
+// or, when its node:net socket is handed to an http.Server (releaseNative), put back into the
+// socket, which then shows the header's addresses (showProxyAddrs). Reading the header:
+// _proxy_read.ts.
 
-import { readableTaken } from "./_conn.ts";
+import { readableTaken, RELEASE } from "./_conn.ts";
 import { ipFamily } from "./_ip.ts";
 import type { ProxyHeader } from "./_proxy_header.ts";
 import type { Addr, Conn } from "./types.ts";
@@ -175,6 +175,13 @@ class ProxiedConn implements Conn {
     this.#inner.setKeepAlive(on);
   }
 
+  /** The inner Conn's release, with the leftover bytes first (a copy: their buffer goes back to its pool). */
+  [RELEASE](): void {
+    const first = this.#rest?.slice();
+    this.#drop();
+    (this.#inner as { [RELEASE]?(first?: Uint8Array): void })[RELEASE]?.(first);
+  }
+
   [Symbol.asyncDispose](): Promise<void> {
     this.close();
     return Promise.resolve();
@@ -183,8 +190,7 @@ class ProxiedConn implements Conn {
 
 /**
  * The Conn to hand out for `inner` after its header. `rest` are bytes read past the header that
- * `inner` will not give again (none when the header was read from a node:net socket, where they
- * were unshifted back into it).
+ * `inner` will not give again.
  *
  * @param inner The accepted connection.
  * @param header Its header, or `undefined` for a connection let through without one.

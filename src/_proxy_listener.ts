@@ -54,6 +54,20 @@ class ProxyListener implements Listener {
     });
   }
 
+  /** accept() as an iterator's step, with one promise a connection: done once closed. */
+  #step(): Promise<IteratorResult<Conn, undefined>> {
+    if (this.#closed !== undefined) return Promise.resolve(DONE);
+    const conn = this.#ready.shift();
+    if (conn !== undefined) return Promise.resolve({ value: conn, done: false });
+    return new Promise((resolve, reject) => {
+      this.#waiters.push({
+        resolve: (value) => resolve({ value, done: false }),
+        reject: (err) => this.#closed !== undefined ? resolve(DONE) : reject(err),
+      });
+      this.#pump();
+    });
+  }
+
   /** One inner accept() at a time, while someone waits: the inner queue is the backlog. */
   #pump(): void {
     if (this.#accepting || this.#innerDone || this.#closed !== undefined || this.#waiters.length === 0) return;
@@ -168,11 +182,7 @@ class ProxyListener implements Listener {
 
   [Symbol.asyncIterator](): AsyncIterableIterator<Conn, undefined> {
     const it: AsyncIterableIterator<Conn, undefined> = {
-      next: () =>
-        this.accept().then((value) => ({ value, done: false }), (err) => {
-          if (this.#closed !== undefined) return DONE;
-          throw err;
-        }),
+      next: () => this.#step(),
       // Leaving a for-await loop closes nothing, as with every polybind listener.
       return: () => Promise.resolve(DONE),
       [Symbol.asyncIterator]: () => it,

@@ -4,6 +4,7 @@
 
 import { Duplex } from "node:stream";
 import { ipFamily } from "./_ip.ts";
+import { releaseNative } from "./_conn.ts";
 import { showProxyAddrs } from "./_proxy_conn.ts";
 import type { Conn, Listener } from "./types.ts";
 
@@ -197,6 +198,7 @@ export async function handOffConnections(listener: Listener, server: ConnectionS
       const native = conn.native;
       if (!(native instanceof Duplex)) server.emit("connection", new ConnSocket(conn));
       else {
+        releaseNative(conn);
         if (conn.proxy !== undefined) showProxyAddrs(conn, native);
         server.emit("connection", native);
       }

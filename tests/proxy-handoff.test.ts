@@ -12,6 +12,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from "node:ht
 import { connect, type Socket } from "node:net";
 import { join } from "node:path";
 import { Buffer } from "node:buffer";
+import { EventEmitter } from "node:events";
 import { createListener, handOffConnections, type ServerConfig, supervise, withProxyProtocol } from "../mod.ts";
 import { canCountFds, fdTargets, leakedFds } from "./_fd.ts";
 import { portOf, tempDir } from "./_helpers.ts";
@@ -150,6 +151,46 @@ describe("handOffConnections and node:http behind a PROXY header", () => {
       await dir.cleanup();
     }
   });
+
+  test(
+    "a socket handed to a reader of its own streams the bytes after the header in order, with back-pressure",
+    T,
+    async () => {
+      // Not node:http, which reads the socket's handle itself: a sink that echoes through the
+      // socket's own stream (pipe, so pause and resume), as Deno's and Bun's node:http read it.
+      const listener = withProxyProtocol(await createListener({ host: "127.0.0.1", port: 0 }), {
+        trusted: ["127.0.0.1"],
+      });
+      const sink = new EventEmitter() as EventEmitter & { listening?: boolean };
+      sink.listening = true;
+      const seen: string[] = [];
+      sink.on("connection", (socket: Socket) => {
+        seen.push(`${socket.remoteAddress}:${socket.remotePort}`);
+        socket.pipe(socket);
+      });
+      const serving = handOffConnections(listener, sink);
+      try {
+        const payload = Buffer.alloc(2 * 1024 * 1024);
+        for (let i = 0; i < payload.length; i++) payload[i] = (i * 7 + (i >> 11)) & 0xff;
+        const echoed = await new Promise<Buffer>((resolve, reject) => {
+          const chunks: Buffer[] = [];
+          const socket = connect({ port: portOf(listener), host: "127.0.0.1" });
+          socket.on("error", reject);
+          socket.on("data", (c: Buffer) => chunks.push(c));
+          socket.on("end", () => resolve(Buffer.concat(chunks)));
+          // The header and the first bytes in one write, so that some are read with the header.
+          socket.write(Buffer.concat([tcpHeader(2), payload.subarray(0, 1000)]));
+          socket.end(payload.subarray(1000));
+        });
+        assert.equal(echoed.length, payload.length);
+        assert.ok(echoed.equals(payload), "the bytes after the header come back in order");
+        assert.deepEqual(seen, ["203.0.113.7:51000"]);
+      } finally {
+        await listener.close();
+        await serving;
+      }
+    },
+  );
 
   test("a request without a header never reaches the server", T, async () => {
     await withHttp({ host: "127.0.0.1", port: 0 }, async (to) => {
