@@ -98,7 +98,16 @@ async function main() {
     }));
     return;
   }
-  const serve = { rw: serveReadWrite, stream: serveStreams, close: (c) => serveOnce(c, CLOSE_RESPONSE) }[mode];
+  const serve = {
+    rw: serveReadWrite,
+    stream: serveStreams,
+    close: (c) => serveOnce(c, CLOSE_RESPONSE),
+    // The client's address, as a server behind a balancer asks it (to log it, to limit it).
+    "close-addr": (c) => {
+      void c.remoteAddr;
+      return serveOnce(c, CLOSE_RESPONSE);
+    },
+  }[mode];
   if (serve === undefined) throw new TypeError(`Unknown mode: ${mode}`);
   let listener = await pb.createListener({ host: HOST, port: 0 });
   if (proxy) listener = (await withProxyProtocol(pb, lib))(listener, { trusted: [HOST] });
