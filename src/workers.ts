@@ -51,7 +51,7 @@ export interface PreparedPlan {
  * milliseconds once it has called `shareWith(child)`; a primary that never calls it is named in
  * the worker's error (ETIMEDOUT) well before a health check would give up.
  */
-const SHARE_TIMEOUT_MS = 10_000;
+export const SHARE_TIMEOUT_MS = 10_000;
 
 /** Where a process started with lent sockets finds them: JSON, each socket's key to its descriptor. */
 export const FDS_VARIABLE = "POLYBIND_FDS";
@@ -218,7 +218,7 @@ async function bindShareable(share: SocketShare, hosts: BindHost[], port: number
 }
 
 /** The key a worker asks the primary for socket `i` of `plan` by. */
-function shareKey(plan: ListenerPlan, i: number): string {
+export function shareKey(plan: ListenerPlan, i: number): string {
   return `${JSON.stringify(plan.address)}#${i}`;
 }
 
@@ -285,7 +285,7 @@ export async function listenFromPlan(plan: ListenerPlan, index: number): Promise
 }
 
 /** A raw listener on an inherited Unix socket, named by its plan's path where the runtime cannot tell it. */
-function named(raw: RawListener, address: PlanAddress): RawListener {
+export function named(raw: RawListener, address: PlanAddress): RawListener {
   if (raw.addr.transport !== "unix" || address.transport !== "unix" || raw.addr.path === address.path) return raw;
   const addr: Addr = { transport: "unix", path: address.path };
   return { addr, accept: () => raw.accept(), close: () => raw.close(), native: raw.native };
