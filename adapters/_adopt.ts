@@ -26,7 +26,7 @@ export interface AdoptLibc {
 // Linux's values.
 const AF_UNIX = 1, AF_INET = 2, AF_INET6 = 10;
 const SOL_SOCKET = 1, SO_TYPE = 3, SO_ACCEPTCONN = 30, SO_DOMAIN = 39, SOCK_STREAM = 1;
-const IPPROTO_TCP = 6, TCP_DEFER_ACCEPT = 9;
+const IPPROTO_TCP = 6, TCP_DEFER_ACCEPT = 9, TCP_INFO = 11;
 const F_GETFL = 3, F_SETFL = 4, O_NONBLOCK = 0o4000;
 const EPOLL_CTL_ADD = 1, EPOLL_CTL_DEL = 2;
 
@@ -152,6 +152,12 @@ export const FAMILY = { inet: AF_INET, inet6: AF_INET6, unix: AF_UNIX } as const
 export interface Adoption {
   /** The descriptor the runtime's server accepts from, now the lent socket's. */
   readonly fd: number;
+  /**
+   * Connections waiting in the throwaway socket's accept queue (TCP; a Unix one in its private
+   * folder has none): a client that found its loopback port. The server accepts them if given a
+   * moment; the queue closes with the throwaway socket (resetting them) at commit().
+   */
+  queued(): number;
   /** Puts the lent socket in the server's place; throws where the kernel refuses (the server then serves nothing). */
   commit(): void;
   /** Stops the server accepting from the lent socket (which stays open: other processes hold it). */
@@ -222,6 +228,13 @@ export function prepareAdoption(
   const epfds = listings.map((l) => l.epfd);
   return {
     fd: target,
+    queued() {
+      if (throwaway.family === AF_UNIX) return 0;
+      // struct tcp_info: tcpi_unacked (at byte 24) is a listening socket's accept queue length.
+      const info = new Uint8Array(232), length = new Uint32Array([info.length]);
+      if (libc.getsockopt(target, IPPROTO_TCP, TCP_INFO, info, length) !== 0 || length[0]! < 28) return 0;
+      return new DataView(info.buffer).getUint32(24, true);
+    },
     commit() {
       // Atomic: the throwaway closes (its port or path is free) and `target` is the lent socket.
       if (libc.dup2(lent, target) !== target) throw new Error(`dup2 of descriptor ${lent} failed`);
@@ -245,6 +258,9 @@ function epollEvent(arch: "x86_64" | "aarch64", events: number, data: bigint): U
   view.setBigUint64(packed ? 4 : 8, data, true);
   return bytes;
 }
+
+/** How long a throwaway server is given to accept what is queued on it before it is replaced. */
+const QUEUE_WAIT_MS = 100;
 
 /** A runtime's server started on a throwaway socket, before and after it takes the lent one. */
 export interface Throwaway {
@@ -310,6 +326,10 @@ export async function adoptLent(
     await throwaway.shutdown();
     removeDir();
     return adoption;
+  }
+  // A connection to the throwaway's port is served by it, not reset with it: a moment to accept it.
+  for (let wait = 0; adoption.queued() > 0 && wait < QUEUE_WAIT_MS; wait += 5) {
+    await new Promise((resolve) => setTimeout(resolve, 5));
   }
   try {
     adoption.commit();
