@@ -4,12 +4,12 @@
 
 import { adapter, type LentSocket } from "./_adapter.ts";
 import { errorCode } from "./_errors.ts";
-import { listenerViews } from "./_views.ts";
+import { listenerViews, named } from "./_views.ts";
 import { ListenError } from "./errors.ts";
 import { describePlan } from "./_plan.ts";
 import type { ListenerPlan } from "./plan.ts";
 import type { Listener } from "./types.ts";
-import { FDS_VARIABLE, named, SHARE_TIMEOUT_MS, shareKey } from "./workers.ts";
+import { FDS_VARIABLE, SHARE_TIMEOUT_MS, shareKey } from "./workers.ts";
 
 function cannotListen(plan: ListenerPlan, err: unknown): ListenError {
   const where = describePlan(plan.address);

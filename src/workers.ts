@@ -12,11 +12,11 @@ import { bindGroups, inheritedFds, TCP } from "./_pipeline.ts";
 import { withProxyProtocol } from "./_proxy_listener.ts";
 import { checkProxyProtocol } from "./_proxy_options.ts";
 import { clearStaleSocket, placeSocket, removeSocketFile } from "./_unix.ts";
-import { listenerViews } from "./_views.ts";
+import { listenerViews, named } from "./_views.ts";
 import { ListenError } from "./errors.ts";
 import { createListener } from "./listen.ts";
 import { checkIndex, configOf, describePlan } from "./_plan.ts";
-import { checkPlan, type ListenerPlan, type PlanAddress } from "./plan.ts";
+import { checkPlan, type ListenerPlan } from "./plan.ts";
 import type { Addr, Listener, TcpAddr } from "./types.ts";
 
 /** A plan made ready by the primary process, with the sockets it holds for the workers. */
@@ -282,13 +282,6 @@ export async function listenFromPlan(plan: ListenerPlan, index: number): Promise
   // A worker joins the primary's reuseport sockets: the primary claimed the address.
   const raws = await bindHosts(a, plan, hosts, address.port, plan.strategy === "reuseport", true);
   return withPlanProxy(plan, listenerViews(raws, 1)[0]!);
-}
-
-/** A raw listener on an inherited Unix socket, named by its plan's path where the runtime cannot tell it. */
-export function named(raw: RawListener, address: PlanAddress): RawListener {
-  if (raw.addr.transport !== "unix" || address.transport !== "unix" || raw.addr.path === address.path) return raw;
-  const addr: Addr = { transport: "unix", path: address.path };
-  return { addr, accept: () => raw.accept(), close: () => raw.close(), native: raw.native };
 }
 
 /** The listener reading a PROXY protocol header first, where the plan asks for it. */
