@@ -3,7 +3,9 @@
 import type { FetchHandler, FetchServer, FetchServerStart } from "../src/_adapter.ts";
 import type { FetchInfo } from "../src/worker.ts";
 
-interface BunHttpServer {
+/** What Bun.serve returns, as much of it as is used. */
+export interface BunHttpServer {
+  readonly port?: number;
   stop(closeActiveConnections?: boolean): Promise<void> | void;
   requestIP(request: Request): { address: string; port: number } | null;
   readonly pendingRequests: number;
@@ -30,16 +32,7 @@ class BunInfo implements FetchInfo {
  * Bun.serve offers no h2). Bun.serve binds before it returns, and throws when the OS refuses.
  */
 export const bunFetchServer: FetchServerStart = (options, handler: FetchHandler) => {
-  const bun = (globalThis as unknown as { Bun: BunServeApi }).Bun;
-  const unix = typeof options.unix === "string" ? { transport: "unix" as const, path: options.unix } : undefined;
-  const server = bun.serve({
-    ...options,
-    // The handler answers errors itself; no development page with the app's source, ever.
-    development: false,
-    fetch: unix
-      ? (request: Request) => handler(request, { remoteAddr: unix })
-      : (request: Request, self: BunHttpServer) => handler(request, new BunInfo(request, self)),
-  });
+  const server = bunServe(options, handler, typeof options.unix === "string" ? options.unix : undefined);
   const api: FetchServer = {
     // stop(false): stops accepting, lets requests in flight finish, closes idle keep-alive connections.
     stopAccepting: async () => void await server.stop(false),
@@ -50,3 +43,34 @@ export const bunFetchServer: FetchServerStart = (options, handler: FetchHandler)
   };
   return Promise.resolve(api);
 };
+
+/**
+ * Bun.serve itself on `options` as bunFetchServer takes them; requests on a Unix socket name
+ * `unix` as the client's path (FetchInfo). Throws where the OS refuses.
+ *
+ * @param options Where to listen, and HTTPS.
+ * @param handler The fetch handler.
+ * @param unix The Unix socket's path, where it serves one.
+ * @returns Bun's server.
+ * @example
+ * ```ts ignore
+ * const server = bunServe({ hostname: "127.0.0.1", port: 0 }, () => new Response("hi"), undefined);
+ * await server.stop(true);
+ * ```
+ */
+export function bunServe(
+  options: Record<string, unknown>,
+  handler: FetchHandler,
+  unix: string | undefined,
+): BunHttpServer {
+  const bun = (globalThis as unknown as { Bun: BunServeApi }).Bun;
+  const remote = unix === undefined ? undefined : { transport: "unix" as const, path: unix };
+  return bun.serve({
+    ...options,
+    // The handler answers errors itself; no development page with the app's source, ever.
+    development: false,
+    fetch: remote
+      ? (request: Request) => handler(request, { remoteAddr: remote })
+      : (request: Request, self: BunHttpServer) => handler(request, new BunInfo(request, self)),
+  });
+}

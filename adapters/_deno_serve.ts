@@ -3,7 +3,9 @@
 import type { FetchHandler, FetchServer, FetchServerStart } from "../src/_adapter.ts";
 import type { FetchInfo } from "../src/worker.ts";
 
-interface DenoHttpServer {
+/** What Deno.serve returns, as much of it as is used. */
+export interface DenoHttpServer {
+  readonly addr: { readonly port?: number; readonly path?: string };
   shutdown(): Promise<void>;
 }
 interface DenoServeApi {
@@ -20,10 +22,7 @@ interface DenoServeApi {
  * the OS refuses.
  */
 export const denoFetchServer: FetchServerStart = (options, handler: FetchHandler) => {
-  const deno = (globalThis as unknown as { Deno: DenoServeApi }).Deno;
-  const { tls, ...rest } = options as { tls?: { cert: string; key: string } };
-  // `info` is Deno's ServeHandlerInfo, with remoteAddr as FetchInfo has it.
-  const server = deno.serve({ ...rest, ...(tls ? { cert: tls.cert, key: tls.key } : {}), onListen() {} }, handler);
+  const server = denoServe(options, handler);
   let stopped: Promise<void> | undefined;
   const api: FetchServer = {
     // shutdown() is Deno's only way to stop accepting: it resolves once the requests in flight
@@ -35,3 +34,23 @@ export const denoFetchServer: FetchServerStart = (options, handler: FetchHandler
   };
   return Promise.resolve(api);
 };
+
+/**
+ * Deno.serve itself, quiet, on `options` as denoFetchServer takes them (`tls: { cert, key }`
+ * becomes Deno's `cert` and `key`). Throws where the OS refuses.
+ *
+ * @param options Where to listen, and HTTPS.
+ * @param handler The fetch handler.
+ * @returns Deno's server.
+ * @example
+ * ```ts ignore
+ * const server = denoServe({ hostname: "127.0.0.1", port: 0 }, () => new Response("hi"));
+ * await server.shutdown();
+ * ```
+ */
+export function denoServe(options: Record<string, unknown>, handler: FetchHandler): DenoHttpServer {
+  const deno = (globalThis as unknown as { Deno: DenoServeApi }).Deno;
+  const { tls, ...rest } = options as { tls?: { cert: string; key: string } };
+  // `info` is Deno's ServeHandlerInfo, with remoteAddr as FetchInfo has it.
+  return deno.serve({ ...rest, ...(tls ? { cert: tls.cert, key: tls.key } : {}), onListen() {} }, handler);
+}

@@ -89,6 +89,44 @@ function shareable(handle: Handle, addr: Addr): ShareableSocket {
   };
 }
 
+/** What the parent sends for a key: the socket's address and backlog, and its handle. */
+interface Lent {
+  readonly addr: Addr;
+  readonly backlog?: number;
+  readonly handle: unknown;
+}
+
+/** Asks the parent for the socket `key` (over IPC) and waits for it, at most `timeoutMs`. */
+function ask(key: string, timeoutMs: number): Promise<Lent> {
+  return new Promise((resolve, reject) => {
+    if (!process.send) {
+      reject(Object.assign(new Error("this process has no IPC channel to its parent"), { code: "ENOTCONN" }));
+      return;
+    }
+    const timer = setTimeout(() => {
+      process.off("message", onMessage);
+      const why = `no socket arrived from the parent process within ${timeoutMs} ms: ` +
+        "the parent must call shareWith(child) of its PreparedPlan for each worker process it starts";
+      reject(Object.assign(new Error(why), { code: "ETIMEDOUT" }));
+    }, timeoutMs);
+    const onMessage = (message: unknown, handle: unknown) => {
+      const m = message as { polybind?: string; key?: string; addr?: Addr; backlog?: number } | null;
+      if (m?.polybind !== "listener" || m.key !== key || !m.addr || !handle) return;
+      clearTimeout(timer);
+      process.off("message", onMessage);
+      resolve({ addr: m.addr, backlog: m.backlog, handle });
+    };
+    process.on("message", onMessage);
+    // The parent may be gone (its channel closed): a rejection, not an uncaught 'error' event.
+    process.send({ polybind: "want", key }, undefined, {}, (err: Error | null) => {
+      if (!err) return;
+      clearTimeout(timer);
+      process.off("message", onMessage);
+      reject(err);
+    });
+  });
+}
+
 /** Lending a socket to Node.js child processes. */
 export const nodeShare: SocketShare = {
   via: "ipc",
@@ -134,39 +172,26 @@ export const nodeShare: SocketShare = {
       }
     });
   },
-  receive(key, timeoutMs) {
-    return new Promise((resolve, reject) => {
-      if (!process.send) {
-        reject(Object.assign(new Error("this process has no IPC channel to its parent"), { code: "ENOTCONN" }));
-        return;
-      }
-      const timer = setTimeout(() => {
-        process.off("message", onMessage);
-        const why = `no socket arrived from the parent process within ${timeoutMs} ms: ` +
-          "the parent must call shareWith(child) of its PreparedPlan for each worker process it starts";
-        reject(Object.assign(new Error(why), { code: "ETIMEDOUT" }));
-      }, timeoutMs);
-      const onMessage = (message: unknown, handle: unknown) => {
-        const m = message as { polybind?: string; key?: string; addr?: Addr; backlog?: number } | null;
-        if (m?.polybind !== "listener" || m.key !== key || !m.addr || !handle) return;
-        clearTimeout(timer);
-        process.off("message", onMessage);
-        const addr = m.addr;
-        const server = net.createServer({ allowHalfOpen: true });
-        server.once("error", reject);
-        server.listen(handle as net.Server, m.backlog, () => {
-          server.off("error", reject);
-          resolve(acceptQueue(server, addr));
-        });
-      };
-      process.on("message", onMessage);
-      // The parent may be gone (its channel closed): a rejection, not an uncaught 'error' event.
-      process.send({ polybind: "want", key }, undefined, {}, (err: Error | null) => {
-        if (!err) return;
-        clearTimeout(timer);
-        process.off("message", onMessage);
-        reject(err);
+  async receive(key, timeoutMs) {
+    const { addr, backlog, handle } = await ask(key, timeoutMs);
+    const server = net.createServer({ allowHalfOpen: true });
+    return await new Promise((resolve, reject) => {
+      server.once("error", reject);
+      server.listen(handle as net.Server, backlog, () => {
+        server.off("error", reject);
+        resolve(acceptQueue(server, addr));
       });
     });
+  },
+  async receiveDescriptor(key, timeoutMs) {
+    const { handle } = await ask(key, timeoutMs);
+    // Deno gives the handle itself (a TCPWrap or Pipe, not listening): a copy of its descriptor.
+    const h = handle as Handle & { fdForIpc?(): number };
+    const fd = typeof h.fdForIpc === "function" ? h.fdForIpc() : undefined;
+    h.close?.();
+    if (fd === undefined || fd < 0) {
+      throw Object.assign(new Error("the socket arrived without a descriptor this runtime tells"), { code: "ENOTSUP" });
+    }
+    return fd;
   },
 };

@@ -5,6 +5,7 @@ import process from "node:process";
 import type { Adapter, RawListener } from "../src/_adapter.ts";
 import type { Addr, TcpAddr } from "../src/types.ts";
 import { listenBunUdp } from "./_bun_udp.ts";
+import { bunAdoptFetchServer } from "./_adopt_bun.ts";
 import { bunFetchServer } from "./_bun_serve.ts";
 import { listenDgram } from "./_dgram.ts";
 import { reusePortBindsHere, reusePortBindsInChild } from "./_reuseport_probe.ts";
@@ -184,6 +185,7 @@ export const bunAdapter: Adapter = {
       : `${feature === "reusePort.tcp" ? "Bun.listen" : "node:dgram"} of Bun ${bun()?.version} did not share a port`,
   serveKeys: { host: "hostname", path: "unix" },
   fetchServer: bunFetchServer,
+  adoptFetchServer: bunAdoptFetchServer,
   // Sockets made with the C library, inherited by the worker processes (Linux).
   ...(bunShare ? { share: bunShare } : {}),
   workerProcess: { command: () => [process.execPath, []], reusePort: false, ipc: false },

@@ -4,6 +4,7 @@
 
 import type { Adapter, RawConn, RawDatagram, RawListener } from "../src/_adapter.ts";
 import type { Addr, NetAddr } from "../src/types.ts";
+import { denoAdoptFetchServer } from "./_adopt_deno.ts";
 import { attempt } from "./_attempt.ts";
 import { denoFetchServer } from "./_deno_serve.ts";
 import { listenNodeFd } from "./_node_net.ts";
@@ -243,6 +244,7 @@ export const denoAdapter: Adapter = {
       : "Deno's UDP sockets have no reusePort option",
   serveKeys: { host: "hostname", path: "path" },
   fetchServer: denoFetchServer,
+  adoptFetchServer: denoAdoptFetchServer,
   // Deno's node:net binds a socket without listening and lends it over IPC, as Node.js does.
   ...(nodeShareWorks() ? { share: nodeShare } : {}),
   // Worker processes get --unstable-net, so they bind SO_REUSEPORT even where this one cannot.

@@ -112,7 +112,8 @@ function node24() {
 
 const CLI = ["serve", APP, "--port", "0", "--workers", "2"];
 // Deno and Bun: the runtime's own server, each generation beside the last (what tcp_migrate_req=1
-// picks), and the lent socket served by node:http (what tcp_migrate_req=0 picks: zero-downtime reloads).
+// picks), and on the lent socket (what tcp_migrate_req=0 picks: zero-downtime reloads), where each
+// worker's Deno.serve or Bun.serve adopts the socket (adapters/_adopt.ts; node:http where it cannot).
 const BESIDE = [...CLI, "--handover", "beside"];
 const LEND = [...CLI, "--handover", "lend"];
 
@@ -153,7 +154,7 @@ function contenders() {
           join(ROOT, "cli/polybind.ts"),
           ...BESIDE,
         ]],
-        polybindLend: ["polybind serve --handover lend (2 processes, node:http)", bin("bun"), [
+        polybindLend: ["polybind serve --handover lend (2 processes, lent socket adopted)", bin("bun"), [
           join(ROOT, "cli/polybind.ts"),
           ...LEND,
         ]],
@@ -165,7 +166,7 @@ function contenders() {
       },
       compare: [
         ["polybind", "native", "polybind beside / Bun.serve reusePort x2", ">= 1.0"],
-        ["polybindLend", "native", "polybind lend (node:http) / Bun.serve reusePort x2", undefined],
+        ["polybindLend", "native", "polybind lend / Bun.serve reusePort x2", ">= 1.0"],
       ],
     }),
     deno: () => ({
@@ -182,9 +183,14 @@ function contenders() {
           ["run", "-A", join(ROOT, "cli/polybind.ts"), ...BESIDE],
         ],
         polybindLend: [
-          "polybind serve --handover lend (2 processes, node:http)",
+          "polybind serve --unstable-net --handover lend (2 processes, lent socket adopted)",
           bin("deno"),
           ["run", "-A", "--unstable-net", join(ROOT, "cli/polybind.ts"), ...LEND],
+        ],
+        polybindLendProc: [
+          "polybind serve, no --unstable-net, --handover lend (2 processes, lent socket adopted)",
+          bin("deno"),
+          ["run", "-A", join(ROOT, "cli/polybind.ts"), ...LEND],
         ],
         native: [
           "deno serve --parallel (DENO_JOBS=2)",
@@ -196,7 +202,8 @@ function contenders() {
       compare: [
         ["polybind", "native", "polybind --unstable-net / deno serve --parallel", ">= 1.0"],
         ["polybindProc", "native", "polybind (processes) / deno serve --parallel", ">= 1.0"],
-        ["polybindLend", "native", "polybind lend (node:http) / deno serve --parallel", undefined],
+        ["polybindLend", "native", "polybind lend --unstable-net / deno serve --parallel", ">= 1.0"],
+        ["polybindLendProc", "native", "polybind lend (no --unstable-net) / deno serve --parallel", ">= 1.0"],
       ],
     }),
   };

@@ -148,6 +148,8 @@ export interface Adapter {
   readonly share?: SocketShare;
   /** The runtime's own HTTP server for fetch handlers, where it has one (Deno.serve, Bun.serve). */
   readonly fetchServer?: FetchServerStart;
+  /** The same server on a lent socket, where the runtime's server can be made to take one (Linux, FFI). */
+  readonly adoptFetchServer?: FetchServerAdopt;
   /** How to start a worker process of this runtime. */
   readonly workerProcess: WorkerProcess;
 }
@@ -167,6 +169,26 @@ export interface FetchServer {
 
 /** Starts the runtime's own server on options from serveTargets(); resolves once it listens. */
 export type FetchServerStart = (options: Record<string, unknown>, handler: FetchHandler) => Promise<FetchServer>;
+
+/** A lent socket as a worker has it: its descriptor here, and whether the worker made that copy. */
+export interface LentSocket {
+  readonly fd: number;
+  readonly backlog: number;
+  /** A copy this process made (received over IPC): the server closes it once it has adopted the socket. */
+  readonly owned: boolean;
+}
+
+/**
+ * Starts the runtime's own server on a lent socket, with `options` (`tls: { cert, key }` or
+ * none); resolves with the server, or with why it cannot be (a check failed: the socket is as
+ * it was, listening at most, and can be served another way, with listenFd). Rejects only where the socket was half taken over and
+ * serves nothing (the kernel refused a call that all checks said would work).
+ */
+export type FetchServerAdopt = (
+  socket: LentSocket,
+  options: Record<string, unknown>,
+  handler: FetchHandler,
+) => Promise<FetchServer | string>;
 
 /** How a worker process of this runtime starts. */
 export interface WorkerProcess {
@@ -208,6 +230,11 @@ export interface SocketShare {
   offer?(child: unknown, key: string, socket: ShareableSocket, backlog: number): void;
   /** In the child (IPC): asks the parent for the socket `key` and waits for it, at most `timeoutMs`. */
   receive?(key: string, timeoutMs: number): Promise<RawListener>;
+  /**
+   * In the child (IPC): the same, as a descriptor of this process that nothing listens on yet
+   * (a copy: the caller closes it), where the runtime tells one.
+   */
+  receiveDescriptor?(key: string, timeoutMs: number): Promise<number>;
   /**
    * In the parent, once a child was started with descriptor `fd` of a socket bound here: puts
    * the socket back in non-blocking mode where the runtime's spawn cleared it (Deno's does; the

@@ -4,9 +4,10 @@
 // what is left once nothing has been in flight for a moment or when the grace time is up).
 
 import type { Server } from "node:http";
-import { adapter, type FetchHandler, type FetchServer } from "./_adapter.ts";
+import { adapter, type FetchHandler, type FetchServer, type LentSocket } from "./_adapter.ts";
 import { CONTEXT_KEY } from "./_context.ts";
 import { describeError } from "./_events.ts";
+import { lentDescriptors, listenLent } from "./_lent.ts";
 import { createNodeFetchServer, type NodeServer, watchNodeServer } from "./_node_http.ts";
 import type { WorkerSpec } from "./_spawn.ts";
 import { readTls, type TlsPem } from "./_tls.ts";
@@ -46,6 +47,17 @@ interface Served {
 function servesNatively(plan: ListenerPlan, tls: boolean): boolean {
   return plan.strategy !== "shared" && plan.address.transport !== "inherited" && plan.proxyProtocol === undefined &&
     !(tls && plan.address.transport === "unix");
+}
+
+/**
+ * Whether the runtime's own fetch server may be tried on the sockets lent for `plan` (the
+ * adapter checks the rest, and says no where it cannot): a shared plan of a TCP or Unix address
+ * (an inherited one's address is not known here), no PROXY header, no HTTPS on a Unix socket.
+ */
+function adoptable(plan: ListenerPlan, tls: boolean): boolean {
+  const transport = plan.address.transport;
+  return plan.strategy === "shared" && (transport === "tcp" || transport === "unix") &&
+    plan.proxyProtocol === undefined && !(tls && transport === "unix");
 }
 
 /** Where the runtime's own server listens for a TCP or Unix plan (what serveTargets binds), as clients reach it. */
@@ -118,26 +130,19 @@ export class Slot implements WorkerContext {
     const handler = this.#handler(app);
     const start = adapter().fetchServer;
     const native = (p: ListenerPlan) => start !== undefined && servesNatively(p, tls !== undefined);
-    const fallback = this.plans.filter((p) => !native(p));
-    if (fallback.length > 0) await this.#serveNodeOn(createNodeFetchServer(handler, tls), fallback, false);
+    const adopted: ListenerPlan[] = [];
+    for (const plan of this.plans.filter((p) => adoptable(p, tls !== undefined))) {
+      if (await this.#adopt(plan, tls, handler)) adopted.push(plan);
+    }
+    const fallback = this.plans.filter((p) => !native(p) && !adopted.includes(p));
+    if (fallback.length > 0) {
+      await this.#serveNodeOn(createNodeFetchServer(handler, tls), () => this.#listen(fallback), false);
+    }
     if (!start) return;
     for (const plan of this.plans.filter(native)) {
       for (const target of await serveTargets(plan, this.index)) {
         let server: FetchServer | undefined = undefined;
-        this.#served.push({
-          drain: async () => {
-            if (server) {
-              await server.stopAccepting();
-              await quiet(() => server!.pending);
-              await server.close();
-            }
-            await target.close();
-          },
-          close: async () => {
-            await server?.close();
-            await target.close();
-          },
-        });
+        this.#track(() => server, () => target.close());
         server = await start(withTls(target.options, tls), handler);
         await target.listening();
       }
@@ -145,8 +150,50 @@ export class Slot implements WorkerContext {
     }
   }
 
+  /**
+   * Serves the sockets lent for `plan` with the runtime's own server where the adapter can make
+   * it take them (adapters/_adopt.ts); those it cannot, with node:http. False where this
+   * process has no descriptor of them (listenFromPlan's listener is the way then).
+   */
+  async #adopt(plan: ListenerPlan, tls: TlsPem | undefined, handler: FetchHandler): Promise<boolean> {
+    const adopt = adapter().adoptFetchServer;
+    const sockets = adopt ? await lentDescriptors(plan) : undefined;
+    if (!adopt || !sockets) return false;
+    const rest: LentSocket[] = [];
+    for (const socket of sockets) {
+      // A check that failed leaves the socket as it was: node:http serves it, as it would have.
+      const server = await adopt(socket, withTls({}, tls), handler);
+      if (typeof server === "string") rest.push(socket);
+      else this.#track(() => server, () => Promise.resolve());
+    }
+    if (rest.length > 0) {
+      await this.#serveNodeOn(createNodeFetchServer(handler, tls), async () => [await listenLent(plan, rest)], false);
+    }
+    this.addrs.push(...addrsOf(plan));
+    return true;
+  }
+
+  /** The drain and close of a fetch server (there once started) and what it listens on. */
+  #track(server: () => FetchServer | undefined, release: () => Promise<void>): void {
+    this.#served.push({
+      drain: async () => {
+        const s = server();
+        if (s) {
+          await s.stopAccepting();
+          await quiet(() => s.pending);
+          await s.close();
+        }
+        await release();
+      },
+      close: async () => {
+        await server()?.close();
+        await release();
+      },
+    });
+  }
+
   serveNode(server: Server): Promise<void> {
-    return this.#serveNodeOn(server, this.plans, true);
+    return this.#serveNodeOn(server, () => this.#listen(this.plans), true);
   }
 
   onStop(fn: (graceMs: number) => void | Promise<void>): void {
@@ -221,11 +268,11 @@ export class Slot implements WorkerContext {
     return listeners;
   }
 
-  /** Feeds `server` the connections of `plans`' listeners; its stop drains it. */
-  async #serveNodeOn(server: NodeServer, plans: readonly ListenerPlan[], count: boolean): Promise<void> {
+  /** Feeds `server` the connections of the listeners `listen` gives; its stop drains it. */
+  async #serveNodeOn(server: NodeServer, listen: () => Promise<Listener[]>, count: boolean): Promise<void> {
     const watch = watchNodeServer(server, count ? this.#headers : {});
     if (count) this.#counts.push(() => watch.requests);
-    const listeners = await this.#listen(plans);
+    const listeners = await listen();
     const serving = listeners.map((l) => handOffConnections(l, server));
     this.#served.push({
       drain: async () => {

@@ -9,7 +9,8 @@ import { closedError, errorCode } from "./_errors.ts";
 import { mergeSources } from "./_merge.ts";
 import { shareSource } from "./_shared.ts";
 import { wrapDatagram, wrapListener, wrapSoleDatagram } from "./_wrap.ts";
-import type { Conn, DatagramListener, Listener, NetAddr } from "./types.ts";
+import type { PlanAddress } from "./plan.ts";
+import type { Addr, Conn, DatagramListener, Listener, NetAddr } from "./types.ts";
 
 /** Accept errors of a peer that left before it was accepted: accept the next one at once. */
 const PEER_LEFT = new Set(["ECONNABORTED", "ECONNRESET", "ENOTCONN", "EPROTO"]);
@@ -77,4 +78,21 @@ export function datagramViews(raws: RawDatagram[], count: number): DatagramListe
   const send = sender(raws);
   return shareSource<Datagram>(source, count, closed, () => {})
     .map((view) => wrapDatagram(view, first.addr, first.native, send, closed));
+}
+
+/**
+ * A raw listener on an inherited Unix socket, named by its plan's path where the runtime cannot tell it.
+ *
+ * @param raw The raw listener.
+ * @param address The plan's address.
+ * @returns The listener, named.
+ * @example
+ * ```ts ignore
+ * const listener = listenerViews([named(await a.listenFd({ fd, backlog: 511 }), plan.address)], 1)[0];
+ * ```
+ */
+export function named(raw: RawListener, address: PlanAddress): RawListener {
+  if (raw.addr.transport !== "unix" || address.transport !== "unix" || raw.addr.path === address.path) return raw;
+  const addr: Addr = { transport: "unix", path: address.path };
+  return { addr, accept: () => raw.accept(), close: () => raw.close(), native: raw.native };
 }

@@ -12,11 +12,11 @@ import { bindGroups, inheritedFds, TCP } from "./_pipeline.ts";
 import { withProxyProtocol } from "./_proxy_listener.ts";
 import { checkProxyProtocol } from "./_proxy_options.ts";
 import { clearStaleSocket, placeSocket, removeSocketFile } from "./_unix.ts";
-import { listenerViews } from "./_views.ts";
+import { listenerViews, named } from "./_views.ts";
 import { ListenError } from "./errors.ts";
 import { createListener } from "./listen.ts";
 import { checkIndex, configOf, describePlan } from "./_plan.ts";
-import { checkPlan, type ListenerPlan, type PlanAddress } from "./plan.ts";
+import { checkPlan, type ListenerPlan } from "./plan.ts";
 import type { Addr, Listener, TcpAddr } from "./types.ts";
 
 /** A plan made ready by the primary process, with the sockets it holds for the workers. */
@@ -51,7 +51,7 @@ export interface PreparedPlan {
  * milliseconds once it has called `shareWith(child)`; a primary that never calls it is named in
  * the worker's error (ETIMEDOUT) well before a health check would give up.
  */
-const SHARE_TIMEOUT_MS = 10_000;
+export const SHARE_TIMEOUT_MS = 10_000;
 
 /** Where a process started with lent sockets finds them: JSON, each socket's key to its descriptor. */
 export const FDS_VARIABLE = "POLYBIND_FDS";
@@ -218,7 +218,7 @@ async function bindShareable(share: SocketShare, hosts: BindHost[], port: number
 }
 
 /** The key a worker asks the primary for socket `i` of `plan` by. */
-function shareKey(plan: ListenerPlan, i: number): string {
+export function shareKey(plan: ListenerPlan, i: number): string {
   return `${JSON.stringify(plan.address)}#${i}`;
 }
 
@@ -282,13 +282,6 @@ export async function listenFromPlan(plan: ListenerPlan, index: number): Promise
   // A worker joins the primary's reuseport sockets: the primary claimed the address.
   const raws = await bindHosts(a, plan, hosts, address.port, plan.strategy === "reuseport", true);
   return withPlanProxy(plan, listenerViews(raws, 1)[0]!);
-}
-
-/** A raw listener on an inherited Unix socket, named by its plan's path where the runtime cannot tell it. */
-function named(raw: RawListener, address: PlanAddress): RawListener {
-  if (raw.addr.transport !== "unix" || address.transport !== "unix" || raw.addr.path === address.path) return raw;
-  const addr: Addr = { transport: "unix", path: address.path };
-  return { addr, accept: () => raw.accept(), close: () => raw.close(), native: raw.native };
 }
 
 /** The listener reading a PROXY protocol header first, where the plan asks for it. */

@@ -1,0 +1,75 @@
+// Bun.serve on a lent socket (see _adopt.ts): the C library through bun:ffi (Linux x86_64 and
+// aarch64); elsewhere, or where bun:ffi cannot open it, a lent socket is served another way.
+
+import process from "node:process";
+import type { FetchServerAdopt } from "../src/_adapter.ts";
+import { adoptLent, type AdoptLibc } from "./_adopt.ts";
+import { bunServe } from "./_bun_serve.ts";
+
+const SYMBOLS = {
+  getsockname: { args: ["i32", "ptr", "ptr"], returns: "i32" },
+  getsockopt: { args: ["i32", "i32", "i32", "ptr", "ptr"], returns: "i32" },
+  setsockopt: { args: ["i32", "i32", "i32", "ptr", "u32"], returns: "i32" },
+  listen: { args: ["i32", "i32"], returns: "i32" },
+  fcntl: { args: ["i32", "i32", "i32"], returns: "i32" },
+  dup2: { args: ["i32", "i32"], returns: "i32" },
+  epoll_ctl: { args: ["i32", "i32", "i32", "ptr"], returns: "i32" },
+  close: { args: ["i32"], returns: "i32" },
+};
+
+/** bun:ffi's module, as much of it as is used. */
+interface BunFfi {
+  dlopen(name: string, symbols: Record<string, { args: string[]; returns: string }>): { symbols: unknown };
+}
+
+let opened: Promise<{ libc: AdoptLibc; arch: "x86_64" | "aarch64" } | string> | undefined;
+
+/** The C library, opened once, or why it cannot be. */
+function openLibc(): Promise<{ libc: AdoptLibc; arch: "x86_64" | "aarch64" } | string> {
+  return opened ??= (async () => {
+    const arch = process.arch === "x64" ? "x86_64" : process.arch === "arm64" ? "aarch64" : undefined;
+    if (process.platform !== "linux" || arch === undefined) return "not on Linux x86_64 or aarch64";
+    let ffi: BunFfi;
+    try {
+      ffi = await import(["bun", "ffi"].join(":")) as BunFfi;
+    } catch {
+      return "no bun:ffi";
+    }
+    for (const name of ["libc.so.6", `libc.musl-${arch}.so.1`]) {
+      try {
+        return { libc: ffi.dlopen(name, SYMBOLS).symbols as AdoptLibc, arch };
+      } catch {
+        // The next name.
+      }
+    }
+    return "the C library could not be opened";
+  })();
+}
+
+/**
+ * Starts Bun.serve on a lent socket: a throwaway server moved onto it (see adoptLent). Its
+ * drain takes the socket out of Bun's epoll instance (the socket stays open: other processes
+ * serve it); stop(true) ends what is left.
+ */
+export const bunAdoptFetchServer: FetchServerAdopt = async (socket, options, handler) => {
+  const sys = await openLibc();
+  if (typeof sys === "string") return `Bun cannot adopt a socket here: ${sys}`;
+  return await adoptLent(sys.libc, sys.arch, socket, options.tls !== undefined, (place) => {
+    const where = "path" in place ? { unix: place.path } : place;
+    // A Unix socket's client has no name (FetchInfo): not the throwaway's path, gone by then.
+    const server = bunServe({ ...where, ...options }, handler, "path" in place ? "" : undefined);
+    let stopped: Promise<void> | undefined;
+    const stop = () => stopped ??= Promise.resolve(server.stop(true));
+    return {
+      port: server.port ?? 0,
+      shutdown: stop,
+      adopted: (stopAccepting) => ({
+        stopAccepting: () => Promise.resolve(stopAccepting()),
+        get pending() {
+          return server.pendingRequests;
+        },
+        close: stop,
+      }),
+    };
+  });
+};

@@ -1,0 +1,263 @@
+// A lent socket served by the runtime's own fetch server (adapters/_adopt.ts): the /proc and
+// sockaddr parsers without sockets; then, on Deno and Bun, the adapter's adoptFetchServer on a
+// socket bound here (served, its throwaway gone, a second server taking over as a reload's
+// does), its refusals (nothing changed), a worker's slot on a lent socket (the runtime's own
+// server, or node:http where adoption is refused), and supervise() with lent sockets.
+
+import { describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from "node:fs";
+import { request } from "node:http";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { parseEpollInfo, parseSockaddr } from "../adapters/_adopt.ts";
+import { type Adapter, adapter, type FetchServer, withAdapter } from "../src/_adapter.ts";
+import { CONTEXT_KEY } from "../src/_context.ts";
+import { Slot } from "../src/_slot.ts";
+import { FDS_VARIABLE } from "../src/workers.ts";
+import { planListeners, preparePlan, supervise } from "../mod.ts";
+
+const T = { timeout: 30_000 };
+const a = adapter();
+const canAdopt = a.adoptFetchServer !== undefined && a.share !== undefined && a.os === "linux";
+
+/** GET on a fresh connection: status, headers and body. */
+function get(
+  port: number,
+  host = "127.0.0.1",
+): Promise<{ status: number; headers: Record<string, unknown>; body: string }> {
+  return new Promise((resolve, reject) => {
+    // Kept alive, as a browser asks (node:http then names its timeout), and closed once answered.
+    const headers = { connection: "keep-alive" };
+    const req = request({ host, port, path: "/", agent: false, headers }, (res) => {
+      let body = "";
+      res.setEncoding("utf8");
+      res.on("data", (d: string) => (body += d));
+      res.on("end", () => {
+        req.destroy();
+        resolve({ status: res.statusCode ?? 0, headers: res.headers, body });
+      });
+    });
+    req.on("error", reject);
+    req.end();
+  });
+}
+
+/** GET over a Unix socket: the body. */
+function getUnix(socketPath: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const req = request({ socketPath, path: "/", agent: false }, (res) => {
+      let body = "";
+      res.setEncoding("utf8");
+      res.on("data", (d: string) => (body += d));
+      res.on("end", () => resolve(body));
+    });
+    req.on("error", reject);
+    req.end();
+  });
+}
+
+/** Inodes of the TCP sockets in LISTEN state that this process holds (Linux). */
+function listeningHere(): Set<number> {
+  const mine = new Set<number>();
+  for (const name of readdirSync("/proc/self/fd")) {
+    try {
+      const m = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/self/fd/${name}`));
+      if (m) mine.add(Number(m[1]));
+    } catch {
+      // Closed meanwhile.
+    }
+  }
+  const listening = new Set<number>();
+  for (const file of ["/proc/net/tcp", "/proc/net/tcp6"]) {
+    for (const row of readFileSync(file, "utf8").split("\n").slice(1)) {
+      const f = row.trim().split(/\s+/);
+      if (f[3] === "0A" && mine.has(Number(f[9]))) listening.add(Number(f[9]));
+    }
+  }
+  return listening;
+}
+
+/** A socket bound here (not listening) the way a primary lends one: its descriptor, port and close. */
+async function lendable(): Promise<{ fd: number; port: number; close(): Promise<void> }> {
+  const socket = await a.share!.bind({ hostname: "127.0.0.1", port: 0 });
+  if (socket.addr.transport !== "tcp" || socket.fd === undefined) throw new Error("no TCP descriptor");
+  return { fd: socket.fd, port: socket.addr.port, close: () => socket.close() };
+}
+
+describe("the parsers adoption reads /proc with", () => {
+  test("a sockaddr: the port of IPv4 and IPv6, the path of a Unix socket", () => {
+    assert.equal(parseSockaddr(new Uint8Array([2, 0, 0x1f, 0x90, 127, 0, 0, 1]), 16).port, 8080);
+    assert.equal(parseSockaddr(new Uint8Array([10, 0, 0, 80, ...new Array(24).fill(0)]), 28).port, 80);
+    const path = new TextEncoder().encode("/tmp/s.sock");
+    const unix = parseSockaddr(new Uint8Array([1, 0, ...path, 0, 0, 0]), 2 + path.length + 1);
+    assert.deepEqual(unix, { family: 1, port: 0, path: "/tmp/s.sock" });
+  });
+
+  test("an epoll instance's fdinfo: each registration, other lines left out", () => {
+    const text = "pos:\t0\nflags:\t02000002\nmnt_id:\t17\nino:\t1039\n" +
+      "tfd:       21 events: 8000201d data:     55da29abc700  pos:0 ino:281df71 sdev:9\n" +
+      "tfd:        4 events:       19 data:                0  pos:0 ino:40f sdev:10\n";
+    assert.deepEqual(parseEpollInfo(text), [
+      { fd: 21, events: 0x8000201d, data: 0x55da29abc700n, ino: 0x281df71 },
+      { fd: 4, events: 0x19, data: 0n, ino: 0x40f },
+    ]);
+    assert.deepEqual(parseEpollInfo("tfd: x events: 1\n"), []);
+  });
+});
+
+describe("adoptFetchServer: the runtime's own server on a lent socket", { skip: !canAdopt }, () => {
+  test(
+    "serves it; the throwaway socket is gone; a second server takes over once the first stops accepting",
+    T,
+    async () => {
+      const before = listeningHere();
+      const lent = await lendable();
+      const servers: FetchServer[] = [];
+      try {
+        const first = await a.adoptFetchServer!(
+          { fd: lent.fd, backlog: 511, owned: false },
+          {},
+          () => new Response("first"),
+        );
+        assert.notEqual(typeof first, "string", String(first));
+        servers.push(first as FetchServer);
+        assert.equal((await get(lent.port)).body, "first");
+        // Nothing else listens here but the lent socket: the throwaway closed as it was replaced.
+        const now = listeningHere();
+        assert.equal(now.size, before.size + 1, `${[...now]} vs ${[...before]}`);
+        await (first as FetchServer).stopAccepting();
+        const second = await a.adoptFetchServer!(
+          { fd: lent.fd, backlog: 511, owned: false },
+          {},
+          () => new Response("second"),
+        );
+        assert.notEqual(typeof second, "string", String(second));
+        servers.push(second as FetchServer);
+        for (let i = 0; i < 5; i++) assert.equal((await get(lent.port)).body, "second");
+      } finally {
+        for (const server of servers) await server.close();
+        await lent.close();
+        // The servers' own copies close as they stop.
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+    },
+  );
+
+  test("serves a lent Unix socket; its throwaway folder is gone", T, async () => {
+    const dir = mkdtempSync(join(tmpdir(), "polybind-adopt-"));
+    const path = join(dir, "lent.sock");
+    const socket = await a.share!.bind({ path });
+    // A throwaway folder holds one socket, "s": none left of those made since.
+    const before = new Set(readdirSync(tmpdir()));
+    const throwaways = () =>
+      readdirSync(tmpdir()).filter((n) =>
+        !before.has(n) && n.startsWith("polybind-") && existsSync(join(tmpdir(), n, "s"))
+      );
+    let server: FetchServer | undefined;
+    try {
+      const served = await a.adoptFetchServer!(
+        { fd: socket.fd!, backlog: 511, owned: false },
+        {},
+        (_request, info) => new Response(`unix ${info.remoteAddr.transport}`),
+      );
+      assert.notEqual(typeof served, "string", String(served));
+      server = served as FetchServer;
+      assert.equal(await getUnix(path), "unix unix");
+      assert.deepEqual(throwaways(), []);
+    } finally {
+      await server?.close();
+      await socket.close();
+      rmSync(dir, { recursive: true, force: true });
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  });
+
+  test("refuses what it cannot serve, and changes nothing: no throwaway left listening", T, async () => {
+    const before = listeningHere();
+    for (const fd of [0, 100_000]) {
+      const refused = await a.adoptFetchServer!({ fd, backlog: 511, owned: false }, {}, () => new Response("x"));
+      assert.equal(typeof refused, "string");
+    }
+    assert.deepEqual(listeningHere(), before);
+  });
+});
+
+/** A worker's slot serving `app` on a shared plan whose socket it inherited (POLYBIND_FDS), under `with_`. */
+async function slotOnLent(
+  withAdopt: (base: Adapter) => Adapter,
+  check: (res: { headers: Record<string, unknown>; body: string }) => void,
+): Promise<void> {
+  const prepared = await preparePlan(planListeners("127.0.0.1:0", 2, { shared: true }));
+  const fds = JSON.stringify(Object.fromEntries(prepared.descriptors().map((d) => [d.key, d.fd])));
+  const base = adapter();
+  const platform = { ...base.platform, env: (name: string) => name === FDS_VARIABLE ? fds : base.platform.env(name) };
+  const faked = withAdopt({ ...base, platform } as Adapter);
+  const spec = {
+    module: "data:text/javascript,",
+    kind: "app" as const,
+    plans: [prepared.plan],
+    index: 0,
+    generation: 1,
+    workers: 2,
+    graceMs: 1_000,
+    workerHeader: true,
+  };
+  const slot = withAdapter(faked, () => new Slot(spec, () => {}));
+  try {
+    await withAdapter(faked, () => slot.serve({ fetch: () => new Response("slot") }));
+    const port = prepared.plan.address.transport === "tcp" ? prepared.plan.address.port : 0;
+    const res = await get(port);
+    assert.equal(res.headers["x-polybind-worker"], "1.0");
+    assert.equal(res.body, "slot");
+    check(res);
+  } finally {
+    await withAdapter(faked, () => slot.stop(1_000));
+    await prepared.close();
+    // A slot is its process's WorkerContext: this process is no worker.
+    delete (globalThis as { [CONTEXT_KEY]?: unknown })[CONTEXT_KEY];
+  }
+}
+
+describe("a worker's slot on a lent socket", { skip: !canAdopt }, () => {
+  test("is served by the runtime's own server (no node:http keep-alive header)", T, async () => {
+    await slotOnLent((base) => base, (res) => assert.equal(res.headers["keep-alive"], undefined));
+  });
+
+  test("falls back to node:http where adoption is refused, and still serves", T, async () => {
+    const refuse = (base: Adapter) => ({ ...base, adoptFetchServer: () => Promise.resolve("refused for the test") });
+    await slotOnLent(
+      refuse as (base: Adapter) => Adapter,
+      (res) => assert.match(String(res.headers["keep-alive"]), /timeout=/),
+    );
+  });
+});
+
+describe("supervise() with lent sockets", () => {
+  test("the workers answer with the runtime's own server where it can adopt them, node:http elsewhere", T, async () => {
+    const app = "data:text/javascript,export default { fetch: () => new Response('lent') }";
+    const server = await supervise({
+      app,
+      listen: { host: "127.0.0.1", port: 0 },
+      workers: 2,
+      handover: "lend",
+      signals: false,
+      workerHeader: true,
+    });
+    try {
+      const addr = server.addrs[0]!;
+      if (addr.transport !== "tcp") throw new Error("a TCP address was asked for");
+      const seen = new Set<unknown>();
+      for (let i = 0; i < 20; i++) {
+        const res = await get(addr.port);
+        assert.equal(res.body, "lent");
+        seen.add(res.headers["x-polybind-worker"]);
+        // node:http names its keep-alive timeout; Deno.serve and Bun.serve do not.
+        assert.equal(res.headers["keep-alive"] === undefined, canAdopt && a.fetchServer !== undefined);
+      }
+      assert.ok(seen.size >= 1);
+    } finally {
+      assert.equal((await server.stop()).code, 0);
+    }
+  });
+});
