@@ -45,9 +45,15 @@ async function serveStreams(conn) {
   }
 }
 
+/**
+ * Read buffers of connections that ended, for the next ones: a server that accepts many short
+ * connections reuses them (allocating a 4 KiB Uint8Array costs about 1 µs on Node.js and Deno).
+ */
+const buffers = [];
+
 /** One request, one response, then close: the accept path. */
 async function serveOnce(conn, response) {
-  const buf = new Uint8Array(4096);
+  const buf = buffers.pop() ?? new Uint8Array(4096);
   const scan = createScanner();
   try {
     for (let n = await conn.read(buf); n !== null; n = await conn.read(buf)) {
@@ -59,6 +65,7 @@ async function serveOnce(conn, response) {
   } catch {
     // The client went away.
   } finally {
+    buffers.push(buf);
     conn.close();
   }
 }
