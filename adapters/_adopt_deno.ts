@@ -69,8 +69,8 @@ function openLibc(): { libc: AdoptLibc; arch: "x86_64" | "aarch64" } | string {
 /**
  * Starts Deno.serve on a lent socket: a throwaway server moved onto it (see adoptLent). Its
  * drain takes the socket out of Deno's epoll instance (the socket stays open: other processes
- * serve it), counts what is in flight until its response is sent, and close() waits for Deno's
- * shutdown(), which ends idle connections once the requests in flight are answered.
+ * serve it), counts what is in flight until its response is sent (so the drain waits for
+ * streamed bodies), and close() waits for Deno's shutdown() where nothing is in flight.
  */
 export const denoAdoptFetchServer: FetchServerAdopt = (socket, options, handler) =>
   denoAdoptWith((libc) => libc)(socket, options, handler);
@@ -115,9 +115,14 @@ export const denoAdoptWith = (wrap: (libc: AdoptLibc) => AdoptLibc): FetchServer
         get pending() {
           return pending;
         },
-        // Deno.serve has no forced close: shutdown() ends idle connections and waits for requests
-        // in flight (streamed bodies included); the supervisor ends a worker still there after the grace time.
-        close: shutdown,
+        // Deno.serve has no forced close. Drained (nothing in flight): shutdown() closes the idle
+        // connections, waited for so the worker leaves nothing half-closed. At the grace deadline
+        // (something in flight): not waited for, so the worker's exit cuts what is left, as asked.
+        close: () => {
+          if (pending === 0) return shutdown();
+          void shutdown();
+          return Promise.resolve();
+        },
       }),
     };
   });
