@@ -2,13 +2,14 @@
 // only sockets of its own (Linux). The server starts on a throwaway socket (loopback port 0, or a
 // Unix socket in a private folder); its listening descriptor and that descriptor's epoll
 // registration are found in /proc/self; the lent socket is put in the descriptor's place
-// (dup2, which closes the throwaway) and registered as it was. The server then accepts from the
+// (dup3, which closes the throwaway) and registered as it was. The server then accepts from the
 // lent socket as from its own. Every fact this relies on is checked first (prepareAdoption):
 // where one does not hold, nothing has changed and the caller serves the socket another way.
 
 import { mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { getSystemErrorName } from "node:util";
 import type { FetchServer, LentSocket } from "../src/_adapter.ts";
 
 /** The C library calls used, as each runtime's FFI binds them (typed arrays for pointers). */
@@ -18,17 +19,33 @@ export interface AdoptLibc {
   setsockopt(fd: number, level: number, name: number, value: Uint8Array, length: number): number;
   listen(fd: number, backlog: number): number;
   fcntl(fd: number, cmd: number, arg: number): number;
-  dup2(from: number, to: number): number;
+  dup3(from: number, to: number, flags: number): number;
   epoll_ctl(epfd: number, op: number, fd: number, event: Uint8Array): number;
   close(fd: number): number;
+  /** kcmp(getpid(), getpid(), KCMP_FILE, a, b): 0 where both descriptors are one open file, -1 where the call fails. */
+  sameFile(a: number, b: number): number;
+  /** The errno of the last call that failed. */
+  errno(): number;
+}
+
+/** Why a call failed, as `what (ECODE)`: the errno the C library set. */
+function failure(libc: AdoptLibc, what: string): string {
+  const errno = libc.errno();
+  let code = `errno ${errno}`;
+  try {
+    if (errno > 0) code = getSystemErrorName(-errno);
+  } catch {
+    // An errno node:util has no name for: its number.
+  }
+  return `${what} (${code})`;
 }
 
 // Linux's values.
 const AF_UNIX = 1, AF_INET = 2, AF_INET6 = 10;
 const SOL_SOCKET = 1, SO_TYPE = 3, SO_ACCEPTCONN = 30, SO_DOMAIN = 39, SOCK_STREAM = 1;
 const IPPROTO_TCP = 6, TCP_DEFER_ACCEPT = 9, TCP_INFO = 11;
-const F_GETFL = 3, F_SETFL = 4, O_NONBLOCK = 0o4000;
-const EPOLL_CTL_ADD = 1, EPOLL_CTL_DEL = 2;
+const F_GETFL = 3, F_SETFL = 4, O_NONBLOCK = 0o4000, O_CLOEXEC = 0o2000000;
+const EPOLL_CTL_ADD = 1, EPOLL_CTL_DEL = 2, EPOLLIN = 0x1, EPOLLONESHOT = 1 << 30;
 
 /** A socket's family and name: its port (TCP) or its path (Unix). */
 export interface SocketName {
@@ -158,17 +175,51 @@ export interface Adoption {
    * moment; the queue closes with the throwaway socket (resetting them) at commit().
    */
   queued(): number;
-  /** Puts the lent socket in the server's place; throws where the kernel refuses (the server then serves nothing). */
-  commit(): void;
-  /** Stops the server accepting from the lent socket (which stays open: other processes hold it). */
+  /**
+   * Puts the lent socket in the server's place, once the throwaway's descriptor and registration
+   * are checked again (a descriptor number can be reused meanwhile). Returns why not where a
+   * check or the kernel refuses: the lent descriptor is then untouched, and the server, stopped,
+   * closes at most its own copy.
+   */
+  commit(): string | undefined;
+  /**
+   * Stops the server accepting from the lent socket (which stays open: other processes hold it),
+   * once: only while the descriptor is still the lent socket, registered as commit() left it.
+   */
   stopAccepting(): void;
+}
+
+/** The socket inode a descriptor's /proc/self/fd link names (`socket:[123]`), or undefined. */
+function socketInode(link: string): number | undefined {
+  const m = /^socket:\[(\d+)\]$/.exec(link);
+  return m ? Number(m[1]) : undefined;
+}
+
+/** Whether `fd` is the socket of inode `ino` now. */
+function isSocket(fd: number, ino: number): boolean {
+  try {
+    return socketInode(readlinkSync(`/proc/self/fd/${fd}`)) === ino;
+  } catch {
+    return false;
+  }
+}
+
+/** Whether epoll descriptor `epfd` lists `fd` (inode `ino`) with `data` (and `events`, where given) now. */
+function isRegistered(epfd: number, fd: number, ino: number, data: bigint, events?: number): boolean {
+  try {
+    return parseEpollInfo(readFileSync(`/proc/self/fdinfo/${epfd}`, "utf8")).some((e) =>
+      e.fd === fd && e.ino === ino && e.data === data && (events === undefined || e.events === events)
+    );
+  } catch {
+    return false;
+  }
 }
 
 /**
  * Finds the listening descriptor of a throwaway server (`throwaway`: its family and port or
  * path) and its one epoll registration, and gets the lent socket `lent` ready to take its place
  * (listening, non-blocking, with the throwaway's TCP_DEFER_ACCEPT): every check done, nothing
- * irreversible yet. Returns why not where a check fails.
+ * irreversible yet. Returns why not where a check fails; throws where /proc cannot be read.
  *
  * @param libc The C library.
  * @param arch The CPU architecture (`struct epoll_event` is packed on x86_64 only).
@@ -176,6 +227,7 @@ export interface Adoption {
  * @param throwaway The name the throwaway server's socket has.
  * @param backlog The lent socket's backlog.
  * @returns The adoption to commit, or why not.
+ * @throws {Error} /proc/self could not be read (hidepid, a descriptor closed while it was read).
  * @example
  * ```ts ignore
  * const adoption = prepareAdoption(libc, "x86_64", 3, { family: 2, port: 41234, path: "" }, 511);
@@ -192,6 +244,8 @@ export function prepareAdoption(
   const lentAs = lentName(libc, lent);
   if (typeof lentAs === "string") return lentAs;
   if (lentAs.family !== throwaway.family) return "the throwaway socket is of another family than the lent one";
+  const lentIno = socketInode(readlinkSync(`/proc/self/fd/${lent}`));
+  if (lentIno === undefined) return `descriptor ${lent} is not a socket`;
   const fds = descriptors();
   // Exactly one descriptor has the throwaway's name (a second copy would keep its port open).
   const named = [...fds].filter(([fd, link]) => {
@@ -201,31 +255,39 @@ export function prepareAdoption(
   });
   if (named.length !== 1) return `${named.length} descriptors have the throwaway socket's name`;
   const [target, link] = named[0]!;
+  const ino = socketInode(link);
+  if (ino === undefined) return "the throwaway socket's descriptor is not a socket";
   if (intOption(libc, target, SOL_SOCKET, SO_ACCEPTCONN) !== 1) return "the throwaway socket does not listen";
-  // Its registration: one epoll instance (maybe under several descriptors, each listing the same).
-  const ino = Number(/^socket:\[(\d+)\]$/.exec(link)?.[1]);
-  const listings = [...fds].filter(([, l]) => l === "anon_inode:[eventpoll]").map(([fd]) => {
-    const entries = parseEpollInfo(readFileSync(`/proc/self/fdinfo/${fd}`, "utf8"));
-    return { epfd: fd, entries, mine: entries.filter((e) => e.fd === target && e.ino === ino) };
-  }).filter((l) => l.mine.length > 0);
-  const key = (l: (typeof listings)[number]) => JSON.stringify(l.entries, (_, v) => typeof v === "bigint" ? `${v}` : v);
+  const epolls = [...fds].filter(([, l]) => l === "anon_inode:[eventpoll]").map(([epfd]) => {
+    return { epfd, entries: parseEpollInfo(readFileSync(`/proc/self/fdinfo/${epfd}`, "utf8")) };
+  });
+  // A socket a server here already accepts from is that server's: never taken from it.
+  if (epolls.some((l) => l.entries.some((e) => e.ino === lentIno))) {
+    return `descriptor ${lent} is already served in this process`;
+  }
+  // Its registration: one epoll instance (maybe under several descriptors: kcmp tells they are one).
+  const listings = epolls.map((l) => ({ ...l, mine: l.entries.filter((e) => e.fd === target && e.ino === ino) }))
+    .filter((l) => l.mine.length > 0);
   if (listings.length === 0) return "the throwaway socket is in no epoll instance";
-  if (listings.some((l) => l.mine.length !== 1 || key(l) !== key(listings[0]!))) {
+  if (listings.some((l) => l.mine.length !== 1 || libc.sameFile(listings[0]!.epfd, l.epfd) !== 0)) {
     return "the throwaway socket is in more than one epoll instance";
   }
+  const { epfd } = listings[0]!;
   const { events, data } = listings[0]!.mine[0]!;
+  if ((events & EPOLLIN) === 0 || (events & EPOLLONESHOT) !== 0) {
+    return `the throwaway socket's epoll events (0x${events.toString(16)}) lack EPOLLIN or have EPOLLONESHOT`;
+  }
   // The lent socket as the throwaway was: listening, non-blocking, deferring accept as it did.
-  if (libc.listen(lent, backlog) !== 0) return `descriptor ${lent} cannot listen`;
+  if (libc.listen(lent, backlog) !== 0) return failure(libc, `descriptor ${lent} cannot listen`);
   const flags = libc.fcntl(lent, F_GETFL, 0);
   if (flags < 0 || libc.fcntl(lent, F_SETFL, flags | O_NONBLOCK) !== 0) {
-    return `descriptor ${lent} cannot be non-blocking`;
+    return failure(libc, `descriptor ${lent} cannot be non-blocking`);
   }
   const defer = throwaway.family === AF_UNIX ? 0 : intOption(libc, target, IPPROTO_TCP, TCP_DEFER_ACCEPT) ?? 0;
   if (defer > 0) {
     libc.setsockopt(lent, IPPROTO_TCP, TCP_DEFER_ACCEPT, new Uint8Array(new Int32Array([defer]).buffer), 4);
   }
-  const event = epollEvent(arch, events, data);
-  const epfds = listings.map((l) => l.epfd);
+  let accepting = false;
   return {
     fd: target,
     queued() {
@@ -236,15 +298,25 @@ export function prepareAdoption(
       return new DataView(info.buffer).getUint32(24, true);
     },
     commit() {
-      // Atomic: the throwaway closes (its port or path is free) and `target` is the lent socket.
-      if (libc.dup2(lent, target) !== target) throw new Error(`dup2 of descriptor ${lent} failed`);
-      // The same instance under several descriptors refuses the second add (EEXIST): one is enough.
-      if (!epfds.some((epfd) => libc.epoll_ctl(epfd, EPOLL_CTL_ADD, target, event) === 0)) {
-        throw new Error(`epoll_ctl refused descriptor ${target}`);
+      // The numbers checked may have been closed and reused while the throwaway was given its moment.
+      if (!isSocket(target, ino) || !isRegistered(epfd, target, ino, data, events)) {
+        return "the throwaway socket's descriptor or registration changed before it was replaced";
       }
+      // Atomic: the throwaway closes (its port or path is free) and `target` is the lent socket,
+      // closed on exec as the throwaway was (dup2 would clear that: children would inherit it).
+      if (libc.dup3(lent, target, O_CLOEXEC) !== target) return failure(libc, `dup3 of descriptor ${lent} failed`);
+      if (libc.epoll_ctl(epfd, EPOLL_CTL_ADD, target, epollEvent(arch, events, data)) !== 0) {
+        return failure(libc, `epoll_ctl refused descriptor ${target}`);
+      }
+      accepting = true;
+      return undefined;
     },
     stopAccepting() {
-      for (const epfd of epfds) libc.epoll_ctl(epfd, EPOLL_CTL_DEL, target, epollEvent(arch, 0, 0n));
+      if (!accepting) return;
+      accepting = false;
+      if (isSocket(target, lentIno) && isRegistered(epfd, target, lentIno, data)) {
+        libc.epoll_ctl(epfd, EPOLL_CTL_DEL, target, epollEvent(arch, 0, 0n));
+      }
     },
   };
 }
@@ -278,9 +350,10 @@ export type ThrowawayPlace = { readonly hostname: string; readonly port: 0 } | {
 /**
  * Serves the lent `socket` with the runtime's own server: started by `start` on a throwaway
  * socket of the lent one's family, then moved onto the lent socket (see prepareAdoption).
- * Resolves with why not where a check fails: the throwaway is then stopped and removed, the
- * lent socket left as it was (listening at most, and still this process's: it can be served
- * another way). A copy this process made (`owned`) is closed once adopted.
+ * Resolves with why not where anything fails, never rejects: the throwaway is then stopped and
+ * its folder removed, the lent descriptor left as it was (listening at most, and still this
+ * process's: it can be served another way). A copy this process made (`owned`) is closed once
+ * adopted, and kept where it was not (what serves it then needs it).
  *
  * @param libc The C library.
  * @param arch The CPU architecture.
@@ -288,7 +361,6 @@ export type ThrowawayPlace = { readonly hostname: string; readonly port: 0 } | {
  * @param tls Whether the server does HTTPS (not on a Unix socket: Deno.serve takes no certificate there).
  * @param start Starts the runtime's server at a place; throws where it cannot.
  * @returns The server, or why not.
- * @throws {Error} The kernel refused a call after every check passed: the server serves nothing.
  * @example
  * ```ts ignore
  * const served = await adoptLent(libc, "x86_64", { fd: 3, backlog: 511, owned: false }, false, start);
@@ -302,44 +374,58 @@ export async function adoptLent(
   tls: boolean,
   start: (place: ThrowawayPlace) => Throwaway,
 ): Promise<FetchServer | string> {
-  const lent = lentName(libc, socket.fd);
-  if (typeof lent === "string") return lent;
-  if (tls && lent.family === AF_UNIX) return "a Unix socket is served without HTTPS by the runtime's server";
-  // A private folder: nobody else can connect to the throwaway socket in the moment it lives.
-  const dir = lent.family === AF_UNIX ? mkdtempSync(join(tmpdir(), "polybind-")) : undefined;
-  const place: ThrowawayPlace = dir !== undefined
-    ? { path: join(dir, "s") }
-    : { hostname: lent.family === AF_INET6 ? "::1" : "127.0.0.1", port: 0 };
-  const removeDir = () => dir !== undefined && rmSync(dir, { recursive: true, force: true });
-  let throwaway: Throwaway;
+  let dir: string | undefined;
+  let throwaway: Throwaway | undefined;
+  let adopted = false;
   try {
-    throwaway = start(place);
+    const lent = lentName(libc, socket.fd);
+    if (typeof lent === "string") return lent;
+    if (tls && lent.family === AF_UNIX) return "a Unix socket is served without HTTPS by the runtime's server";
+    // A private folder: nobody else can connect to the throwaway socket in the moment it lives.
+    if (lent.family === AF_UNIX) dir = mkdtempSync(join(tmpdir(), "polybind-"));
+    const place: ThrowawayPlace = dir !== undefined
+      ? { path: join(dir, "s") }
+      : { hostname: lent.family === AF_INET6 ? "::1" : "127.0.0.1", port: 0 };
+    try {
+      throwaway = start(place);
+    } catch (err) {
+      return `the throwaway server did not start (${(err as Error)?.message ?? err})`;
+    }
+    const name: SocketName = "path" in place
+      ? { family: AF_UNIX, port: 0, path: place.path }
+      : { family: lent.family, port: throwaway.port, path: "" };
+    const adoption = prepareAdoption(libc, arch, socket.fd, name, socket.backlog);
+    if (typeof adoption === "string") return adoption;
+    // A connection to the throwaway's port is served by it, not reset with it: a moment to accept it.
+    for (let wait = 0; adoption.queued() > 0 && wait < QUEUE_WAIT_MS; wait += 5) {
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    const refused = adoption.commit();
+    if (refused !== undefined) return refused;
+    adopted = true;
+    // The server's descriptor is the socket now; this process's copy is not needed.
+    if (socket.owned) libc.close(socket.fd);
+    let open = true;
+    const server = throwaway.adopted(() => open && adoption.stopAccepting());
+    return {
+      stopAccepting: () => server.stopAccepting(),
+      get pending() {
+        return server.pending;
+      },
+      // Once closed, the descriptor number may be another's: stopAccepting leaves it alone.
+      close: () => {
+        open = false;
+        return server.close();
+      },
+    };
   } catch (err) {
-    removeDir();
-    return `the throwaway server did not start (${(err as Error)?.message ?? err})`;
-  }
-  const name: SocketName = "path" in place
-    ? { family: AF_UNIX, port: 0, path: place.path }
-    : { family: lent.family, port: throwaway.port, path: "" };
-  const adoption = prepareAdoption(libc, arch, socket.fd, name, socket.backlog);
-  if (typeof adoption === "string") {
-    await throwaway.shutdown();
-    removeDir();
-    return adoption;
-  }
-  // A connection to the throwaway's port is served by it, not reset with it: a moment to accept it.
-  for (let wait = 0; adoption.queued() > 0 && wait < QUEUE_WAIT_MS; wait += 5) {
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-  try {
-    adoption.commit();
-  } catch (err) {
-    await throwaway.shutdown();
-    throw err;
+    return `adoption failed (${(err as Error)?.message ?? err})`;
   } finally {
-    removeDir();
+    if (!adopted) await throwaway?.shutdown().catch(() => {});
+    try {
+      if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
+    } catch {
+      // A folder that cannot be removed leaves nothing listening: the server is gone or has moved.
+    }
   }
-  // The server's descriptor is the socket now; this process's copy is not needed.
-  if (socket.owned) libc.close(socket.fd);
-  return throwaway.adopted(() => adoption.stopAccepting());
 }

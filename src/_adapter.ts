@@ -181,8 +181,8 @@ export interface LentSocket {
 /**
  * Starts the runtime's own server on a lent socket, with `options` (`tls: { cert, key }` or
  * none); resolves with the server, or with why it cannot be (a check failed: the socket is as
- * it was, listening at most, and can be served another way, with listenFd). Rejects only where the socket was half taken over and
- * serves nothing (the kernel refused a call that all checks said would work).
+ * it was, listening at most, and can be served another way, with listenFd). Never rejects: whatever
+ * fails after the runtime's server started (a check, /proc, the kernel) stops that server and resolves with why.
  */
 export type FetchServerAdopt = (
   socket: LentSocket,
