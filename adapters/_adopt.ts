@@ -28,6 +28,68 @@ export interface AdoptLibc {
   errno(): number;
 }
 
+/** The C library's calls made here, as `[parameters, result]` ("ptr": a pointer), for either runtime's FFI. */
+export const LIBC_CALLS = {
+  getsockname: [["i32", "ptr", "ptr"], "i32"],
+  getsockopt: [["i32", "i32", "i32", "ptr", "ptr"], "i32"],
+  setsockopt: [["i32", "i32", "i32", "ptr", "u32"], "i32"],
+  listen: [["i32", "i32"], "i32"],
+  fcntl: [["i32", "i32", "i32"], "i32"],
+  dup3: [["i32", "i32", "i32"], "i32"],
+  epoll_ctl: [["i32", "i32", "i32", "ptr"], "i32"],
+  close: [["i32"], "i32"],
+  syscall: [["i64", "i64", "i64", "i64", "i64", "i64"], "i64"],
+  __errno_location: [[], "ptr"],
+} as const;
+
+/** The calls of LIBC_CALLS as an FFI binds them: AdoptLibc's plain ones, syscall, __errno_location. */
+export type BoundLibc<P> = Omit<AdoptLibc, "sameFile" | "errno"> & {
+  syscall(n: bigint, a: bigint, b: bigint, c: bigint, d: bigint, e: bigint): bigint | number;
+  __errno_location(): P;
+};
+
+/** kcmp's number (x86_64, aarch64), and KCMP_FILE. */
+const SYS_KCMP = { x86_64: 312n, aarch64: 272n }, KCMP_FILE = 0n;
+
+/**
+ * Opens the C library (glibc, else musl) through one runtime's FFI and completes its calls with
+ * `sameFile` (kcmp through syscall) and `errno`.
+ *
+ * @param arch The machine: the C library's name and kcmp's number depend on it.
+ * @param pid This process's id.
+ * @param open Binds LIBC_CALLS in the library named (throws where it cannot).
+ * @param readInt Reads the int a pointer points at (errno).
+ * @returns The C library, or `undefined` where no name could be opened.
+ * @example
+ * ```ts
+ * import { openLibcWith } from "./_adopt.ts";
+ * const libc = openLibcWith("x86_64", 1, () => { throw new Error("no FFI here"); }, () => 0);
+ * console.assert(libc === undefined);
+ * ```
+ */
+export function openLibcWith<P>(
+  arch: "x86_64" | "aarch64",
+  pid: number,
+  open: (name: string) => BoundLibc<P>,
+  readInt: (pointer: P) => number,
+): AdoptLibc | undefined {
+  for (const name of ["libc.so.6", `libc.musl-${arch}.so.1`]) {
+    let symbols: BoundLibc<P>;
+    try {
+      symbols = open(name);
+    } catch {
+      continue;
+    }
+    const self = BigInt(pid);
+    return {
+      ...symbols,
+      sameFile: (a, b) => Number(symbols.syscall(SYS_KCMP[arch], self, self, KCMP_FILE, BigInt(a), BigInt(b))),
+      errno: () => readInt(symbols.__errno_location()),
+    };
+  }
+  return undefined;
+}
+
 /** Why a call failed, as `what (ECODE)`: the errno the C library set. */
 function failure(libc: AdoptLibc, what: string): string {
   const errno = libc.errno();

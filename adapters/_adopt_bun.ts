@@ -3,30 +3,8 @@
 
 import process from "node:process";
 import type { FetchServerAdopt } from "../src/_adapter.ts";
-import { adoptLent, type AdoptLibc } from "./_adopt.ts";
+import { adoptLent, type AdoptLibc, type BoundLibc, LIBC_CALLS, openLibcWith } from "./_adopt.ts";
 import { bunServe } from "./_bun_serve.ts";
-
-const SYMBOLS = {
-  getsockname: { args: ["i32", "ptr", "ptr"], returns: "i32" },
-  getsockopt: { args: ["i32", "i32", "i32", "ptr", "ptr"], returns: "i32" },
-  setsockopt: { args: ["i32", "i32", "i32", "ptr", "u32"], returns: "i32" },
-  listen: { args: ["i32", "i32"], returns: "i32" },
-  fcntl: { args: ["i32", "i32", "i32"], returns: "i32" },
-  dup3: { args: ["i32", "i32", "i32"], returns: "i32" },
-  epoll_ctl: { args: ["i32", "i32", "i32", "ptr"], returns: "i32" },
-  close: { args: ["i32"], returns: "i32" },
-  syscall: { args: ["i64", "i64", "i64", "i64", "i64", "i64"], returns: "i64" },
-  __errno_location: { args: [], returns: "ptr" },
-};
-
-/** kcmp's number (x86_64, aarch64), and KCMP_FILE. */
-const SYS_KCMP = { x86_64: 312n, aarch64: 272n }, KCMP_FILE = 0n;
-
-/** The symbols bound beside AdoptLibc's plain calls. */
-interface Extra {
-  syscall(n: bigint, a: bigint, b: bigint, c: bigint, d: bigint, e: bigint): bigint | number;
-  __errno_location(): number;
-}
 
 /** bun:ffi's module, as much of it as is used. */
 interface BunFfi {
@@ -47,20 +25,14 @@ function openLibc(): Promise<{ libc: AdoptLibc; arch: "x86_64" | "aarch64" } | s
     } catch {
       return "no bun:ffi";
     }
-    for (const name of ["libc.so.6", `libc.musl-${arch}.so.1`]) {
-      try {
-        const symbols = ffi.dlopen(name, SYMBOLS).symbols as Omit<AdoptLibc, "sameFile" | "errno"> & Extra;
-        const pid = BigInt(process.pid);
-        const libc: AdoptLibc = {
-          ...symbols,
-          sameFile: (a, b) => Number(symbols.syscall(SYS_KCMP[arch], pid, pid, KCMP_FILE, BigInt(a), BigInt(b))),
-          errno: () => ffi.read.i32(symbols.__errno_location()),
-        };
-        return { libc, arch };
-      } catch {
-        // The next name.
-      }
-    }
+    const bind = (name: string) => {
+      const symbols = Object.fromEntries(
+        Object.entries(LIBC_CALLS).map(([call, [args, returns]]) => [call, { args: [...args], returns }]),
+      );
+      return ffi.dlopen(name, symbols).symbols as BoundLibc<number>;
+    };
+    const libc = openLibcWith(arch, process.pid, bind, (pointer: number) => ffi.read.i32(pointer));
+    if (libc !== undefined) return { libc, arch };
     return "the C library could not be opened";
   })();
 }

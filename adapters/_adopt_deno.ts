@@ -3,7 +3,7 @@
 // Without either, or off Linux x86_64/aarch64, a lent socket is served another way.
 
 import type { FetchHandler, FetchServerAdopt } from "../src/_adapter.ts";
-import { adoptLent, type AdoptLibc } from "./_adopt.ts";
+import { adoptLent, type AdoptLibc, type BoundLibc, LIBC_CALLS, openLibcWith } from "./_adopt.ts";
 import { denoServe } from "./_deno_serve.ts";
 
 /** The parts of Deno's API used here. */
@@ -14,29 +14,6 @@ interface DenoFfiApi {
   UnsafePointerView: new (pointer: unknown) => { getInt32(offset?: number): number };
   pid: number;
 }
-
-/** The symbols bound beside AdoptLibc's plain calls. */
-interface Extra {
-  dup3(from: number, to: number, flags: number): number;
-  syscall(n: bigint, a: bigint, b: bigint, c: bigint, d: bigint, e: bigint): bigint;
-  __errno_location(): unknown;
-}
-
-const SYMBOLS = {
-  getsockname: { parameters: ["i32", "buffer", "buffer"], result: "i32" },
-  getsockopt: { parameters: ["i32", "i32", "i32", "buffer", "buffer"], result: "i32" },
-  setsockopt: { parameters: ["i32", "i32", "i32", "buffer", "u32"], result: "i32" },
-  listen: { parameters: ["i32", "i32"], result: "i32" },
-  fcntl: { parameters: ["i32", "i32", "i32"], result: "i32" },
-  dup3: { parameters: ["i32", "i32", "i32"], result: "i32" },
-  epoll_ctl: { parameters: ["i32", "i32", "i32", "buffer"], result: "i32" },
-  close: { parameters: ["i32"], result: "i32" },
-  syscall: { parameters: ["i64", "i64", "i64", "i64", "i64", "i64"], result: "i64" },
-  __errno_location: { parameters: [], result: "pointer" },
-};
-
-/** kcmp's number (x86_64, aarch64), and KCMP_FILE. */
-const SYS_KCMP = { x86_64: 312n, aarch64: 272n }, KCMP_FILE = 0n;
 
 let opened: { libc: AdoptLibc; arch: "x86_64" | "aarch64" } | string | undefined;
 
@@ -49,20 +26,17 @@ function openLibc(): { libc: AdoptLibc; arch: "x86_64" | "aarch64" } | string {
   // Asked, never prompted for: a worker without the permissions serves another way.
   const granted = (name: string, path?: string) => deno.permissions.querySync({ name, path }).state === "granted";
   if (!granted("ffi") || !granted("read", "/proc/self")) return opened = "Deno has no --allow-ffi or --allow-read";
-  for (const name of ["libc.so.6", `libc.musl-${arch}.so.1`]) {
-    try {
-      const symbols = deno.dlopen(name, SYMBOLS).symbols as Omit<AdoptLibc, "sameFile" | "errno"> & Extra;
-      const pid = BigInt(deno.pid);
-      const libc: AdoptLibc = {
-        ...symbols,
-        sameFile: (a, b) => Number(symbols.syscall(SYS_KCMP[arch], pid, pid, KCMP_FILE, BigInt(a), BigInt(b))),
-        errno: () => new deno.UnsafePointerView(symbols.__errno_location()).getInt32(),
-      };
-      return opened = { libc, arch };
-    } catch {
-      // The next name.
-    }
-  }
+  const bind = (name: string) => {
+    const pointer = (t: string) => t === "ptr" ? "buffer" : t;
+    const symbols = Object.fromEntries(
+      Object.entries(LIBC_CALLS).map((
+        [call, [parameters, result]],
+      ) => [call, { parameters: parameters.map(pointer), result: result === "ptr" ? "pointer" : result }]),
+    );
+    return deno.dlopen(name, symbols).symbols as BoundLibc<unknown>;
+  };
+  const libc = openLibcWith(arch, deno.pid, bind, (pointer) => new deno.UnsafePointerView(pointer).getInt32());
+  if (libc !== undefined) return opened = { libc, arch };
   return opened = "the C library could not be opened";
 }
 
