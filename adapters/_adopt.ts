@@ -6,226 +6,18 @@
 // lent socket as from its own. Every fact this relies on is checked first (prepareAdoption):
 // where one does not hold, nothing has changed and the caller serves the socket another way.
 
-import { mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, readlinkSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { getSystemErrorName } from "node:util";
 import type { FetchServer, LentSocket } from "../src/_adapter.ts";
-
-/** The C library calls used, as each runtime's FFI binds them (typed arrays for pointers). */
-export interface AdoptLibc {
-  getsockname(fd: number, addr: Uint8Array, length: Uint32Array): number;
-  getsockopt(fd: number, level: number, name: number, value: Uint8Array, length: Uint32Array): number;
-  setsockopt(fd: number, level: number, name: number, value: Uint8Array, length: number): number;
-  listen(fd: number, backlog: number): number;
-  fcntl(fd: number, cmd: number, arg: number): number;
-  dup3(from: number, to: number, flags: number): number;
-  epoll_ctl(epfd: number, op: number, fd: number, event: Uint8Array): number;
-  close(fd: number): number;
-  /** kcmp(getpid(), getpid(), KCMP_FILE, a, b): 0 where both descriptors are one open file, -1 where the call fails. */
-  sameFile(a: number, b: number): number;
-  /** The errno of the last call that failed. */
-  errno(): number;
-}
-
-/** The C library's calls made here, as `[parameters, result]` ("ptr": a pointer), for either runtime's FFI. */
-export const LIBC_CALLS = {
-  getsockname: [["i32", "ptr", "ptr"], "i32"],
-  getsockopt: [["i32", "i32", "i32", "ptr", "ptr"], "i32"],
-  setsockopt: [["i32", "i32", "i32", "ptr", "u32"], "i32"],
-  listen: [["i32", "i32"], "i32"],
-  fcntl: [["i32", "i32", "i32"], "i32"],
-  dup3: [["i32", "i32", "i32"], "i32"],
-  epoll_ctl: [["i32", "i32", "i32", "ptr"], "i32"],
-  close: [["i32"], "i32"],
-  syscall: [["i64", "i64", "i64", "i64", "i64", "i64"], "i64"],
-  __errno_location: [[], "ptr"],
-} as const;
-
-/** The calls of LIBC_CALLS as an FFI binds them: AdoptLibc's plain ones, syscall, __errno_location. */
-export type BoundLibc<P> = Omit<AdoptLibc, "sameFile" | "errno"> & {
-  syscall(n: bigint, a: bigint, b: bigint, c: bigint, d: bigint, e: bigint): bigint | number;
-  __errno_location(): P;
-};
-
-/** kcmp's number (x86_64, aarch64), and KCMP_FILE. */
-const SYS_KCMP = { x86_64: 312n, aarch64: 272n }, KCMP_FILE = 0n;
-
-/**
- * Opens the C library (glibc, else musl) through one runtime's FFI and completes its calls with
- * `sameFile` (kcmp through syscall) and `errno`.
- *
- * @param arch The machine: the C library's name and kcmp's number depend on it.
- * @param pid This process's id.
- * @param open Binds LIBC_CALLS in the library named (throws where it cannot).
- * @param readInt Reads the int a pointer points at (errno).
- * @returns The C library, or `undefined` where no name could be opened.
- * @example
- * ```ts
- * import { openLibcWith } from "./_adopt.ts";
- * const libc = openLibcWith("x86_64", 1, () => { throw new Error("no FFI here"); }, () => 0);
- * console.assert(libc === undefined);
- * ```
- */
-export function openLibcWith<P>(
-  arch: "x86_64" | "aarch64",
-  pid: number,
-  open: (name: string) => BoundLibc<P>,
-  readInt: (pointer: P) => number,
-): AdoptLibc | undefined {
-  for (const name of ["libc.so.6", `libc.musl-${arch}.so.1`]) {
-    let symbols: BoundLibc<P>;
-    try {
-      symbols = open(name);
-    } catch {
-      continue;
-    }
-    const self = BigInt(pid);
-    return {
-      ...symbols,
-      sameFile: (a, b) => Number(symbols.syscall(SYS_KCMP[arch], self, self, KCMP_FILE, BigInt(a), BigInt(b))),
-      errno: () => readInt(symbols.__errno_location()),
-    };
-  }
-  return undefined;
-}
-
-/** Why a call failed, as `what (ECODE)`: the errno the C library set. */
-function failure(libc: AdoptLibc, what: string): string {
-  const errno = libc.errno();
-  let code = `errno ${errno}`;
-  try {
-    if (errno > 0) code = getSystemErrorName(-errno);
-  } catch {
-    // An errno node:util has no name for: its number.
-  }
-  return `${what} (${code})`;
-}
+import { type AdoptLibc, failure, FAMILY, intOption, lentName, nameOf, type SocketName } from "./_adopt_libc.ts";
+import { descriptors, isRegistered, isSocket, parseEpollInfo, socketInode } from "./_proc_self.ts";
 
 // Linux's values.
-const AF_UNIX = 1, AF_INET = 2, AF_INET6 = 10;
-const SOL_SOCKET = 1, SO_TYPE = 3, SO_ACCEPTCONN = 30, SO_DOMAIN = 39, SOCK_STREAM = 1;
+const SOL_SOCKET = 1, SO_ACCEPTCONN = 30;
 const IPPROTO_TCP = 6, TCP_DEFER_ACCEPT = 9, TCP_INFO = 11;
 const F_GETFL = 3, F_SETFL = 4, O_NONBLOCK = 0o4000, O_CLOEXEC = 0o2000000;
 const EPOLL_CTL_ADD = 1, EPOLL_CTL_DEL = 2, EPOLLIN = 0x1, EPOLLONESHOT = 1 << 30;
-
-/** A socket's family and name: its port (TCP) or its path (Unix). */
-export interface SocketName {
-  readonly family: number;
-  readonly port: number;
-  readonly path: string;
-}
-
-/**
- * Reads a `struct sockaddr` (Linux, little-endian family): the family, the port of an IP one, the
- * path of a Unix one (up to its NUL).
- *
- * @param addr The bytes getsockname wrote.
- * @param length How many it wrote.
- * @returns The name.
- * @example
- * ```ts
- * import { parseSockaddr } from "./_adopt.ts";
- * const addr = new Uint8Array([2, 0, 0x1f, 0x90, 127, 0, 0, 1]);
- * console.assert(parseSockaddr(addr, 16).port === 8080);
- * ```
- */
-export function parseSockaddr(addr: Uint8Array, length: number): SocketName {
-  const family = addr[0]! | (addr[1]! << 8);
-  if (family === AF_INET || family === AF_INET6) return { family, port: (addr[2]! << 8) | addr[3]!, path: "" };
-  if (family !== AF_UNIX) return { family, port: 0, path: "" };
-  const bytes = addr.subarray(2, Math.min(length, addr.length));
-  const end = bytes.indexOf(0, bytes[0] === 0 ? 1 : 0);
-  return { family, port: 0, path: new TextDecoder().decode(end < 0 ? bytes : bytes.subarray(0, end)) };
-}
-
-/** One registration in an epoll instance, as /proc/self/fdinfo shows it. */
-export interface EpollEntry {
-  readonly fd: number;
-  /** The events, and the token the runtime gets back with them. */
-  readonly events: number;
-  readonly data: bigint;
-  /** The inode of the registered file (for a socket, the number in `socket:[...]`). */
-  readonly ino: number;
-}
-
-/**
- * The registrations an epoll descriptor's /proc/self/fdinfo text lists (`tfd: 21 events: 19
- * data: 55d0c0 pos:0 ino:4d2 sdev:9`); lines of another form are left out.
- *
- * @param text The fdinfo text.
- * @returns Its registrations.
- * @example
- * ```ts
- * import { parseEpollInfo } from "./_adopt.ts";
- * const [entry] = parseEpollInfo("tfd:       21 events:       19 data:     5a pos:0 ino:4d2 sdev:9\n");
- * console.assert(entry!.fd === 21 && entry!.events === 0x19 && entry!.data === 0x5an && entry!.ino === 0x4d2);
- * ```
- */
-export function parseEpollInfo(text: string): EpollEntry[] {
-  const entries: EpollEntry[] = [];
-  const line = /^tfd:\s*(\d+)\s+events:\s*([0-9a-f]+)\s+data:\s*([0-9a-f]+)\s+pos:\s*\d+\s+ino:\s*([0-9a-f]+)/gm;
-  for (const m of text.matchAll(line)) {
-    entries.push({
-      fd: Number(m[1]),
-      events: parseInt(m[2]!, 16),
-      data: BigInt(`0x${m[3]}`),
-      ino: parseInt(m[4]!, 16),
-    });
-  }
-  return entries;
-}
-
-/** This process's descriptors and what each is (`socket:[123]`, `anon_inode:[eventpoll]`). */
-function descriptors(): Map<number, string> {
-  const out = new Map<number, string>();
-  for (const name of readdirSync("/proc/self/fd")) {
-    try {
-      out.set(Number(name), readlinkSync(`/proc/self/fd/${name}`));
-    } catch {
-      // Closed meanwhile (the descriptor of the listing itself).
-    }
-  }
-  return out;
-}
-
-/** An int socket option, or undefined where the call fails. */
-function intOption(libc: AdoptLibc, fd: number, level: number, name: number): number | undefined {
-  const value = new Int32Array(1), length = new Uint32Array([4]);
-  return libc.getsockopt(fd, level, name, new Uint8Array(value.buffer), length) === 0 ? value[0] : undefined;
-}
-
-function nameOf(libc: AdoptLibc, fd: number): SocketName | undefined {
-  const addr = new Uint8Array(128), length = new Uint32Array([128]);
-  return libc.getsockname(fd, addr, length) === 0 ? parseSockaddr(addr, length[0]!) : undefined;
-}
-
-/**
- * Checks that `fd` is a socket the runtime's server can accept from: a stream socket (TCP or
- * Unix) that is bound. Returns its name, or why not.
- *
- * @param libc The C library.
- * @param fd The descriptor.
- * @returns Its family and port or path, or why it cannot be adopted.
- * @example
- * ```ts ignore
- * const name = lentName(libc, 3);
- * if (typeof name !== "string" && name.family === FAMILY.unix) console.log(name.path);
- * ```
- */
-export function lentName(libc: AdoptLibc, fd: number): SocketName | string {
-  if (intOption(libc, fd, SOL_SOCKET, SO_TYPE) !== SOCK_STREAM) return `descriptor ${fd} is not a stream socket`;
-  const family = intOption(libc, fd, SOL_SOCKET, SO_DOMAIN);
-  const name = nameOf(libc, fd);
-  if (family === undefined || ![AF_INET, AF_INET6, AF_UNIX].includes(family) || name?.family !== family) {
-    return `descriptor ${fd} is not a TCP or Unix socket`;
-  }
-  if (family === AF_UNIX ? name.path === "" : name.port === 0) return `descriptor ${fd} is not bound`;
-  return name;
-}
-
-/** The family of a socket: AF_INET, AF_INET6 or AF_UNIX. */
-export const FAMILY = { inet: AF_INET, inet6: AF_INET6, unix: AF_UNIX } as const;
 
 /** A throwaway server's socket, found and checked: what commit() needs. */
 export interface Adoption {
@@ -249,32 +41,6 @@ export interface Adoption {
    * once: only while the descriptor is still the lent socket, registered as commit() left it.
    */
   stopAccepting(): void;
-}
-
-/** The socket inode a descriptor's /proc/self/fd link names (`socket:[123]`), or undefined. */
-function socketInode(link: string): number | undefined {
-  const m = /^socket:\[(\d+)\]$/.exec(link);
-  return m ? Number(m[1]) : undefined;
-}
-
-/** Whether `fd` is the socket of inode `ino` now. */
-function isSocket(fd: number, ino: number): boolean {
-  try {
-    return socketInode(readlinkSync(`/proc/self/fd/${fd}`)) === ino;
-  } catch {
-    return false;
-  }
-}
-
-/** Whether epoll descriptor `epfd` lists `fd` (inode `ino`) with `data` (and `events`, where given) now. */
-function isRegistered(epfd: number, fd: number, ino: number, data: bigint, events?: number): boolean {
-  try {
-    return parseEpollInfo(readFileSync(`/proc/self/fdinfo/${epfd}`, "utf8")).some((e) =>
-      e.fd === fd && e.ino === ino && e.data === data && (events === undefined || e.events === events)
-    );
-  } catch {
-    return false;
-  }
 }
 
 /**
@@ -345,7 +111,7 @@ export function prepareAdoption(
   if (flags < 0 || libc.fcntl(lent, F_SETFL, flags | O_NONBLOCK) !== 0) {
     return failure(libc, `descriptor ${lent} cannot be non-blocking`);
   }
-  const defer = throwaway.family === AF_UNIX ? 0 : intOption(libc, target, IPPROTO_TCP, TCP_DEFER_ACCEPT) ?? 0;
+  const defer = throwaway.family === FAMILY.unix ? 0 : intOption(libc, target, IPPROTO_TCP, TCP_DEFER_ACCEPT) ?? 0;
   if (defer > 0) {
     libc.setsockopt(lent, IPPROTO_TCP, TCP_DEFER_ACCEPT, new Uint8Array(new Int32Array([defer]).buffer), 4);
   }
@@ -353,7 +119,7 @@ export function prepareAdoption(
   return {
     fd: target,
     queued() {
-      if (throwaway.family === AF_UNIX) return 0;
+      if (throwaway.family === FAMILY.unix) return 0;
       // struct tcp_info: tcpi_unacked (at byte 24) is a listening socket's accept queue length.
       const info = new Uint8Array(232), length = new Uint32Array([info.length]);
       if (libc.getsockopt(target, IPPROTO_TCP, TCP_INFO, info, length) !== 0 || length[0]! < 28) return 0;
@@ -442,19 +208,19 @@ export async function adoptLent(
   try {
     const lent = lentName(libc, socket.fd);
     if (typeof lent === "string") return lent;
-    if (tls && lent.family === AF_UNIX) return "a Unix socket is served without HTTPS by the runtime's server";
+    if (tls && lent.family === FAMILY.unix) return "a Unix socket is served without HTTPS by the runtime's server";
     // A private folder: nobody else can connect to the throwaway socket in the moment it lives.
-    if (lent.family === AF_UNIX) dir = mkdtempSync(join(tmpdir(), "polybind-"));
+    if (lent.family === FAMILY.unix) dir = mkdtempSync(join(tmpdir(), "polybind-"));
     const place: ThrowawayPlace = dir !== undefined
       ? { path: join(dir, "s") }
-      : { hostname: lent.family === AF_INET6 ? "::1" : "127.0.0.1", port: 0 };
+      : { hostname: lent.family === FAMILY.inet6 ? "::1" : "127.0.0.1", port: 0 };
     try {
       throwaway = start(place);
     } catch (err) {
       return `the throwaway server did not start (${(err as Error)?.message ?? err})`;
     }
     const name: SocketName = "path" in place
-      ? { family: AF_UNIX, port: 0, path: place.path }
+      ? { family: FAMILY.unix, port: 0, path: place.path }
       : { family: lent.family, port: throwaway.port, path: "" };
     const adoption = prepareAdoption(libc, arch, socket.fd, name, socket.backlog);
     if (typeof adoption === "string") return adoption;

@@ -3,7 +3,8 @@
 
 import process from "node:process";
 import type { FetchServerAdopt } from "../src/_adapter.ts";
-import { adoptLent, type AdoptLibc, type BoundLibc, LIBC_CALLS, openLibcWith } from "./_adopt.ts";
+import { adoptLent } from "./_adopt.ts";
+import { type AdoptLibc, type BoundLibc, LIBC_CALLS, openLibcWith } from "./_adopt_libc.ts";
 import { bunServe } from "./_bun_serve.ts";
 
 /** bun:ffi's module, as much of it as is used. */

@@ -3,7 +3,8 @@
 // Without either, or off Linux x86_64/aarch64, a lent socket is served another way.
 
 import type { FetchHandler, FetchServerAdopt } from "../src/_adapter.ts";
-import { adoptLent, type AdoptLibc, type BoundLibc, LIBC_CALLS, openLibcWith } from "./_adopt.ts";
+import { adoptLent } from "./_adopt.ts";
+import { type AdoptLibc, type BoundLibc, LIBC_CALLS, openLibcWith } from "./_adopt_libc.ts";
 import { denoServe } from "./_deno_serve.ts";
 
 /** The parts of Deno's API used here. */

@@ -10,7 +10,9 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSyn
 import { request } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { type AdoptLibc, parseEpollInfo, parseSockaddr } from "../adapters/_adopt.ts";
+import type { AdoptLibc } from "../adapters/_adopt_libc.ts";
+import { parseSockaddr } from "../adapters/_adopt_libc.ts";
+import { parseEpollInfo } from "../adapters/_proc_self.ts";
 import { type Adapter, adapter, type FetchServer, type FetchServerAdopt, withAdapter } from "../src/_adapter.ts";
 import { CONTEXT_KEY } from "../src/_context.ts";
 import { Slot } from "../src/_slot.ts";
