@@ -3,22 +3,10 @@
 // server to adopt (adapters/_adopt.ts), and the listener on those it could not.
 
 import { adapter, type LentSocket } from "./_adapter.ts";
-import { errorCode } from "./_errors.ts";
 import { listenerViews, named } from "./_views.ts";
-import { ListenError } from "./errors.ts";
-import { describePlan } from "./_plan.ts";
 import type { ListenerPlan } from "./plan.ts";
 import type { Listener } from "./types.ts";
-import { FDS_VARIABLE, SHARE_TIMEOUT_MS, shareKey } from "./workers.ts";
-
-function cannotListen(plan: ListenerPlan, err: unknown): ListenError {
-  const where = describePlan(plan.address);
-  return new ListenError(`Cannot listen on ${where}: ${(err as Error).message}`, {
-    code: errorCode(err),
-    address: where,
-    cause: err,
-  });
-}
+import { cannotListen, FDS_VARIABLE, lentFds, SHARE_TIMEOUT_MS, shareKey } from "./workers.ts";
 
 /**
  * The descriptors of a shared plan's sockets in this worker process, none listening yet:
@@ -37,7 +25,7 @@ function cannotListen(plan: ListenerPlan, err: unknown): ListenError {
 export async function lentDescriptors(plan: ListenerPlan): Promise<LentSocket[] | undefined> {
   const a = adapter();
   if (plan.strategy !== "shared" || !a.share) return undefined;
-  const inherited = JSON.parse(a.platform.env(FDS_VARIABLE) ?? "{}") as Record<string, number>;
+  const inherited = lentFds(a.platform.env(FDS_VARIABLE));
   const keys = Array.from({ length: plan.sockets }, (_, i) => shareKey(plan, i));
   if (keys.every((key) => inherited[key] !== undefined)) {
     return keys.map((key) => ({ fd: inherited[key]!, backlog: plan.backlog, owned: false }));

@@ -57,6 +57,43 @@ export const SHARE_TIMEOUT_MS = 10_000;
 export const FDS_VARIABLE = "POLYBIND_FDS";
 
 /**
+ * The lent sockets a process was started with: FDS_VARIABLE's value read as each socket's key to
+ * its descriptor.
+ *
+ * @param value The variable's value, if set.
+ * @returns The descriptors by key.
+ * @example
+ * ```ts
+ * import { lentFds } from "./workers.ts";
+ * console.assert(lentFds('{"k#0":3}')["k#0"] === 3 && Object.keys(lentFds(undefined)).length === 0);
+ * ```
+ */
+export function lentFds(value: string | undefined): Record<string, number> {
+  return JSON.parse(value ?? "{}") as Record<string, number>;
+}
+
+/**
+ * The error of a worker that could not listen on a plan's sockets: the OS's or the primary's
+ * reason, with its code.
+ *
+ * @param plan The plan.
+ * @param err Why.
+ * @returns The ListenError to throw.
+ * @example
+ * ```ts ignore
+ * throw cannotListen(plan, Object.assign(new Error("no socket"), { code: "EBADF" }));
+ * ```
+ */
+export function cannotListen(plan: ListenerPlan, err: unknown): ListenError {
+  const where = describePlan(plan.address);
+  return new ListenError(`Cannot listen on ${where}: ${(err as Error).message}`, {
+    code: errorCode(err),
+    address: where,
+    cause: err,
+  });
+}
+
+/**
  * Binds one TCP socket on each of `hosts`, all on one port (the first picks it when 0). With
  * reusePort it joins the sockets already there when `join` is set, else it claims the address.
  */
@@ -254,7 +291,7 @@ export async function listenFromPlan(plan: ListenerPlan, index: number): Promise
         address: where,
       });
     }
-    const inherited = JSON.parse(a.platform.env(FDS_VARIABLE) ?? "{}") as Record<string, number>;
+    const inherited = lentFds(a.platform.env(FDS_VARIABLE));
     const receive = (key: string): Promise<RawListener> => {
       const fd = inherited[key];
       if (fd !== undefined) return a.listenFd({ fd, backlog: plan.backlog }).then((raw) => named(raw, plan.address));
@@ -267,11 +304,7 @@ export async function listenFromPlan(plan: ListenerPlan, index: number): Promise
     };
     const raws = await Promise.all(Array.from({ length: plan.sockets }, (_, i) => receive(shareKey(plan, i))))
       .catch((err) => {
-        throw new ListenError(`Cannot listen on ${where}: ${(err as Error).message}`, {
-          code: errorCode(err),
-          address: where,
-          cause: err,
-        });
+        throw cannotListen(plan, err);
       });
     return withPlanProxy(plan, listenerViews(raws, 1)[0]!);
   }
