@@ -15,7 +15,7 @@ export function readableTaken(): Promise<never> {
 export const RELEASE: unique symbol = Symbol("polybind.release");
 
 /** A Conn that can give its native socket back to a reader of its own. */
-interface Releasing {
+export interface Releasing {
   [RELEASE]?(first?: Uint8Array): void;
 }
 

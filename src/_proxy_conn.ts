@@ -5,7 +5,7 @@
 // socket, which then shows the header's addresses (showProxyAddrs). Reading the header:
 // _proxy_read.ts.
 
-import { readableTaken, RELEASE } from "./_conn.ts";
+import { readableTaken, RELEASE, type Releasing } from "./_conn.ts";
 import { ipFamily } from "./_ip.ts";
 import type { ProxyHeader } from "./_proxy_header.ts";
 import type { Addr, Conn } from "./types.ts";
@@ -179,7 +179,7 @@ class ProxiedConn implements Conn {
   [RELEASE](): void {
     const first = this.#rest?.slice();
     this.#drop();
-    (this.#inner as { [RELEASE]?(first?: Uint8Array): void })[RELEASE]?.(first);
+    (this.#inner as Releasing)[RELEASE]?.(first);
   }
 
   [Symbol.asyncDispose](): Promise<void> {
