@@ -45,24 +45,26 @@ class ProxyListener implements Listener {
   }
 
   accept(): Promise<Conn> {
-    if (this.#closed !== undefined) return Promise.reject(this.#closedError());
-    const conn = this.#ready.shift();
-    if (conn !== undefined) return Promise.resolve(conn);
-    return new Promise((resolve, reject) => {
-      this.#waiters.push({ resolve, reject });
-      this.#pump();
-    });
+    return this.#take((conn) => conn, () => Promise.reject(this.#closedError()));
   }
 
   /** accept() as an iterator's step, with one promise a connection: done once closed. */
   #step(): Promise<IteratorResult<Conn, undefined>> {
-    if (this.#closed !== undefined) return Promise.resolve(DONE);
+    return this.#take<IteratorResult<Conn, undefined>>(
+      (value) => ({ value, done: false }),
+      () => Promise.resolve(DONE),
+    );
+  }
+
+  /** The next admitted connection as `wrap` gives it; `closed()` once the listener is closed, also while waiting. */
+  #take<T>(wrap: (conn: Conn) => T, closed: () => Promise<T>): Promise<T> {
+    if (this.#closed !== undefined) return closed();
     const conn = this.#ready.shift();
-    if (conn !== undefined) return Promise.resolve({ value: conn, done: false });
+    if (conn !== undefined) return Promise.resolve(wrap(conn));
     return new Promise((resolve, reject) => {
       this.#waiters.push({
-        resolve: (value) => resolve({ value, done: false }),
-        reject: (err) => this.#closed !== undefined ? resolve(DONE) : reject(err),
+        resolve: (conn) => resolve(wrap(conn)),
+        reject: (err) => this.#closed !== undefined ? resolve(closed()) : reject(err),
       });
       this.#pump();
     });
