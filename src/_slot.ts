@@ -41,23 +41,14 @@ interface Served {
 }
 
 /**
- * Whether the runtime's own fetch server can serve `plan`: options it can bind, and no PROXY
- * header to read first; HTTPS on TCP only (Deno.serve takes no certificate on a Unix socket).
+ * Whether the runtime's own fetch server can serve `plan`'s address: a TCP or Unix one (an
+ * inherited one's is not known here), with no PROXY header to read first; HTTPS on TCP only
+ * (Deno.serve takes no certificate on a Unix socket). It binds the plan's own options; a shared
+ * plan's sockets are lent, and the adapter says whether it can make its server take them.
  */
-function servesNatively(plan: ListenerPlan, tls: boolean): boolean {
-  return plan.strategy !== "shared" && plan.address.transport !== "inherited" && plan.proxyProtocol === undefined &&
-    !(tls && plan.address.transport === "unix");
-}
-
-/**
- * Whether the runtime's own fetch server may be tried on the sockets lent for `plan` (the
- * adapter checks the rest, and says no where it cannot): a shared plan of a TCP or Unix address
- * (an inherited one's address is not known here), no PROXY header, no HTTPS on a Unix socket.
- */
-function adoptable(plan: ListenerPlan, tls: boolean): boolean {
+function runtimeServes(plan: ListenerPlan, tls: boolean): boolean {
   const transport = plan.address.transport;
-  return plan.strategy === "shared" && (transport === "tcp" || transport === "unix") &&
-    plan.proxyProtocol === undefined && !(tls && transport === "unix");
+  return transport !== "inherited" && plan.proxyProtocol === undefined && !(tls && transport === "unix");
 }
 
 /** Where the runtime's own server listens for a TCP or Unix plan (what serveTargets binds), as clients reach it. */
@@ -129,9 +120,9 @@ export class Slot implements WorkerContext {
     const tls = this.spec.tls ? readTls(this.spec.tls) : undefined;
     const handler = this.#handler(app);
     const start = adapter().fetchServer;
-    const native = (p: ListenerPlan) => start !== undefined && servesNatively(p, tls !== undefined);
+    const native = (p: ListenerPlan) => start !== undefined && p.strategy !== "shared" && runtimeServes(p, !!tls);
     const adopted: ListenerPlan[] = [];
-    for (const plan of this.plans.filter((p) => adoptable(p, tls !== undefined))) {
+    for (const plan of this.plans.filter((p) => p.strategy === "shared" && runtimeServes(p, !!tls))) {
       if (await this.#adopt(plan, tls, handler)) adopted.push(plan);
     }
     const fallback = this.plans.filter((p) => !native(p) && !adopted.includes(p));
