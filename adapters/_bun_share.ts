@@ -28,7 +28,7 @@ interface BunFfi {
 // Linux's values (the same on every architecture Bun runs on).
 const AF_UNIX = 1, AF_INET = 2, AF_INET6 = 10;
 const SOCK_STREAM = 1, SOCK_CLOEXEC = 0o2000000;
-const SOL_SOCKET = 1, SO_REUSEADDR = 2;
+const SOL_SOCKET = 1, SO_REUSEADDR = 2, SO_REUSEPORT = 15;
 
 const SYMBOLS = {
   socket: { args: ["i32", "i32", "i32"], returns: "i32" },
@@ -109,14 +109,14 @@ function boundAddr(libc: Libc, fd: number): { hostname: string; port: number } |
   return { hostname: text, port: view.getUint16(2, false) };
 }
 
-/** A socket bound at `addr`, not listening; closed again when anything fails. */
-function bindSocket(libc: Libc, family: number, addr: Uint8Array): number {
+/** A socket bound at `addr` (with SO_REUSEPORT where asked), not listening; closed again when anything fails. */
+function bindSocket(libc: Libc, family: number, addr: Uint8Array, reusePort = false): number {
   const fd = libc.socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) throw lastError("socket");
   try {
-    if (family !== AF_UNIX) {
-      const on = new Uint8Array(new Int32Array([1]).buffer);
-      if (libc.setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, on, 4) !== 0) throw lastError("setsockopt");
+    const on = new Uint8Array(new Int32Array([1]).buffer);
+    for (const option of family === AF_UNIX ? [] : reusePort ? [SO_REUSEADDR, SO_REUSEPORT] : [SO_REUSEADDR]) {
+      if (libc.setsockopt(fd, SOL_SOCKET, option, on, 4) !== 0) throw lastError("setsockopt");
     }
     if (libc.bind(fd, addr, addr.length) !== 0) throw lastError("bind");
     return fd;
@@ -139,6 +139,7 @@ function shareable(libc: Libc, fd: number, addr: Addr, owned: boolean): Shareabl
 /** Lending sockets to Bun child processes by inheritance, where the C library can be called (Linux). */
 export const bunShare: SocketShare | undefined = opened === undefined ? undefined : {
   via: "inherit",
+  reusePort: true,
   bind(target) {
     const { libc } = opened;
     return new Promise((resolve) => {
@@ -155,7 +156,8 @@ export const bunShare: SocketShare | undefined = opened === undefined ? undefine
         if (sockaddr === undefined) {
           throw Object.assign(new Error(`bind EINVAL: not an IP address: ${target.hostname}`), { code: "EINVAL" });
         }
-        const fd = bindSocket(libc, target.hostname.includes(":") ? AF_INET6 : AF_INET, sockaddr);
+        const family = target.hostname.includes(":") ? AF_INET6 : AF_INET;
+        const fd = bindSocket(libc, family, sockaddr, target.reusePort === true);
         resolve(
           shareable(libc, fd, { transport: "tcp", hostname: target.hostname, port: boundAddr(libc, fd)!.port }, true),
         );

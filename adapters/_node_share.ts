@@ -22,6 +22,7 @@ type CreateServerHandle = (
   port: number | null,
   addressType: number | null,
   fd?: number | null,
+  flags?: number,
 ) => Handle | number;
 
 function systemError(errno: number): Error {
@@ -32,6 +33,24 @@ function systemError(errno: number): Error {
 /** Whether this runtime's node:net makes bound, not listening handles (Node.js, Deno 2). */
 export function nodeShareWorks(): boolean {
   return typeof (net as unknown as { _createServerHandle?: unknown })._createServerHandle === "function";
+}
+
+let reusePortFlag: number | null | undefined = null;
+
+/**
+ * The bind flag that sets SO_REUSEPORT on a handle, where this runtime's node:net has one
+ * (libuv's UV_TCP_REUSEPORT: Node.js 22.12 and 23.1 on, and Deno, by its own number); read once.
+ */
+function reusePortBindFlag(): number | undefined {
+  if (reusePortFlag !== null) return reusePortFlag;
+  try {
+    const binding = (process as unknown as { binding?(name: string): { constants?: Record<string, unknown> } }).binding;
+    const flag = binding?.("tcp_wrap").constants?.UV_TCP_REUSEPORT;
+    reusePortFlag = typeof flag === "number" && flag > 0 ? flag : undefined;
+  } catch {
+    reusePortFlag = undefined;
+  }
+  return reusePortFlag;
 }
 
 function createHandle(...args: Parameters<CreateServerHandle>): Handle {
@@ -130,6 +149,9 @@ function ask(key: string, timeoutMs: number): Promise<Lent> {
 /** Lending a socket to Node.js child processes. */
 export const nodeShare: SocketShare = {
   via: "ipc",
+  get reusePort() {
+    return reusePortBindFlag() !== undefined;
+  },
   /**
    * Puts the socket of a descriptor handed out for a child (the `fd` of a socket bound here)
    * back in non-blocking mode, once the child is started. Deno's spawn clears O_NONBLOCK on each
@@ -157,7 +179,12 @@ export const nodeShare: SocketShare = {
       } else if ("path" in target) {
         resolve(shareable(createHandle(target.path, -1, -1), { transport: "unix", path: target.path }));
       } else {
-        const handle = createHandle(target.hostname, target.port, target.hostname.includes(":") ? 6 : 4);
+        const flags = target.reusePort === true ? reusePortBindFlag() : 0;
+        if (flags === undefined) {
+          throw Object.assign(new Error("bind ENOTSUP: this node:net cannot set SO_REUSEPORT"), { code: "ENOTSUP" });
+        }
+        const family = target.hostname.includes(":") ? 6 : 4;
+        const handle = createHandle(target.hostname, target.port, family, undefined, flags);
         resolve(
           shareable(handle, { transport: "tcp", hostname: target.hostname, port: boundPort(handle, target.port) }),
         );

@@ -224,8 +224,15 @@ export interface ShareableSocket {
  */
 export interface SocketShare {
   readonly via: "ipc" | "inherit";
+  /**
+   * Whether `bind` can make a SO_REUSEPORT socket (`reusePort: true`): one for each worker, all
+   * on one port, which the kernel balances once the workers listen on them.
+   */
+  readonly reusePort: boolean;
   /** In the parent: binds without listening (or takes an inherited descriptor), so the parent accepts nothing. */
-  bind(target: { hostname: string; port: number } | { path: string } | { fd: number }): Promise<ShareableSocket>;
+  bind(
+    target: { hostname: string; port: number; reusePort?: boolean } | { path: string } | { fd: number },
+  ): Promise<ShareableSocket>;
   /** In the parent (IPC): sends `socket` to `child` (a ChildProcess with IPC) when it asks for `key`. */
   offer?(child: unknown, key: string, socket: ShareableSocket, backlog: number): void;
   /** In the child (IPC): asks the parent for the socket `key` and waits for it, at most `timeoutMs`. */

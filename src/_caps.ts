@@ -18,6 +18,7 @@ function build(a: Adapter, tcp: boolean, udp: boolean): Capabilities {
     unix: a.unix,
     backlog: a.backlog,
     processShare: a.share !== undefined,
+    lendReusePort: kernelBalances(a.os) && a.share?.reusePort === true,
     migrateReq: a.platform.readTextSync("/proc/sys/net/ipv4/tcp_migrate_req")?.trim() === "1",
   });
   known.set(a, caps);

@@ -6,6 +6,7 @@
 import type { Platform } from "./_adapter.ts";
 import { PARENT_LISTEN } from "./_systemd.ts";
 import { parseAddress } from "./address.ts";
+import { isLent } from "./_plan.ts";
 import type { ListenerPlan } from "./plan.ts";
 import { type HandedSocket, startSuccessor, type Successor } from "./successor.ts";
 import type { ServerConfig } from "./types.ts";
@@ -63,7 +64,7 @@ export function handOver(prepared: readonly PreparedPlan[], generation: number):
   for (const [i, p] of prepared.entries()) {
     const plan: ListenerPlan = p.plan;
     const fds = p.descriptors();
-    if (plan.strategy === "shared" && fds.length === plan.sockets) {
+    if (isLent(plan) && fds.length === plan.sockets * (plan.lent ? plan.workers : 1)) {
       sockets.push(...fds.map(({ fd }) => ({ name: nameOf(i), fd })));
     } else if (plan.strategy === "reuseport" && plan.address.transport === "tcp") {
       joins[String(i)] = plan.address.port;

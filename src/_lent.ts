@@ -1,4 +1,4 @@
-// A shared plan's sockets as a worker process has them before anything listens on them: the
+// A lent plan's sockets as a worker process has them before anything listens on them: the
 // descriptors it inherited (POLYBIND_FDS) or copies received over IPC, for the runtime's own
 // server to adopt (adapters/_adopt.ts), and the listener on those it could not.
 
@@ -6,27 +6,29 @@ import { adapter, type LentSocket } from "./_adapter.ts";
 import { listenerViews, named } from "./_views.ts";
 import type { ListenerPlan } from "./plan.ts";
 import type { Listener } from "./types.ts";
-import { cannotListen, FDS_VARIABLE, lentFds, SHARE_TIMEOUT_MS, shareKey } from "./workers.ts";
+import { isLent } from "./_plan.ts";
+import { cannotListen, FDS_VARIABLE, lentFds, lentKeys, SHARE_TIMEOUT_MS } from "./workers.ts";
 
 /**
- * The descriptors of a shared plan's sockets in this worker process, none listening yet:
+ * The descriptors of the sockets lent to worker `index` for a plan, in this worker process, none listening yet:
  * inherited (named in POLYBIND_FDS), or copies received over IPC where the runtime tells a
  * received socket's descriptor. Undefined where neither: listenFromPlan is the way then.
  *
- * @param plan A shared plan, as the primary sent it.
+ * @param plan A lent plan (shared, or reuseport with `lent`), as the primary sent it.
+ * @param index This worker's index.
  * @returns The sockets, or undefined.
  * @throws {ListenError} No socket arrived from the primary.
  * @example
  * ```ts ignore
- * const sockets = await lentDescriptors(plan);
+ * const sockets = await lentDescriptors(plan, 0);
  * if (sockets) console.log(sockets.map((s) => s.fd));
  * ```
  */
-export async function lentDescriptors(plan: ListenerPlan): Promise<LentSocket[] | undefined> {
+export async function lentDescriptors(plan: ListenerPlan, index: number): Promise<LentSocket[] | undefined> {
   const a = adapter();
-  if (plan.strategy !== "shared" || !a.share) return undefined;
+  if (!isLent(plan) || !a.share) return undefined;
   const inherited = lentFds(a.platform.env(FDS_VARIABLE));
-  const keys = Array.from({ length: plan.sockets }, (_, i) => shareKey(plan, i));
+  const keys = lentKeys(plan, index);
   if (keys.every((key) => inherited[key] !== undefined)) {
     return keys.map((key) => ({ fd: inherited[key]!, backlog: plan.backlog, owned: false }));
   }
@@ -39,16 +41,16 @@ export async function lentDescriptors(plan: ListenerPlan): Promise<LentSocket[] 
 }
 
 /**
- * The listener on lent sockets of `plan` (some of its sockets, or all), listening on their
+ * The listener on lent sockets of `plan` (some of a worker's sockets, or all), listening on their
  * descriptors: how what the runtime's own server could not adopt is served.
  *
- * @param plan The shared plan.
+ * @param plan The lent plan.
  * @param sockets Its sockets, from lentDescriptors.
  * @returns The listener.
  * @throws {ListenError} The OS refused.
  * @example
  * ```ts ignore
- * const listener = await listenLent(plan, (await lentDescriptors(plan))!);
+ * const listener = await listenLent(plan, (await lentDescriptors(plan, 0))!);
  * ```
  */
 export async function listenLent(plan: ListenerPlan, sockets: readonly LentSocket[]): Promise<Listener> {

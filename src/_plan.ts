@@ -27,6 +27,11 @@ export function checkIndex(plan: ListenerPlan, index: number): void {
   }
 }
 
+/** Whether the primary lends a plan's sockets to its workers: one they share, or one SO_REUSEPORT socket each. */
+export function isLent(plan: ListenerPlan): boolean {
+  return plan.strategy === "shared" || plan.lent === true;
+}
+
 /** A plan's address as people read it. */
 export function describePlan(a: PlanAddress): string {
   return a.transport === "inherited" ? a.spec : describeAddr(a);

@@ -8,6 +8,7 @@ import { adapter, type FetchHandler, type FetchServer, type LentSocket } from ".
 import { CONTEXT_KEY } from "./_context.ts";
 import { describeError } from "./_events.ts";
 import { lentDescriptors, listenLent } from "./_lent.ts";
+import { isLent } from "./_plan.ts";
 import { createNodeFetchServer, type NodeServer, watchNodeServer } from "./_node_http.ts";
 import type { WorkerSpec } from "./_spawn.ts";
 import { readTls, type TlsPem } from "./_tls.ts";
@@ -43,8 +44,8 @@ interface Served {
 /**
  * Whether the runtime's own fetch server can serve `plan`'s address: a TCP or Unix one (an
  * inherited one's is not known here), with no PROXY header to read first; HTTPS on TCP only
- * (Deno.serve takes no certificate on a Unix socket). It binds the plan's own options; a shared
- * plan's sockets are lent, and the adapter says whether it can make its server take them.
+ * (Deno.serve takes no certificate on a Unix socket). It binds the plan's own options; a lent
+ * plan's sockets come from the primary, and the adapter says whether it can make its server take them.
  */
 function runtimeServes(plan: ListenerPlan, tls: boolean): boolean {
   const transport = plan.address.transport;
@@ -120,9 +121,9 @@ export class Slot implements WorkerContext {
     const tls = this.spec.tls ? readTls(this.spec.tls) : undefined;
     const handler = this.#handler(app);
     const start = adapter().fetchServer;
-    const native = (p: ListenerPlan) => start !== undefined && p.strategy !== "shared" && runtimeServes(p, !!tls);
+    const native = (p: ListenerPlan) => start !== undefined && !isLent(p) && runtimeServes(p, !!tls);
     const adopted: ListenerPlan[] = [];
-    for (const plan of this.plans.filter((p) => p.strategy === "shared" && runtimeServes(p, !!tls))) {
+    for (const plan of this.plans.filter((p) => isLent(p) && runtimeServes(p, !!tls))) {
       if (await this.#adopt(plan, tls, handler)) adopted.push(plan);
     }
     const fallback = this.plans.filter((p) => !native(p) && !adopted.includes(p));
@@ -148,7 +149,7 @@ export class Slot implements WorkerContext {
    */
   async #adopt(plan: ListenerPlan, tls: TlsPem | undefined, handler: FetchHandler): Promise<boolean> {
     const adopt = adapter().adoptFetchServer;
-    const sockets = adopt ? await lentDescriptors(plan) : undefined;
+    const sockets = adopt ? await lentDescriptors(plan, this.index) : undefined;
     if (!adopt || !sockets) return false;
     const rest: LentSocket[] = [];
     for (const socket of sockets) {

@@ -20,6 +20,11 @@ export interface StrategyInput {
   readonly count: number;
   /** Whether one shared socket was asked for. */
   readonly shared: boolean;
+  /**
+   * Worker processes only: the primary keeps their sockets for the server's life and lends them
+   * (one SO_REUSEPORT socket for each worker where it can, else one shared socket).
+   */
+  readonly lend?: boolean;
   /** `views`: listeners in this process; `processes`: worker processes, which a socket must be handed to. */
   readonly across: "views" | "processes";
   readonly caps: Capabilities;
@@ -32,6 +37,8 @@ export interface StrategyChoice {
   readonly strategy: Strategy;
   readonly workers: number;
   readonly reason: string;
+  /** A reuseport choice whose sockets the primary binds and lends, one for each worker. */
+  readonly lent?: true;
 }
 
 /**
@@ -116,12 +123,28 @@ export function decideStrategy(input: StrategyInput): StrategyChoice {
   const who = across === "views" ? `${input.transport.toUpperCase()} listeners` : "workers";
   // One worker process asked to share gets the socket lent, where it can be: the primary keeps it
   // for the server's life (a worker started again finds it there; an inherited one stays served).
-  const lendOne = count === 1 && input.shared && across === "processes" && caps.processShare;
+  const lend = input.lend === true && across === "processes" && caps.processShare;
+  const lendOne = count === 1 && (input.shared || lend) && across === "processes" && caps.processShare;
   if (lendOne) {
-    return { strategy: "shared", workers: 1, reason: "shared was asked for: one socket lent to 1 worker process" };
+    const why = input.shared ? "shared was asked for" : "one worker process";
+    return {
+      strategy: "shared",
+      workers: 1,
+      reason:
+        `${why}: this process holds one socket (it accepts nothing itself) and lends it to it for the server's whole life`,
+    };
   }
   if (count === 1) return { strategy: "single", workers: 1, reason: `one ${who.slice(0, -1)}: one socket` };
-  if (input.placement === "inet" && !input.shared && caps.reusePort[input.transport]) {
+  if (lend && input.placement === "inet" && input.transport === "tcp" && !input.shared && caps.lendReusePort) {
+    return {
+      strategy: "reuseport",
+      workers: count,
+      lent: true,
+      reason:
+        `SO_REUSEPORT on ${caps.os}: this process binds a socket for each of ${count} ${who} (it accepts nothing itself) and lends it to every generation for the server's whole life, the kernel balances`,
+    };
+  }
+  if (input.placement === "inet" && !input.shared && !lend && caps.reusePort[input.transport]) {
     return {
       strategy: "reuseport",
       workers: count,
@@ -135,7 +158,9 @@ export function decideStrategy(input: StrategyInput): StrategyChoice {
     : input.shared
     ? "shared was asked for"
     : kernelBalances(caps.os)
-    ? `SO_REUSEPORT unavailable on ${caps.runtime} ${caps.version}${input.missing ? ` (${input.missing})` : ""}`
+    ? lend
+      ? `${caps.runtime} ${caps.version} cannot lend SO_REUSEPORT sockets`
+      : `SO_REUSEPORT unavailable on ${caps.runtime} ${caps.version}${input.missing ? ` (${input.missing})` : ""}`
     : `SO_REUSEPORT does not balance load on ${caps.os}`;
   if (across === "views") {
     return { strategy: "shared", workers: count, reason: `${why}: one socket for ${count} ${who}` };
@@ -144,7 +169,9 @@ export function decideStrategy(input: StrategyInput): StrategyChoice {
     return {
       strategy: "shared",
       workers: count,
-      reason: `${why}: one shared socket handed to ${count} worker processes`,
+      reason: lend
+        ? `${why}: this process holds one socket (it accepts nothing itself) and lends it to the ${count} worker processes for the server's whole life`
+        : `${why}: one shared socket handed to ${count} worker processes`,
     };
   }
   return {

@@ -10,6 +10,7 @@
 import type { Adapter } from "./_adapter.ts";
 import type { EventQueue, Signal, WorkerMessage } from "./_events.ts";
 import { startProcess, startThread, type WorkerHandle, type WorkerSpec } from "./_spawn.ts";
+import { isLent } from "./_plan.ts";
 import type { Addr } from "./types.ts";
 import type { PreparedPlan } from "./workers.ts";
 import type { ReloadResult, StopSignal, SupervisorEvent, SupervisorSummary } from "./supervise.ts";
@@ -129,17 +130,17 @@ export class Primary {
     );
   }
 
-  /** Starts a worker in `slot`, lent the plans' shared sockets. */
+  /** Starts a worker in `slot`, lent its sockets of the plans that lend them. */
   #start(slot: SlotState): void {
     const id = this.#nextId++;
     const spec: WorkerSpec = { ...this.spec, index: slot.index, generation: slot.generation };
-    const lent = this.prepared.filter((p) => p.plan.strategy === "shared" && slot.index < p.plan.workers);
+    const lent = this.prepared.filter((p) => isLent(p.plan) && slot.index < p.plan.workers);
     // Where sockets are lent by inheritance, the worker is started with their descriptors.
-    const inherit = this.a.share?.via === "inherit" ? lent.flatMap((p) => p.descriptors()) : [];
+    const inherit = this.a.share?.via === "inherit" ? lent.flatMap((p) => p.descriptors(slot.index)) : [];
     const handle = this.options.threads
       ? startThread(spec, id, this.events)
       : startProcess(this.a, spec, id, this.events, inherit);
-    if (handle.process) { for (const p of lent) p.shareWith(handle.process); }
+    if (handle.process) { for (const p of lent) p.shareWith(handle.process, slot.index); }
     slot.current = id;
     slot.ready = false;
     this.#workers.set(id, { slot, handle, retiring: false });

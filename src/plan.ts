@@ -32,8 +32,13 @@ export type PlanAddress =
 export interface ListenerPlan {
   /** Marks the object as a polybind plan. */
   readonly kind: "polybind-plan";
-  /** `"reuseport"`: each worker binds its own socket on the port; `"shared"`: the primary binds one socket and hands it to each worker; `"single"`: one worker binds. */
+  /** `"reuseport"`: each worker binds its own socket on the port (or is lent one: see `lent`); `"shared"`: the primary binds one socket and hands it to each worker; `"single"`: one worker binds. */
   readonly strategy: PlanStrategy;
+  /**
+   * A reuseport plan whose sockets the primary binds, one SO_REUSEPORT socket for each worker
+   * (not listening), and lends to each generation of that worker for the plan's whole life.
+   */
+  readonly lent?: true;
   /** Why this strategy, in words a person reads in a log. */
   readonly reason: string;
   /** How many workers were asked for. */
@@ -76,6 +81,14 @@ export interface PlanOptions {
    * @default {false}
    */
   join?: boolean;
+  /**
+   * Worker processes whose sockets the primary keeps for the server's whole life and lends to
+   * each generation (a worker replaced never closes one): one SO_REUSEPORT socket for each
+   * worker where the runtime and the kernel can (`lent: true` on a reuseport plan), else one
+   * socket they share.
+   * @default {false}
+   */
+  lend?: boolean;
 }
 
 /**
@@ -97,14 +110,15 @@ export interface PlanOptions {
  */
 export function planListeners(config: ServerConfig | string, count: number, options: PlanOptions = {}): ListenerPlan {
   checkCount(count);
-  const flags = checkFlags(options, ["shared", "join"]);
+  const flags = checkFlags(options, ["shared", "join", "lend"]);
   const caps = options.capabilities ?? capabilities();
   const c = normalizeConfig(toConfig(config), caps.os);
-  const { strategy, workers, reason } = decideStrategy({
+  const { strategy, workers, reason, lent } = decideStrategy({
     placement: c.kind === "fd" || c.kind === "systemd" ? "inherited" : c.kind,
     transport: "tcp",
     count,
     shared: flags.shared,
+    lend: flags.lend,
     across: "processes",
     caps,
     // What this runtime lacks says nothing of capabilities given for another.
@@ -118,6 +132,7 @@ export function planListeners(config: ServerConfig | string, count: number, opti
   return {
     kind: "polybind-plan",
     strategy,
+    ...(lent ? { lent } : {}),
     reason,
     requested: count,
     workers,

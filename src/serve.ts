@@ -7,7 +7,7 @@ import { resolveHosts } from "./_bind.ts";
 import { maxSocketPath } from "./_config.ts";
 import { checkPlan, type ListenerPlan } from "./plan.ts";
 import { preparePlace, removeSocketFile } from "./_unix.ts";
-import { checkIndex } from "./_plan.ts";
+import { checkIndex, isLent } from "./_plan.ts";
 
 /**
  * Options for the runtime's own server, named as that server names them: `{ hostname, port,
@@ -43,14 +43,15 @@ export interface ServeTarget {
  * The addresses where worker `index` of a prepared plan serves with the runtime's own HTTP
  * server, one target per address: a host name that resolves to several addresses (`localhost`
  * is 127.0.0.1 and ::1) gives a target for each, so start one server per target. With the same
- * strategy decisions and errors as the listeners. A `shared` plan or inherited sockets have no
- * such options: use {@linkcode listenFromPlan} and {@linkcode handOffConnections}.
+ * strategy decisions and errors as the listeners. A plan of lent sockets (`shared`, or `lent`)
+ * or inherited ones has no such options: use {@linkcode listenFromPlan} and
+ * {@linkcode handOffConnections}.
  *
  * @param plan The prepared plan.
  * @param index This worker's index.
  * @returns One target per address, in the plan's order.
  * @throws {RangeError} `index` is not a worker of this plan.
- * @throws {TypeError} The plan is `shared`, of inherited sockets, or reads the PROXY protocol.
+ * @throws {TypeError} The plan's sockets are lent or inherited, or it reads the PROXY protocol.
  * @throws {ListenError} A live server or a non-socket file is at the Unix socket path.
  * @example
  * ```ts ignore
@@ -66,9 +67,9 @@ export async function serveTargets(plan: ListenerPlan, index: number): Promise<S
   checkIndex(plan, index);
   const a = adapter();
   const address = plan.address;
-  if (plan.strategy === "shared" || address.transport === "inherited") {
+  if (isLent(plan) || address.transport === "inherited") {
     throw new TypeError(
-      "Cannot derive serve options from a shared plan or inherited sockets: use listenFromPlan() and handOffConnections()",
+      "Cannot derive serve options from a plan of lent or inherited sockets: use listenFromPlan() and handOffConnections()",
     );
   }
   if (plan.proxyProtocol !== undefined) {

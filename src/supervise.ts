@@ -7,7 +7,7 @@ import { pathToFileURL } from "node:url";
 import { adapter } from "./_adapter.ts";
 import { EventQueue } from "./_events.ts";
 import { show } from "./_config.ts";
-import { describePlan } from "./_plan.ts";
+import { describePlan, isLent } from "./_plan.ts";
 import { webWorker } from "./_spawn.ts";
 import { Primary } from "./_supervisor.ts";
 import { firstGeneration, handOver, takeOver } from "./_handover.ts";
@@ -217,10 +217,6 @@ class SuccessorStart {
   }
 }
 
-/** Why a plan is shared where the runtime can lend sockets, though SO_REUSEPORT may work too. */
-const LEND_REASON = (n: number) =>
-  `this process holds the socket (it accepts nothing itself) and lends it to the ${n} worker process(es) for the server's whole life: replacing a worker never closes it`;
-
 /** Why a reload cannot start a new generation beside the serving one, if so: a socket only one worker can hold. */
 function cannotReload(plans: ListenerPlan[]): string | undefined {
   const single = plans.find((p) => p.strategy === "single");
@@ -374,15 +370,15 @@ export async function supervise(options: SuperviseOptions): Promise<Supervisor> 
   const handover = decideHandover(caps, planFor.reusePort.tcp, checkHandover(options.handover), !!a.fetchServer);
   // Lent: the primary keeps the sockets for the server's life, and a worker replaced (or a
   // generation reloaded) never closes a socket the kernel routes connections to.
+  // One SO_REUSEPORT socket for each worker where the runtime can lend those, else one they share.
   const lend = caps.processShare && (options.shared === true || handover.handover === "lend");
-  const plans = taken.map(({ config, join }) => {
-    const shared = options.shared === true || lend;
-    const plan = planListeners(config, workers, { shared, join, capabilities: planFor });
-    return lend && plan.strategy === "shared" ? { ...plan, reason: LEND_REASON(plan.workers) } : plan;
-  });
+  const shared = options.shared === true;
+  const plans = taken.map(({ config, join }) =>
+    planListeners(config, workers, { shared, lend, join, capabilities: planFor })
+  );
   // Threads where no socket is lent to processes and none needs what only a new process has.
   const threads = webWorker() !== undefined &&
-    plans.every((p) => p.strategy !== "shared" && !(spawnReuse && p.strategy === "reuseport"));
+    plans.every((p) => !isLent(p) && !(spawnReuse && p.strategy === "reuseport"));
   const events = new EventQueue();
   const told = options.onEvent ?? (() => {});
   // A stop that is not the handover's own stops a new primary that is still starting.

@@ -289,6 +289,13 @@ export interface Capabilities {
    */
   readonly processShare: boolean;
   /**
+   * Whether the sockets lent to worker processes can be one SO_REUSEPORT socket for each
+   * worker, all on one port: the kernel spreads connections over them as over workers' own
+   * sockets, and the parent keeps them, so none closes with a worker (Linux, with Node.js 22.12
+   * or 23.1 on, Deno or Bun). Elsewhere the workers take from one shared socket.
+   */
+  readonly lendReusePort: boolean;
+  /**
    * Whether the kernel hands the connections queued on a closing SO_REUSEPORT socket to the
    * others on its port (Linux's `net.ipv4.tcp_migrate_req` is 1, read at the probe): only then
    * can a new generation of workers bind beside an old one that closes without resetting any.

@@ -15,7 +15,7 @@ import { clearStaleSocket, placeSocket, removeSocketFile } from "./_unix.ts";
 import { listenerViews, named } from "./_views.ts";
 import { ListenError } from "./errors.ts";
 import { createListener } from "./listen.ts";
-import { checkIndex, configOf, describePlan } from "./_plan.ts";
+import { checkIndex, configOf, describePlan, isLent } from "./_plan.ts";
 import { checkPlan, type ListenerPlan } from "./plan.ts";
 import type { Addr, Listener, TcpAddr } from "./types.ts";
 
@@ -24,19 +24,25 @@ export interface PreparedPlan {
   /** The plan to send to workers: host resolved to an IP address, port resolved, `prepared: true`. */
   readonly plan: ListenerPlan;
   /**
-   * Shared strategy: lends the listening socket to one worker process (a `ChildProcess` with
-   * IPC, on Node.js and Deno). On Bun a worker process inherits the sockets instead: start it
-   * with {@linkcode PreparedPlan.descriptors} (this call does nothing there).
+   * Lent plans (shared, or reuseport with `lent`): lends the sockets of worker `index` to one
+   * worker process (a `ChildProcess` with IPC, on Node.js and Deno). On Bun a worker process
+   * inherits the sockets instead: start it with {@linkcode PreparedPlan.descriptors} (this call
+   * does nothing there).
+   *
+   * @param child The worker process.
+   * @param index Its worker index: which sockets of a `lent` reuseport plan (each worker has its
+   * own); a shared plan lends every worker the same. Default: all of them.
    */
-  shareWith(child: unknown): void;
+  shareWith(child: unknown, index?: number): void;
   /**
-   * Shared strategy: the descriptors of the sockets this process holds for the plan, and the key
-   * of each. A child process started with them (as extra stdio entries) and told where they are
-   * in `POLYBIND_FDS` (JSON: key to its descriptor number there) listens on them in
-   * {@linkcode listenFromPlan}: how Bun lends sockets, and how a new primary takes them over.
-   * Empty for other strategies, or where the runtime does not tell descriptors.
+   * Lent plans: the descriptors of the sockets this process holds for worker `index` (default:
+   * for all workers), and the key of each. A child process started with them (as extra stdio
+   * entries) and told where they are in `POLYBIND_FDS` (JSON: key to its descriptor number
+   * there) listens on them in {@linkcode listenFromPlan}: how Bun lends sockets, and how a new
+   * primary takes them over. Empty for other strategies, or where the runtime does not tell
+   * descriptors.
    */
-  descriptors(): { key: string; fd: number }[];
+  descriptors(index?: number): { key: string; fd: number }[];
   /**
    * Drops the primary's own copy of a shared socket (a Unix socket file stays): once the workers
    * have theirs, or at the server's stop. A reuseport or single plan holds nothing.
@@ -114,7 +120,9 @@ async function bindHosts(
  * checked here first, so every worker joins one port (with port 0, one the OS picked) and an
  * address in use fails here, before any worker starts. With `reuseport` the primary keeps no
  * socket (one that listened would take connections and reset them when it closed): it checks
- * that nobody holds the address, and the workers bind it. With `shared` the primary binds the
+ * that nobody holds the address, and the workers bind it; a `lent` reuseport plan is the same
+ * check, then the primary binds a SO_REUSEPORT socket for each worker, without listening, and
+ * lends each to its worker as below. With `shared` the primary binds the
  * one socket without listening (so it accepts nothing itself) and lends it to each worker for
  * as long as the plan is open: a worker that ends never takes the socket with it.
  *
@@ -132,10 +140,13 @@ async function bindHosts(
 export async function preparePlan(plan: ListenerPlan): Promise<PreparedPlan> {
   checkPlan(plan);
   const a = adapter();
-  const shared = plan.strategy === "shared";
+  const shared = isLent(plan);
   const share = a.share;
   if (shared && !share) {
-    throw new TypeError(`Cannot prepare a shared plan as ${a.runtime} cannot hand sockets to other processes`);
+    throw new TypeError(`Cannot prepare a lent plan as ${a.runtime} cannot hand sockets to other processes`);
+  }
+  if (plan.lent && !share!.reusePort) {
+    throw new TypeError(`Cannot prepare a lent reuseport plan as ${a.runtime} cannot lend SO_REUSEPORT sockets`);
   }
   let held: Held[] = [];
   let removeFile = async () => {};
@@ -147,6 +158,7 @@ export async function preparePlan(plan: ListenerPlan): Promise<PreparedPlan> {
       const claimed = await claimReusePort(a, plan, hosts, address.port);
       resolved = claimed.hosts;
       address = { transport: "tcp", hostname: resolved[0]!, port: claimed.port };
+      if (plan.lent) held = await bindLent(share!, plan.workers, resolved, claimed.port);
     } else {
       const sockets = shared
         ? await bindShareable(share!, hosts, address.port)
@@ -186,21 +198,26 @@ export async function preparePlan(plan: ListenerPlan): Promise<PreparedPlan> {
     ...plan,
     address,
     prepared: true,
-    sockets: Math.max(held.length, 1),
+    sockets: plan.lent ? resolved!.length : Math.max(held.length, 1),
     ...(resolved ? { resolved } : {}),
   };
   let released: Promise<void> | undefined;
   const release = () => released ??= Promise.all(held.map((s) => s.close())).then(() => {});
   return {
     plan: ready,
-    shareWith(child) {
+    shareWith(child, index) {
       if (!shared) {
         throw new TypeError(`Cannot share a socket as the plan's strategy is ${show(plan.strategy)}, not "shared"`);
       }
-      held.forEach((s, i) => share!.offer?.(child, shareKey(ready, i), s as ShareableSocket, plan.backlog));
+      for (const i of heldFor(ready, held.length, index)) {
+        share!.offer?.(child, shareKey(ready, i), held[i] as ShareableSocket, plan.backlog);
+      }
     },
-    descriptors() {
-      return held.flatMap((s, i) => s.fd === undefined ? [] : [{ key: shareKey(ready, i), fd: s.fd }]);
+    descriptors(index) {
+      return heldFor(ready, held.length, index).flatMap((i) => {
+        const fd = held[i]!.fd;
+        return fd === undefined ? [] : [{ key: shareKey(ready, i), fd }];
+      });
     },
     release,
     async close() {
@@ -254,9 +271,38 @@ async function bindShareable(share: SocketShare, hosts: BindHost[], port: number
   return (await bindOnOnePort(port, steps)).filter((g) => g.length > 0).map((g) => g[0] as ShareableSocket);
 }
 
+/**
+ * Binds a SO_REUSEPORT socket (not listening) on each of `hosts` for each of `workers`, all on
+ * `port`: worker w's are the `hosts.length` from w × hosts.length. Closes them all if one fails.
+ */
+async function bindLent(share: SocketShare, workers: number, hosts: readonly string[], port: number): Promise<Held[]> {
+  const bound: ShareableSocket[] = [];
+  try {
+    for (let w = 0; w < workers; w++) {
+      for (const hostname of hosts) bound.push(await share.bind({ hostname, port, reusePort: true }));
+    }
+    return bound;
+  } catch (err) {
+    await Promise.all(bound.map((s) => s.close()));
+    throw toListenError(err, formatHostPort(hosts[0]!, port));
+  }
+}
+
+/** The indexes of the held sockets of worker `index` (all where undefined, or the plan is shared). */
+function heldFor(plan: ListenerPlan, count: number, index: number | undefined): number[] {
+  if (!plan.lent || index === undefined) return Array.from({ length: count }, (_, i) => i);
+  return Array.from({ length: plan.sockets }, (_, i) => index * plan.sockets + i);
+}
+
 /** The key a worker asks the primary for socket `i` of `plan` by. */
 export function shareKey(plan: ListenerPlan, i: number): string {
   return `${JSON.stringify(plan.address)}#${i}`;
+}
+
+/** The keys of the sockets lent to worker `index` for `plan`: its own for a `lent` reuseport plan, else all. */
+export function lentKeys(plan: ListenerPlan, index: number): string[] {
+  const first = plan.lent ? index * plan.sockets : 0;
+  return Array.from({ length: plan.sockets }, (_, i) => shareKey(plan, first + i));
 }
 
 /**
@@ -282,7 +328,7 @@ export async function listenFromPlan(plan: ListenerPlan, index: number): Promise
   const a = adapter();
   const address = plan.address;
   if (plan.strategy === "single" && address.transport !== "tcp") return await createListener(configOf(plan));
-  if (plan.strategy === "shared") {
+  if (isLent(plan)) {
     const where = describePlan(plan.address);
     const share = a.share;
     if (!share) {
@@ -302,7 +348,7 @@ export async function listenFromPlan(plan: ListenerPlan, index: number): Promise
         }),
       );
     };
-    const raws = await Promise.all(Array.from({ length: plan.sockets }, (_, i) => receive(shareKey(plan, i))))
+    const raws = await Promise.all(lentKeys(plan, index).map(receive))
       .catch((err) => {
         throw cannotListen(plan, err);
       });

@@ -106,6 +106,7 @@ describe("decideStrategy: the one decision of listeners, UDP, pairs and plans", 
     unix: true,
     backlog: true,
     processShare: true,
+    lendReusePort: true,
     migrateReq: false,
   };
   const base: StrategyInput = {
@@ -154,6 +155,32 @@ describe("decideStrategy: the one decision of listeners, UDP, pairs and plans", 
       workers: 1,
       reason: "a Unix socket cannot be reused, and node cannot hand a socket to other processes: one accepting worker",
     });
+  });
+  test("lent to processes: one SO_REUSEPORT socket each where the runtime can lend those, else one shared", () => {
+    const lend = { ...base, across: "processes" as const, lend: true };
+    assert.deepEqual(decideStrategy(lend), {
+      strategy: "reuseport",
+      workers: 4,
+      lent: true,
+      reason:
+        "SO_REUSEPORT on linux: this process binds a socket for each of 4 workers (it accepts nothing itself) and lends it to every generation for the server's whole life, the kernel balances",
+    });
+    assert.deepEqual(decideStrategy({ ...lend, caps: { ...caps, lendReusePort: false } }), {
+      strategy: "shared",
+      workers: 4,
+      reason:
+        "node 20.0.0 cannot lend SO_REUSEPORT sockets: this process holds one socket (it accepts nothing itself) and lends it to the 4 worker processes for the server's whole life",
+    });
+    // Asked to share, a Unix socket, or one worker: one socket, lent all the same.
+    assert.equal(decideStrategy({ ...lend, shared: true }).strategy, "shared");
+    assert.match(decideStrategy({ ...lend, placement: "unix" }).reason, /^a Unix socket cannot be reused: this process holds/);
+    assert.deepEqual(decideStrategy({ ...lend, count: 1 }), {
+      strategy: "shared",
+      workers: 1,
+      reason: "one worker process: this process holds one socket (it accepts nothing itself) and lends it to it for the server's whole life",
+    });
+    // Threads share this process's sockets: nothing is lent to them.
+    assert.equal(decideStrategy({ ...lend, across: "views" }).lent, undefined);
   });
 });
 

@@ -2,9 +2,17 @@
 
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { type Capabilities, capabilities, checkPlan, listenFromPlan, planListeners, preparePlan } from "../mod.ts";
+import {
+  type Capabilities,
+  capabilities,
+  checkPlan,
+  createListener,
+  listenFromPlan,
+  planListeners,
+  preparePlan,
+} from "../mod.ts";
 import { decideHandover } from "../src/_strategy.ts";
-import { exchange, serveUpper } from "./_helpers.ts";
+import { exchange, portOf, serveUpper } from "./_helpers.ts";
 
 const T = { timeout: 30_000 };
 
@@ -18,6 +26,7 @@ function caps(runtime: "deno" | "bun" | "node", os: string, tcp: boolean, proces
     unix: os !== "win32",
     backlog: true,
     processShare,
+    lendReusePort: processShare && tcp && os === "linux",
     migrateReq: false,
   };
 }
@@ -107,6 +116,39 @@ describe("preparePlan and listenFromPlan (in one process)", () => {
     } finally {
       await held.close();
       await first.close();
+    }
+  });
+
+  test("a lent plan: a SO_REUSEPORT socket for each worker, none listening, the port claimed first", T, async () => {
+    const plan = planListeners({ host: "127.0.0.1", port: 0 }, 2, { lend: true });
+    if (!capabilities().lendReusePort) {
+      assert.equal(plan.lent, undefined);
+      assert.equal(plan.strategy, capabilities().processShare ? "shared" : "single");
+      return;
+    }
+    assert.equal(plan.strategy, "reuseport");
+    assert.equal(plan.lent, true);
+    const prepared = await preparePlan(plan);
+    const port = prepared.plan.address.transport === "tcp" ? prepared.plan.address.port : 0;
+    try {
+      assert.equal(prepared.plan.sockets, 1);
+      const [first, second] = [prepared.descriptors(0), prepared.descriptors(1)];
+      assert.equal(first.length, 1);
+      assert.equal(second.length, 1);
+      assert.notEqual(first[0]!.key, second[0]!.key);
+      assert.deepEqual(prepared.descriptors().map((d) => d.key), [first[0]!.key, second[0]!.key]);
+      // Bound, not listening: the primary accepts nothing itself.
+      await assert.rejects(exchange(port, "x"), { code: "ECONNREFUSED" });
+    } finally {
+      await prepared.close();
+    }
+    // The address is claimed like any plan's: one a server listens on fails before any worker.
+    const live = await createListener({ host: "127.0.0.1", port: 0 });
+    try {
+      const taken = planListeners({ host: "127.0.0.1", port: portOf(live) }, 2, { lend: true });
+      await assert.rejects(preparePlan(taken), { code: "EADDRINUSE" });
+    } finally {
+      await live.close();
     }
   });
 

@@ -5,13 +5,14 @@
 
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
+import type { Socket } from "node:net";
 import { join } from "node:path";
 import { request } from "node:http";
 import { pathToFileURL } from "node:url";
-import { createListener, supervise, workerContext } from "../mod.ts";
+import { capabilities, createListener, planHandover, supervise, workerContext } from "../mod.ts";
 import { type Child, get, projectFile, run } from "./_process.ts";
-import { portOf, tempDir, within } from "./_helpers.ts";
+import { dial, portOf, tempDir, within } from "./_helpers.ts";
 import { descendantsOf, running, waitFor } from "./_cli.ts";
 
 const T = { timeout: 90_000 };
@@ -70,6 +71,34 @@ function attempt(url: string, path = "/"): Promise<{ worker?: string; refused?: 
   });
 }
 
+/** How many sockets listen on `port` (IPv4), from the kernel's table. */
+function listeningSockets(port: number): number {
+  const hex = `:${port.toString(16).toUpperCase().padStart(4, "0")}`;
+  return readFileSync("/proc/net/tcp", "utf8").split("\n").filter((line) => {
+    const [, local, , state] = line.trim().split(/\s+/);
+    return local?.endsWith(hex) && state === "0A";
+  }).length;
+}
+
+/** Asks GET / on a kept-alive connection; resolves with the worker that answered. */
+function askOn(socket: Socket): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let text = "";
+    const onData = (chunk: Buffer) => {
+      text += chunk.toString("latin1");
+      const head = /^HTTP\/1\.1 200[^]*?\r\n\r\n/.exec(text);
+      const length = Number(/\r\ncontent-length: *(\d+)/i.exec(text)?.[1] ?? NaN);
+      if (!head || text.length < head[0].length + length) return;
+      socket.off("data", onData);
+      socket.off("error", reject);
+      resolve(/\r\nx-polybind-worker: *(\S+)/i.exec(head[0])?.[1] ?? "none");
+    };
+    socket.on("data", onData);
+    socket.once("error", reject);
+    socket.write("GET / HTTP/1.1\r\nHost: test\r\n\r\n");
+  });
+}
+
 /** The lines of stderr that look like a stack trace. */
 function stackLines(child: Child): string[] {
   return child.stderr.join("").split("\n").filter((l) => /^\s+at\s/.test(l));
@@ -92,6 +121,28 @@ describe("polybind serve APP: the supervisor", () => {
       }
       assert.deepEqual([...seen.keys()].sort(), ["1.0", "1.1"], JSON.stringify([...seen]));
     } finally {
+      await stopped(child);
+    }
+    assert.deepEqual(stackLines(child), []);
+  });
+
+  test("kept-alive connections opened at once spread over the workers' own lent sockets", T, async () => {
+    const { child, url } = await serve(["--port", "0", "--workers", "2"]);
+    const port = Number(new URL(url).port);
+    const perWorker = capabilities().lendReusePort && planHandover().handover === "lend";
+    const clients: Socket[] = [];
+    try {
+      // Each worker listens on a SO_REUSEPORT socket of its own, which the primary holds.
+      assert.equal(listeningSockets(port), perWorker ? 2 : 1);
+      // 16 connections at once, each asking twice: the kernel spreads them by address over the
+      // sockets, where one shared socket gives all to the worker that wakes first.
+      for (let i = 0; i < 16; i++) clients.push(await dial(port, "127.0.0.1"));
+      const answers = await Promise.all(clients.map(async (c) => [await askOn(c), await askOn(c)]));
+      const seen = new Set(answers.flat());
+      for (const [first, again] of answers) assert.equal(again, first, "a kept-alive connection stays with its worker");
+      if (perWorker) assert.deepEqual([...seen].sort(), ["1.0", "1.1"], JSON.stringify(answers));
+    } finally {
+      for (const c of clients) c.destroy();
       await stopped(child);
     }
     assert.deepEqual(stackLines(child), []);
