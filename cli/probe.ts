@@ -10,8 +10,8 @@ function servePlan(): ListenerPlan {
   return planListeners({ port: 8000 }, 4, { lend });
 }
 
-/** A plan's strategy, and whether its sockets are lent: `reuseport (lent)`. */
-const strategyOf = (plan: ListenerPlan) => `${plan.strategy}${plan.lent ? " (lent)" : ""}`;
+/** A plan's strategy, and whether its sockets are lent: `reuseport, lent`. */
+export const strategyOf = (plan: ListenerPlan): string => `${plan.strategy}${plan.lent ? ", lent" : ""}`;
 
 /** The probe's findings as rows of [what, value]. */
 export function probeRows(): [string, string][] {

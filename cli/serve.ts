@@ -13,6 +13,7 @@ import {
 } from "../mod.ts";
 import { capabilities } from "../mod.ts";
 import type { ServeCommand } from "./args.ts";
+import { strategyOf } from "./probe.ts";
 
 /** The demo app, next to this file (.ts from sources, .js when built). */
 const DEMO = new URL(import.meta.url.endsWith(".ts") ? "./demo_app.ts" : "./demo_app.js", import.meta.url);
@@ -98,7 +99,7 @@ export async function runServe(options: ServeCommand): Promise<number> {
   console.log(
     `polybind serve: listening on ${where} with ${server.workers} worker(s) (${server.mode}) on ${capabilities().runtime}`,
   );
-  for (const plan of server.plans) console.log(`strategy: ${plan.strategy} (${plan.reason})`);
+  for (const plan of server.plans) console.log(`strategy: ${strategyOf(plan)} (${plan.reason})`);
   console.log(`reload: ${server.handover.handover} (${server.handover.reason})`);
   const summary = await server.done;
   if (summary.reason !== undefined) console.error(`polybind serve: ${summary.reason}; stopped`);

@@ -49,7 +49,7 @@ const ROWS = [
   ["socket shared with processes", (p) => yes(p.capabilities.processShare)],
   ["SO_REUSEPORT socket lent to each process", (p) => yes(p.capabilities.lendReusePort)],
   ["strategy for 4 workers", (p) => p.plan4.strategy],
-  ["`polybind serve`, 4 workers", (p) => `${p.serve4.strategy}${p.serve4.lent ? " (lent)" : ""}`],
+  ["`polybind serve`, 4 workers", (p) => `${p.serve4.strategy}${p.serve4.lent ? ", lent" : ""}`],
   ["reload handover (tcp_migrate_req as here)", (p) => p.reload.handover],
 ];
 

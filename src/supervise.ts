@@ -116,8 +116,9 @@ export interface SuperviseOptions {
   workerHeader?: boolean;
   /**
    * How each new generation of workers (a reload, a worker started again) gets its sockets:
-   * `"lend"`, this process keeps them and lends them to every generation (node:http serves in
-   * the workers on Deno and Bun); `"beside"`, each generation binds its own SO_REUSEPORT
+   * `"lend"`, this process keeps them and lends them to every generation (a SO_REUSEPORT socket
+   * for each worker slot where it can; on Linux, Deno's and Bun's own servers serve them);
+   * `"beside"`, each generation binds its own SO_REUSEPORT
    * sockets (the runtime's own server), which loses no connection only where
    * `tcp_migrate_req` is 1; `"auto"` picks as {@linkcode planHandover} says.
    * @default {"auto"}
@@ -327,9 +328,10 @@ function checkOptions(
 
 /**
  * Serves a fetch app, or runs a worker module, on `workers` workers, and keeps them serving.
- * The listening sockets are planned here: where the runtime lends sockets to processes
- * (Node.js), this process binds each one (without listening: it accepts nothing itself) and
- * lends it to every worker for the server's whole life; elsewhere each worker binds its own
+ * The listening sockets are planned here (see {@linkcode planHandover}): lent, this process
+ * binds them (without listening: it accepts nothing itself), one SO_REUSEPORT socket for each
+ * worker slot where the runtime and the kernel can (else one for all), and lends them to every
+ * generation of workers for the server's whole life; beside, each worker binds its own
  * SO_REUSEPORT socket (Deno.serve, Bun.serve: threads, or processes where only a new Deno
  * process can) after this process has checked that nobody holds the address. A worker that dies
  * is started again at once in its slot; one that dies 5 times in 10 s stops the server (code 1).

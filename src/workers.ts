@@ -45,7 +45,7 @@ export interface PreparedPlan {
   descriptors(index?: number): { key: string; fd: number }[];
   /**
    * Drops the primary's own copy of a shared socket (a Unix socket file stays): once the workers
-   * have theirs, or at the server's stop. A reuseport or single plan holds nothing.
+   * have theirs, or at the server's stop. A reuseport plan (unless `lent`) or single plan holds nothing.
    */
   release(): Promise<void>;
   /** Releases, and removes the Unix socket file the primary created. Call it after the workers have stopped. */
@@ -307,8 +307,9 @@ export function lentKeys(plan: ListenerPlan, index: number): string[] {
 
 /**
  * Returns worker `index`'s listener for a prepared plan, in the worker. With `reuseport` the
- * worker binds its own socket on the plan's port; with `shared` it receives the primary's socket
- * (see {@linkcode PreparedPlan.shareWith}); with `single` worker 0 binds the address.
+ * worker binds its own socket on the plan's port; with `shared`, or a `lent` reuseport plan, it
+ * receives the primary's socket, or its own of the primary's (see
+ * {@linkcode PreparedPlan.shareWith}); with `single` worker 0 binds the address.
  *
  * @param plan The prepared plan, as the primary sent it.
  * @param index This worker's index, from 0 to `plan.workers - 1`.

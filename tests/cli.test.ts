@@ -53,7 +53,7 @@ describe("polybind serve", () => {
     // On Linux always 2: Deno without --unstable-net starts worker processes with the flag.
     const workers = caps.reusePort.tcp || caps.processShare || caps.os === "linux" ? 2 : 1;
     // Each worker binds its own reuseport socket: threads where this process can and has Web Workers.
-    const threads = strategy.startsWith("strategy: reuseport") && caps.reusePort.tcp &&
+    const threads = strategy.startsWith("strategy: reuseport (") && caps.reusePort.tcp &&
       typeof globalThis.Worker === "function";
     assert.ok(stdout[0]!.includes(`with ${workers} worker(s) (${threads ? "threads" : "processes"})`), stdout[0]);
     assert.equal(seen.size, workers, `${strategy} ${JSON.stringify([...seen])}`);

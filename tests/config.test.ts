@@ -173,11 +173,15 @@ describe("decideStrategy: the one decision of listeners, UDP, pairs and plans", 
     });
     // Asked to share, a Unix socket, or one worker: one socket, lent all the same.
     assert.equal(decideStrategy({ ...lend, shared: true }).strategy, "shared");
-    assert.match(decideStrategy({ ...lend, placement: "unix" }).reason, /^a Unix socket cannot be reused: this process holds/);
+    assert.match(
+      decideStrategy({ ...lend, placement: "unix" }).reason,
+      /^a Unix socket cannot be reused: this process holds/,
+    );
     assert.deepEqual(decideStrategy({ ...lend, count: 1 }), {
       strategy: "shared",
       workers: 1,
-      reason: "one worker process: this process holds one socket (it accepts nothing itself) and lends it to it for the server's whole life",
+      reason:
+        "one worker process: this process holds one socket (it accepts nothing itself) and lends it to it for the server's whole life",
     });
     // Threads share this process's sockets: nothing is lent to them.
     assert.equal(decideStrategy({ ...lend, across: "views" }).lent, undefined);
