@@ -112,7 +112,7 @@ function report(r: Served, what: string): void {
   const served = load.ok.fresh + load.ok.kept;
   const times = r.reloads.filter((x) => x.outcome === "serves").map((x) => x.ms).sort((a, b) => a - b);
   const median = times.length ? times[Math.floor(times.length / 2)] : NaN;
-  const strategy = /^strategy: (\S+)/.exec(r.strategy)?.[1] ?? "?";
+  const strategy = /^strategy: (\S+?(?:, lent)?) \(/.exec(r.strategy)?.[1] ?? "?";
   const kinds = JSON.stringify(load.kinds);
   const gens = Object.keys(load.generations).sort((a, b) => Number(a) - Number(b)).join(",");
   figure(
@@ -136,7 +136,7 @@ function reportRotation(r: Served, servesAt: number): void {
   const name = (fp: string) => fp === tls!.a ? "A" : fp === tls!.b ? "B" : fp;
   const seen = Object.entries(certs).map(([fp, c]) => `${name(fp)} ${c.fresh} fresh + ${c.kept} kept`);
   const since = (at: number | undefined, from: number) => at === undefined ? "-" : `${at - from} ms`;
-  const strategy = /^strategy: (\S+)/.exec(r.strategy)?.[1] ?? "?";
+  const strategy = /^strategy: (\S+?(?:, lent)?) \(/.exec(r.strategy)?.[1] ?? "?";
   const handover = r.stdout.map((l) => /^reload: (\S+)/.exec(l)?.[1]).find(Boolean) ?? "?";
   const lastA = since(certs[tls!.a]?.freshSeen?.[1], servesAt);
   const firstB = since(certs[tls!.b]?.freshSeen?.[0], r.sighups[0]!);
