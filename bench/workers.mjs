@@ -112,8 +112,9 @@ function node24() {
 
 const CLI = ["serve", APP, "--port", "0", "--workers", "2"];
 // Deno and Bun: the runtime's own server, each generation beside the last (what tcp_migrate_req=1
-// picks), and on the lent socket (what tcp_migrate_req=0 picks: zero-downtime reloads), where each
-// worker's Deno.serve or Bun.serve adopts the socket (adapters/_adopt.ts; node:http where it cannot).
+// picks), and on lent sockets (what tcp_migrate_req=0 picks: zero-downtime reloads; a SO_REUSEPORT
+// socket per worker slot, which the primary keeps), where each worker's Deno.serve or Bun.serve
+// adopts its socket (adapters/_adopt.ts; node:http where it cannot).
 const BESIDE = [...CLI, "--handover", "beside"];
 const LEND = [...CLI, "--handover", "lend"];
 
@@ -123,7 +124,7 @@ function nodeGroup(exe, version) {
   return {
     runtime: `node ${version}`,
     servers: {
-      polybind: ["polybind serve (2 processes, shared socket)", exe, [
+      polybind: ["polybind serve (2 processes; lent sockets: one each on Node.js 22.12+, one shared on 20)", exe, [
         join(ROOT, "dist", "cli", "polybind.js"),
         ...CLI,
       ]],
@@ -154,10 +155,14 @@ function contenders() {
           join(ROOT, "cli/polybind.ts"),
           ...BESIDE,
         ]],
-        polybindLend: ["polybind serve --handover lend (2 processes, lent socket adopted)", bin("bun"), [
-          join(ROOT, "cli/polybind.ts"),
-          ...LEND,
-        ]],
+        polybindLend: [
+          "polybind serve --handover lend (2 processes, a lent SO_REUSEPORT socket each, adopted)",
+          bin("bun"),
+          [
+            join(ROOT, "cli/polybind.ts"),
+            ...LEND,
+          ],
+        ],
         native: [
           "Bun.serve reusePort x2 (processes)",
           bin("bun"),
@@ -183,12 +188,12 @@ function contenders() {
           ["run", "-A", join(ROOT, "cli/polybind.ts"), ...BESIDE],
         ],
         polybindLend: [
-          "polybind serve --unstable-net --handover lend (2 processes, lent socket adopted)",
+          "polybind serve --unstable-net --handover lend (2 processes, a lent SO_REUSEPORT socket each, adopted)",
           bin("deno"),
           ["run", "-A", "--unstable-net", join(ROOT, "cli/polybind.ts"), ...LEND],
         ],
         polybindLendProc: [
-          "polybind serve, no --unstable-net, --handover lend (2 processes, lent socket adopted)",
+          "polybind serve, no --unstable-net, --handover lend (2 processes, a lent SO_REUSEPORT socket each, adopted)",
           bin("deno"),
           ["run", "-A", join(ROOT, "cli/polybind.ts"), ...LEND],
         ],
