@@ -9,7 +9,8 @@
 import { mkdtempSync, readFileSync, readlinkSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { FetchServer, LentSocket } from "../src/_adapter.ts";
+import type { AdoptedServer, FetchServer, LentSocket } from "../src/_adapter.ts";
+import type { Addr } from "../src/types.ts";
 import { type AdoptLibc, failure, FAMILY, intOption, lentName, nameOf, type SocketName } from "./_adopt_libc.ts";
 import { descriptors, isRegistered, isSocket, parseEpollInfo, socketInode } from "./_proc_self.ts";
 
@@ -201,7 +202,7 @@ export async function adoptLent(
   socket: LentSocket,
   tls: boolean,
   start: (place: ThrowawayPlace) => Throwaway,
-): Promise<FetchServer | string> {
+): Promise<AdoptedServer | string> {
   let dir: string | undefined;
   let throwaway: Throwaway | undefined;
   let adopted = false;
@@ -235,7 +236,11 @@ export async function adoptLent(
     if (socket.owned) libc.close(socket.fd);
     let open = true;
     const server = throwaway.adopted(() => open && adoption.stopAccepting());
+    const addr: Addr = lent.family === FAMILY.unix
+      ? { transport: "unix", path: lent.path }
+      : { transport: "tcp", hostname: lent.host ?? "", port: lent.port };
     return {
+      addr,
       stopAccepting: () => server.stopAccepting(),
       get pending() {
         return server.pending;

@@ -3,6 +3,7 @@
 // name), read with getsockopt and getsockname. Linux's values.
 
 import { getSystemErrorName } from "node:util";
+import { formatIPv4, formatIPv6 } from "../src/_proxy_ip.ts";
 
 const AF_UNIX = 1, AF_INET = 2, AF_INET6 = 10;
 const SOL_SOCKET = 1, SO_TYPE = 3, SO_DOMAIN = 39, SOCK_STREAM = 1;
@@ -109,11 +110,13 @@ export interface SocketName {
   readonly family: number;
   readonly port: number;
   readonly path: string;
+  /** The IP address of a TCP one, as text (where read from a sockaddr). */
+  readonly host?: string;
 }
 
 /**
- * Reads a `struct sockaddr` (Linux, little-endian family): the family, the port of an IP one, the
- * path of a Unix one (up to its NUL).
+ * Reads a `struct sockaddr` (Linux, little-endian family): the family, the address and port of an
+ * IP one, the path of a Unix one (up to its NUL).
  *
  * @param addr The bytes getsockname wrote.
  * @param length How many it wrote.
@@ -122,12 +125,15 @@ export interface SocketName {
  * ```ts
  * import { parseSockaddr } from "./_adopt_libc.ts";
  * const addr = new Uint8Array([2, 0, 0x1f, 0x90, 127, 0, 0, 1]);
- * console.assert(parseSockaddr(addr, 16).port === 8080);
+ * console.assert(parseSockaddr(addr, 16).port === 8080 && parseSockaddr(addr, 16).host === "127.0.0.1");
  * ```
  */
 export function parseSockaddr(addr: Uint8Array, length: number): SocketName {
   const family = addr[0]! | (addr[1]! << 8);
-  if (family === AF_INET || family === AF_INET6) return { family, port: (addr[2]! << 8) | addr[3]!, path: "" };
+  if (family === AF_INET || family === AF_INET6) {
+    const host = family === AF_INET ? formatIPv4(addr, 4) : formatIPv6(addr, 8);
+    return { family, port: (addr[2]! << 8) | addr[3]!, path: "", host };
+  }
   if (family !== AF_UNIX) return { family, port: 0, path: "" };
   const bytes = addr.subarray(2, Math.min(length, addr.length));
   const end = bytes.indexOf(0, bytes[0] === 0 ? 1 : 0);

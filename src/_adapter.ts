@@ -188,7 +188,12 @@ export type FetchServerAdopt = (
   socket: LentSocket,
   options: Record<string, unknown>,
   handler: FetchHandler,
-) => Promise<FetchServer | string>;
+) => Promise<AdoptedServer | string>;
+
+/** The runtime's own server on a lent socket, and where that socket is bound. */
+export interface AdoptedServer extends FetchServer {
+  readonly addr: Addr;
+}
 
 /** How a worker process of this runtime starts. */
 export interface WorkerProcess {

@@ -42,14 +42,13 @@ interface Served {
 }
 
 /**
- * Whether the runtime's own fetch server can serve `plan`'s address: a TCP or Unix one (an
- * inherited one's is not known here), with no PROXY header to read first; HTTPS on TCP only
- * (Deno.serve takes no certificate on a Unix socket). It binds the plan's own options; a lent
- * plan's sockets come from the primary, and the adapter says whether it can make its server take them.
+ * Whether the runtime's own fetch server can serve `plan`'s address: with no PROXY header to
+ * read first; HTTPS on TCP only (Deno.serve takes no certificate on a Unix socket). It binds a
+ * TCP or Unix plan's own options; a lent plan's sockets (inherited ones too) come from the
+ * primary, and the adapter says whether it can make its server take them.
  */
 function runtimeServes(plan: ListenerPlan, tls: boolean): boolean {
-  const transport = plan.address.transport;
-  return transport !== "inherited" && plan.proxyProtocol === undefined && !(tls && transport === "unix");
+  return plan.proxyProtocol === undefined && !(tls && plan.address.transport === "unix");
 }
 
 /** Where the runtime's own server listens for a TCP or Unix plan (what serveTargets binds), as clients reach it. */
@@ -121,7 +120,8 @@ export class Slot implements WorkerContext {
     const tls = this.spec.tls ? readTls(this.spec.tls) : undefined;
     const handler = this.#handler(app);
     const start = adapter().fetchServer;
-    const native = (p: ListenerPlan) => start !== undefined && !isLent(p) && runtimeServes(p, !!tls);
+    const native = (p: ListenerPlan) =>
+      start !== undefined && !isLent(p) && p.address.transport !== "inherited" && runtimeServes(p, !!tls);
     const adopted: ListenerPlan[] = [];
     for (const plan of this.plans.filter((p) => isLent(p) && runtimeServes(p, !!tls))) {
       if (await this.#adopt(plan, tls, handler)) adopted.push(plan);
@@ -152,16 +152,25 @@ export class Slot implements WorkerContext {
     const sockets = adopt ? await lentDescriptors(plan, this.index) : undefined;
     if (!adopt || !sockets) return false;
     const rest: LentSocket[] = [];
+    const addrs: Addr[] = [];
     for (const socket of sockets) {
       // A check that failed leaves the socket as it was: node:http serves it, as it would have.
       const server = await adopt(socket, withTls({}, tls), handler);
       if (typeof server === "string") rest.push(socket);
-      else this.#track(() => server, () => Promise.resolve());
+      else {
+        this.#track(() => server, () => Promise.resolve());
+        addrs.push(server.addr);
+      }
     }
     if (rest.length > 0) {
-      await this.#serveNodeOn(createNodeFetchServer(handler, tls), async () => [await listenLent(plan, rest)], false);
+      await this.#serveNodeOn(createNodeFetchServer(handler, tls), async () => {
+        const listener = await listenLent(plan, rest);
+        addrs.push(...listener.addrs);
+        return [listener];
+      }, false);
     }
-    this.addrs.push(...addrsOf(plan));
+    // Inherited sockets are where they are bound; a TCP or Unix plan's, where the plan says.
+    this.addrs.push(...(plan.address.transport === "inherited" ? addrs : addrsOf(plan)));
     return true;
   }
 

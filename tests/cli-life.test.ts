@@ -75,6 +75,64 @@ describe("polybind serve prints addresses as URLs", () => {
   });
 });
 
+/** GET asking to keep the connection alive (node:http then names its timeout), closed once answered. */
+function getKeptAlive(port: number): Promise<{ status: number; headers: Record<string, unknown> }> {
+  return new Promise((resolve, reject) => {
+    const req = request(
+      { host: "127.0.0.1", port, path: "/", agent: false, headers: { connection: "keep-alive" } },
+      (res) => {
+        res.resume();
+        res.on("end", () => {
+          req.destroy();
+          resolve({ status: res.statusCode ?? 0, headers: res.headers });
+        });
+      },
+    );
+    req.on("error", reject);
+    req.end();
+  });
+}
+
+describe("an inherited socket lent to worker processes", () => {
+  test("2 workers serve a systemd socket, with the runtime's own server where it adopts one", T, async () => {
+    if (!capabilities().processShare) return;
+    const free = await createListener({ host: "127.0.0.1", port: 0 });
+    const port = portOf(free);
+    await free.close();
+    const [command, args] = runtimeCommand(projectFile("cli/polybind"), [
+      "serve",
+      "--listen",
+      "sd-listen",
+      "--workers",
+      "2",
+      "--worker-header",
+    ]);
+    const child = start("systemd-socket-activate", ["-l", `127.0.0.1:${port}`, command, ...args]);
+    try {
+      const activated = await waitFor(() => child.stderr.join("").includes("Listening on"), 10_000);
+      assert.ok(activated, `systemd-socket-activate did not start: ${child.stderr.join("")}`);
+      const url = `http://127.0.0.1:${port}`;
+      const first = getKeptAlive(port);
+      const line = await child.line(/^polybind serve: listening on /, 60_000);
+      // Where the sockets are bound, read from them: the workers were not told an address.
+      assert.ok(line.includes(url), line);
+      const seen = new Set<unknown>();
+      for (let i = 0; i < 200 && seen.size < 2; i++) {
+        const res = await (i === 0 ? first : getKeptAlive(port));
+        assert.equal(res.status, 200);
+        seen.add(res.headers["x-polybind-worker"]);
+        // node:http names its keep-alive timeout; Deno.serve and Bun.serve (adopting on Linux) do not.
+        const own = capabilities().runtime !== "node" && capabilities().os === "linux";
+        assert.equal(res.headers["keep-alive"] === undefined, own, JSON.stringify(res.headers));
+      }
+      assert.deepEqual([...seen].sort(), ["1.0", "1.1"]);
+    } finally {
+      child.process.kill("SIGINT");
+      await within(child.exited, "the end of systemd-socket-activate", 20_000);
+    }
+  });
+});
+
 describe("deno tasks and npm start in a checkout", () => {
   const root = projectRoot();
   const deno = join(root, "node_modules", ".bin", "deno");
