@@ -1,10 +1,14 @@
-// Sending on a node:dgram socket without a process.nextTick per datagram. With a callback,
+// Sending on a node:dgram socket without node:dgram's work per datagram. With a callback,
 // node:dgram reports every outcome a tick late, even when the datagram left at once (its handle
-// tries a synchronous send first); without one it reports nothing, not even a failure. So once
-// a send through the public path has shown the socket's internal UDP handle answering as it
-// does in Node.js 20 to 24, polybind reads the outcome where node:dgram itself reads it: the
-// value the handle's send() returns. Anything else (Bun's node:dgram, a Node.js whose
-// internals differ, a host name to look up) keeps the public path. No failure goes unreported.
+// tries a synchronous send first); without one it reports nothing, not even a failure. And before
+// the handle, each send pays for argument juggling, a lookup, a closure and a new request object.
+// So once a send through the public path has shown the socket's internal UDP handle answering as
+// it does in Node.js 20 to 24, polybind calls that handle itself, as node:dgram's doSend() does,
+// and reads the outcome where node:dgram reads it: the value the handle's send() returns. It does
+// so only for what node:dgram would pass straight through (a Uint8Array to an IP literal and a
+// valid port, on the socket's own handle, unconnected); anything else (Bun's node:dgram, a
+// Node.js whose internals differ, a host name to look up, a closed or connected socket) keeps the
+// public path. No failure goes unreported.
 
 import type { Socket } from "node:dgram";
 import { getSystemErrorName } from "node:util";
@@ -17,6 +21,17 @@ interface UdpHandle {
 /** A send request: the handle calls its oncomplete once a queued send is done. */
 interface SendReq {
   oncomplete?: (status: number, sent: number) => void;
+  /** The datagram, kept alive until a queued send is done (as node:dgram does). */
+  list?: unknown;
+}
+
+/** The part of node:dgram's state of a socket that says whether its handle may be called. */
+interface DgramState {
+  handle?: UdpHandle | null;
+  /** 0: not connected, in Node.js 20 to 24. */
+  connectState?: unknown;
+  /** Node.js 24's sendBlockList, which node:dgram checks before sending. */
+  sendBlockList?: unknown;
 }
 
 /** The error node:dgram makes of a failed send. */
@@ -25,18 +40,31 @@ function sendError(errno: number, address: string, port: number): Error {
   return Object.assign(new Error(`send ${code} ${address}:${port}`), { errno, code, syscall: "send", address, port });
 }
 
-/** The UDP handle inside a node:dgram socket, where it is the one Node.js has. */
-function udpHandle(socket: Socket): UdpHandle | undefined {
+/** node:dgram's state of `socket`, where it is an object. */
+function dgramState(socket: Socket): DgramState | undefined {
   const key = Object.getOwnPropertySymbols(socket).find((s) => s.description === "state symbol");
-  const state = key && (socket as unknown as Record<symbol, { handle?: UdpHandle } | undefined>)[key];
+  const state = key && (socket as unknown as Record<symbol, unknown>)[key];
+  return typeof state === "object" && state !== null ? state : undefined;
+}
+
+/** The UDP handle in node:dgram's state, where it is the one Node.js has. */
+function udpHandle(state: DgramState | undefined): UdpHandle | undefined {
   const handle = state?.handle;
   return typeof handle?.send === "function" && handle.constructor?.name === "UDP" ? handle : undefined;
 }
 
+/** Whether node:dgram would hand a send on this socket straight to `handle`. */
+function passesThrough(state: DgramState, handle: UdpHandle): boolean {
+  return state.handle === handle && state.connectState === 0 && state.sendBlockList === undefined;
+}
+
+/** A port node:dgram takes as it is (validatePort). */
+const isPort = (port: number) => typeof port === "number" && (port | 0) === port && port > 0 && port < 65536;
+
 /**
  * A send function for a bound `socket`: node:dgram's send() with a callback, until one such
  * send to an IP literal has left at once with the handle returning what Node.js returns; from
- * then on, sends to IP literals go without a callback and settle on the handle's answer.
+ * then on, a Uint8Array to an IP literal goes to the handle directly and settles on its answer.
  *
  * @param socket A bound node:dgram socket whose lookup answers IP literals synchronously (so
  * that its handle's send() runs within socket.send()).
@@ -51,80 +79,78 @@ export function dgramSender(
     new Promise<number>((resolve, reject) =>
       socket.send(data, port, hostname, (err, bytes) => (err ? reject(err) : resolve(bytes)))
     );
-  const handle = udpHandle(socket);
-  if (handle === undefined) return viaCallback;
+  const state = dgramState(socket);
+  const handle = udpHandle(state);
+  if (state === undefined || handle === undefined) return viaCallback;
 
-  let direct = false;
-  /** Set around a socket.send() that reads its outcome: "watch" observes, "direct" also asks for completion. */
-  let reading: "watch" | "direct" | undefined;
-  /** What the handle's send() returned in that socket.send(): length + 1, 0 (queued) or -errno. */
-  let returned: number | undefined;
-  let req: SendReq | undefined;
+  /** The handle's request class, once a send through the public path has shown the handle answering as Node.js's. */
+  let SendWrap: (new () => SendReq) | undefined;
+  /** Set around a socket.send() whose call of the handle is observed. */
+  let watching = false;
+  /** What the handle's send() returned in that socket.send() (length + 1, 0 or -errno), and its request. */
+  let returned: unknown;
+  let seen: SendReq | undefined;
   const send = handle.send;
   handle.send = function (this: UdpHandle, ...args: unknown[]) {
-    if (reading === undefined) return send.apply(this, args);
-    if (args.length !== 6 || typeof args[0] !== "object" || typeof args[5] !== "boolean") {
-      direct = false;
-      // Nothing has been sent yet: socket.send() throws, and the caller sends again with a callback.
-      if (reading === "direct") throw UNEXPECTED;
-      return send.apply(this, args);
-    }
-    if (reading === "direct") args[5] = true; // a queued send then reports to oncomplete
     const value = send.apply(this, args);
-    if (typeof value !== "number") direct = false;
-    else {
+    if (watching && args.length === 6 && typeof args[0] === "object" && typeof args[5] === "boolean") {
       returned = value;
-      req = args[0] as SendReq;
+      seen = args[0] as SendReq;
     }
     return value;
   };
 
   /** Sends with a callback, and goes direct if the handle returned length + 1 and the callback said length. */
   const watch = (data: Uint8Array, port: number, hostname: string): Promise<number> => {
-    returned = undefined;
-    reading = "watch";
+    returned = seen = undefined;
+    watching = true;
     let sent: Promise<number>;
     try {
       sent = viaCallback(data, port, hostname);
     } finally {
-      reading = undefined;
+      watching = false;
     }
-    if (returned !== data.byteLength + 1) return sent;
+    const Req = (seen as SendReq | undefined)?.constructor; // set by the handle, within viaCallback()
+    if (returned !== data.byteLength + 1 || typeof Req !== "function" || Req.name !== "SendWrap") return sent;
     return sent.then((bytes) => {
-      direct = bytes === data.byteLength;
+      if (bytes === data.byteLength && passesThrough(state, handle)) SendWrap = Req as new () => SendReq;
       return bytes;
     });
   };
 
-  const sendDirect = (data: Uint8Array, port: number, hostname: string): Promise<number> => {
-    returned = undefined;
-    reading = "direct";
-    let failure: { err: unknown } | undefined;
-    try {
-      socket.send(data, port, hostname);
-    } catch (err) {
-      failure = { err };
+  // A request and a list the handle has not kept (it keeps them only for a queued send).
+  let req: SendReq | undefined;
+  let list: [Uint8Array | undefined] = [undefined];
+  const sendDirect = (Req: new () => SendReq, data: Uint8Array, port: number, hostname: string): Promise<number> => {
+    const r = req ?? new Req();
+    const l = list;
+    l[0] = data;
+    // hasCallback: a queued send then reports to oncomplete.
+    const value = send.call(handle, r, l, 1, port, hostname, true);
+    if (typeof value === "number" && value > 0) {
+      l[0] = undefined;
+      req = r;
+      return Promise.resolve(value - 1);
     }
-    reading = undefined;
-    if (failure) return failure.err === UNEXPECTED ? viaCallback(data, port, hostname) : Promise.reject(failure.err);
-    const value = returned as number | undefined;
-    if (value === undefined) {
-      direct = false;
+    req = undefined;
+    list = [undefined];
+    if (typeof value !== "number") {
+      SendWrap = undefined;
       return Promise.reject(new Error(`Cannot tell whether the datagram to ${hostname}:${port} was sent`));
     }
-    if (value > 0) return Promise.resolve(value - 1);
     if (value < 0) return Promise.reject(sendError(value, hostname, port));
-    const queued = req!;
+    r.list = l;
     return new Promise((resolve, reject) => {
-      queued.oncomplete = (status, sent) => (status < 0 ? reject(sendError(status, hostname, port)) : resolve(sent));
+      r.oncomplete = (status, sent) => (status < 0 ? reject(sendError(status, hostname, port)) : resolve(sent));
     });
   };
 
   return (data, port, hostname) => {
     if (!isLiteral(hostname)) return viaCallback(data, port, hostname);
-    return direct ? sendDirect(data, port, hostname) : watch(data, port, hostname);
+    if (SendWrap === undefined) return watch(data, port, hostname);
+    if (data instanceof Uint8Array && isPort(port) && passesThrough(state, handle)) {
+      return sendDirect(SendWrap, data, port, hostname);
+    }
+    return viaCallback(data, port, hostname);
   };
 }
-
-/** Thrown through socket.send() when the handle is called in an unexpected way, before it sends. */
-const UNEXPECTED = Symbol("unexpected UDP handle call");

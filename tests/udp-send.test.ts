@@ -10,9 +10,12 @@ import { dgramSender } from "../adapters/_dgram_send.ts";
 const EMSGSIZE = -constants.errno.EMSGSIZE;
 const ENOBUFS = -constants.errno.ENOBUFS;
 
-interface Req {
+/** Stands for Node.js's send request class (the handle's requests are recognised by its name). */
+class SendWrap {
   oncomplete?: (status: number, sent: number) => void;
+  list?: unknown;
 }
+type Req = SendWrap;
 
 /** Stands for Node.js's internal UDP handle: send() returns what `answers` says next. */
 class UDP {
@@ -27,14 +30,20 @@ class UDP {
 
 /**
  * A node:dgram socket as far as sending goes: its handle sits behind the "state symbol", and is
- * called as Node.js calls it (or, once `connected`, as for a connected socket, without address).
+ * called as Node.js calls it (or, once `connected`, as for a connected socket, without address,
+ * with the state saying so as Node.js's does).
  */
 function fakeSocket(handle: object, connected = { now: false }): Socket {
   const state = Symbol("state symbol");
   const socket = {
-    [state]: { handle },
+    [state]: {
+      handle,
+      get connectState() {
+        return connected.now ? 2 : 0;
+      },
+    },
     send(data: Uint8Array, port: number, ip: string, callback?: (err: Error | null, bytes?: number) => void) {
-      const req: Req = {};
+      const req = new SendWrap();
       if (callback) req.oncomplete = (status, sent) => callback(status < 0 ? new Error(`${status}`) : null, sent);
       const h = handle as { send(...args: unknown[]): number };
       const returned = connected.now
@@ -62,6 +71,38 @@ test("sends with a callback until the handle has answered as Node.js does, then 
     [true, false],
     [true, false],
   ]);
+  // Sent at once, the direct sends left their request to the next one.
+  assert.equal(handle.calls[1]!.req, handle.calls[2]!.req);
+});
+
+test("a queued send keeps its request and datagram; the next send has new ones", async () => {
+  const handle = new UDP([4, 0, 4]);
+  const send = dgramSender(fakeSocket(handle), literal);
+  const data = new Uint8Array(3);
+  await send(data, 9, "127.0.0.1");
+  const queued = send(data, 9, "127.0.0.1");
+  const req = handle.calls[1]!.req;
+  assert.deepEqual(req.list, [data]);
+  assert.equal(await send(data, 9, "127.0.0.1"), 3);
+  assert.notEqual(handle.calls[2]!.req, req);
+  assert.deepEqual(req.list, [data]);
+  req.oncomplete!(0, 3);
+  assert.equal(await queued, 3);
+});
+
+test("what node:dgram would not pass straight to the handle goes through the public path", async () => {
+  const handle = new UDP([4, 4, 4, 4, 4]);
+  const socket = fakeSocket(handle);
+  const send = dgramSender(socket, literal);
+  const data = new Uint8Array(3);
+  await send(data, 9, "127.0.0.1");
+  await send(data, "9" as unknown as number, "127.0.0.1");
+  await send(data, 0, "127.0.0.1");
+  await send(new DataView(data.buffer) as unknown as Uint8Array, 9, "127.0.0.1");
+  const state = Object.getOwnPropertySymbols(socket).find((s) => s.description === "state symbol")!;
+  (socket as unknown as Record<symbol, { handle: unknown }>)[state]!.handle = null; // closed
+  await send(data, 9, "127.0.0.1");
+  assert.deepEqual(handle.calls.map((c) => c.req.oncomplete !== undefined), [true, true, true, true, true]);
 });
 
 test("read directly, a refusal rejects, and a queued send settles on its completion", async () => {
