@@ -33,6 +33,22 @@ interface UserBufferHandle {
   readonly reading?: boolean;
 }
 
+/** What a node:net handle's getpeername() fills in (and returns a non-zero error code when it fails). */
+interface PeerName {
+  address?: string;
+  port?: number;
+}
+
+interface PeerNameHandle {
+  getpeername?(out: PeerName): number;
+}
+
+/**
+ * The one object every connection's getpeername() fills in: node:net's `remoteAddress` gives
+ * the handle a new object each time, whose three properties the handle then adds one by one.
+ */
+const PEER_NAME: PeerName = { address: "", family: "", port: 0 } as PeerName;
+
 /** The error of a write on a connection closed for writing. */
 function closedForWriting(): Error {
   return Object.assign(new Error("Connection is closed for writing"), { code: "EPIPE" });
@@ -77,6 +93,28 @@ export class NodeConn extends PushConn {
   }
 
   readonly #onData = (chunk: Buffer): void => this.push(chunk);
+
+  #peerAddress: string | undefined;
+  #peerPort: number | undefined;
+
+  /** Asks the handle once (one getpeername), as node:net does, but into one reused object. */
+  #askPeer(): void {
+    const handle = (this.native as unknown as { _handle?: PeerNameHandle })._handle;
+    if (typeof handle?.getpeername === "function" && handle.getpeername(PEER_NAME) === 0) {
+      this.#peerAddress = PEER_NAME.address;
+      this.#peerPort = PEER_NAME.port;
+    }
+  }
+
+  override get remoteAddress(): string | undefined {
+    if (this.#peerAddress === undefined) this.#askPeer();
+    return this.#peerAddress ?? this.native.remoteAddress;
+  }
+
+  override get remotePort(): number | undefined {
+    if (this.#peerAddress === undefined) this.#askPeer();
+    return this.#peerPort ?? this.native.remotePort;
+  }
 
   /**
    * Gives the socket back to a reader of its own (an http.Server): `first`, then what was read

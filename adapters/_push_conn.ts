@@ -224,13 +224,31 @@ export abstract class PushConn implements RawConn {
       if (this.#ended || this.#closed) return Promise.resolve(null);
     }
     this.#resume();
-    return new Promise((resolve, reject) => {
-      if (this.#resolve === undefined) {
-        this.#into = into;
-        this.#resolve = resolve;
-        this.#reject = reject;
-      } else this.#waiting.push({ into, resolve, reject });
-    });
+    return new Promise((resolve, reject) => this.#wait(into, resolve, reject));
+  }
+
+  /**
+   * read() with a callback instead of a promise (no promise, no microtask): `done` gets the
+   * number of bytes, `null` at end of stream, or the error (any other value). Called at once
+   * when bytes are buffered, else from push(), end(), fail() or close().
+   */
+  readWith(into: Uint8Array, done: (result: unknown) => void): void {
+    this.#start();
+    if (this.#resolve === undefined) {
+      if (this.#chunks.length > 0) return done(this.#take(into));
+      if (this.#error !== undefined) return done(this.#error);
+      if (this.#ended || this.#closed) return done(null);
+    }
+    this.#resume();
+    this.#wait(into, done, done);
+  }
+
+  #wait(into: Uint8Array, resolve: (value: number | null) => void, reject: (err: unknown) => void): void {
+    if (this.#resolve === undefined) {
+      this.#into = into;
+      this.#resolve = resolve;
+      this.#reject = reject;
+    } else this.#waiting.push({ into, resolve, reject });
   }
 
   /**

@@ -37,6 +37,40 @@ export function releaseNative(conn: Conn): unknown {
   return conn.native;
 }
 
+/** The key of a Conn's read() with a callback (see {@linkcode readWith}). */
+const READ_WITH: unique symbol = Symbol("polybind.readWith");
+
+/** What `done` of {@linkcode readWith} gets: bytes read, `null` at end of stream, or the error. */
+type ReadDone = (result: unknown) => void;
+
+interface ReadingWith {
+  [READ_WITH]?(p: Uint8Array, done: ReadDone): void;
+}
+
+/** A raw connection that can read with a callback (node:net's and Bun's pushed connections). */
+interface RawReadingWith {
+  readWith?(p: Uint8Array, done: ReadDone): void;
+}
+
+/**
+ * `conn.read(p)` with a callback instead of a promise, where the Conn can (no promise and no
+ * microtask on Node.js and Bun; elsewhere read()'s own promise): `done` gets the number of bytes,
+ * `null` at end of stream, or the error (any other value), once.
+ *
+ * @param conn A Conn from polybind (any other Conn is read with read()).
+ * @param p Where the bytes go.
+ * @param done Called once with what read() would have settled with.
+ * @example
+ * ```ts ignore
+ * readWith(conn, buf, (n) => typeof n === "number" ? parse(buf, n) : conn.close());
+ * ```
+ */
+export function readWith(conn: Conn, p: Uint8Array, done: ReadDone): void {
+  const own = (conn as ReadingWith)[READ_WITH];
+  if (own !== undefined) own.call(conn, p, done);
+  else conn.read(p).then(done, done);
+}
+
 /** A raw connection as the public Conn. */
 class CoreConn implements Conn {
   readonly #raw: RawConn;
@@ -73,6 +107,13 @@ class CoreConn implements Conn {
 
   read(p: Uint8Array): Promise<number | null> {
     return this.#readable === undefined ? this.#raw.read(p) : readableTaken();
+  }
+
+  [READ_WITH](p: Uint8Array, done: ReadDone): void {
+    const raw = this.#raw as RawConn & RawReadingWith;
+    if (this.#readable !== undefined) readableTaken().catch(done);
+    else if (raw.readWith !== undefined) raw.readWith(p, done);
+    else raw.read(p).then(done, done);
   }
 
   write(p: Uint8Array): Promise<number> {

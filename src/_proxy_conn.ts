@@ -127,7 +127,7 @@ class ProxiedConn implements Conn {
     const rest = this.#rest;
     if (rest === undefined) return this.#readable === undefined ? this.#inner.read(p) : readableTaken();
     const n = Math.min(p.length, rest.length);
-    p.set(rest.subarray(0, n));
+    p.set(n === rest.length ? rest : rest.subarray(0, n));
     if (n < rest.length) this.#rest = rest.subarray(n);
     else this.#drop();
     return Promise.resolve(n);

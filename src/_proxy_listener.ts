@@ -2,22 +2,39 @@
 // from the inner listener while someone waits in accept(), reads each connection's header
 // concurrently (a slow one never holds up the others), and closes, on its own, every
 // connection refused or too slow: nothing of that reaches accept(), which never throws for it.
-// One timer serves every header's deadline (deadlines come in accept order).
+// One timer serves every header's deadline (deadlines come in accept order, so the reads in
+// progress are a queue, oldest first). Per connection: one inner accept(), one HeaderRead, and
+// the promise of the accept() or iterator step that gets it.
 
 import { describeAddr } from "./_address.ts";
 import { closedError } from "./_errors.ts";
 import { inBlocks, type NormalizedProxyProtocol } from "./_proxy_options.ts";
-import { admitConn } from "./_proxy_read.ts";
+import { HeaderRead } from "./_proxy_read.ts";
 import { DONE } from "./_shared.ts";
 import type { Addr, Conn, DrainOptions, Listener } from "./types.ts";
+
+/** A waiting accept() (`step` false: settles with the Conn) or iterator step (an iterator result). */
+interface Waiter {
+  resolve(value: Conn | IteratorResult<Conn, undefined>): void;
+  reject(err: unknown): void;
+  step: boolean;
+}
+
+const ignore = (): void => {};
 
 class ProxyListener implements Listener {
   readonly #inner: Listener;
   readonly #options: NormalizedProxyProtocol;
-  readonly #waiters: { resolve(conn: Conn): void; reject(err: unknown): void }[] = [];
+  /** The oldest waiter, in fields of its own: a loop's one waiting step costs no object. */
+  #resolve: Waiter["resolve"] | undefined;
+  #reject: Waiter["reject"] = ignore;
+  #step = false;
+  /** Waiters after the oldest, in order. */
+  readonly #later: Waiter[] = [];
   readonly #ready: Conn[] = [];
-  /** Connections reading their header, with their deadlines, oldest first. */
-  readonly #pending = new Map<Conn, number>();
+  /** Connections reading their header, oldest (first deadline) first. */
+  #first: HeaderRead | undefined;
+  #last: HeaderRead | undefined;
   #accepting = false;
   #innerDone = false;
   #closed: Promise<void> | undefined;
@@ -45,52 +62,72 @@ class ProxyListener implements Listener {
   }
 
   accept(): Promise<Conn> {
-    return this.#take((conn) => conn, () => Promise.reject(this.#closedError()));
+    if (this.#closed !== undefined) return Promise.reject(this.#closedError());
+    const conn = this.#ready.shift();
+    if (conn !== undefined) return Promise.resolve(conn);
+    return this.#wait(false) as Promise<Conn>;
   }
 
   /** accept() as an iterator's step, with one promise a connection: done once closed. */
-  #step(): Promise<IteratorResult<Conn, undefined>> {
-    return this.#take<IteratorResult<Conn, undefined>>(
-      (value) => ({ value, done: false }),
-      () => Promise.resolve(DONE),
-    );
+  #nextStep(): Promise<IteratorResult<Conn, undefined>> {
+    if (this.#closed !== undefined) return Promise.resolve(DONE);
+    const conn = this.#ready.shift();
+    if (conn !== undefined) return Promise.resolve({ value: conn, done: false });
+    return this.#wait(true) as Promise<IteratorResult<Conn, undefined>>;
   }
 
-  /** The next admitted connection as `wrap` gives it; `closed()` once the listener is closed, also while waiting. */
-  #take<T>(wrap: (conn: Conn) => T, closed: () => Promise<T>): Promise<T> {
-    if (this.#closed !== undefined) return closed();
-    const conn = this.#ready.shift();
-    if (conn !== undefined) return Promise.resolve(wrap(conn));
-    return new Promise((resolve, reject) => {
-      this.#waiters.push({
-        resolve: (conn) => resolve(wrap(conn)),
-        reject: (err) => this.#closed !== undefined ? resolve(closed()) : reject(err),
-      });
-      this.#pump();
+  /** Waits for the next admitted connection: settled by #deliver, #fail or close(). */
+  #wait(step: boolean): Promise<unknown> {
+    const promise = new Promise<Conn | IteratorResult<Conn, undefined>>((resolve, reject) => {
+      if (this.#resolve === undefined) {
+        this.#resolve = resolve;
+        this.#reject = reject;
+        this.#step = step;
+      } else this.#later.push({ resolve, reject, step });
     });
+    this.#pump();
+    return promise;
+  }
+
+  /** Hands the oldest waiter's place to the next one, if any. */
+  #nextWaiter(): void {
+    const w = this.#later.shift();
+    this.#resolve = w?.resolve;
+    if (w !== undefined) {
+      this.#reject = w.reject;
+      this.#step = w.step;
+    }
   }
 
   /** One inner accept() at a time, while someone waits: the inner queue is the backlog. */
   #pump(): void {
-    if (this.#accepting || this.#innerDone || this.#closed !== undefined || this.#waiters.length === 0) return;
+    if (this.#accepting || this.#innerDone || this.#closed !== undefined || this.#resolve === undefined) return;
     this.#accepting = true;
-    this.#inner.accept().then((conn) => {
-      this.#accepting = false;
-      this.#admit(conn);
-      this.#pump();
-    }, (err) => {
-      this.#accepting = false;
-      if (this.#closed !== undefined) return;
-      if (this.#draining !== undefined) {
-        // The inner listener has drained and closed: what is left are the headers being read.
-        this.#innerDone = true;
-        this.#settled();
-        return;
-      }
-      this.#waiters.shift()?.reject(err);
-      this.#pump();
-    });
+    this.#inner.accept().then(this.#onAccept, this.#onAcceptError);
   }
+
+  readonly #onAccept = (conn: Conn): void => {
+    this.#accepting = false;
+    this.#admit(conn);
+    this.#pump();
+  };
+
+  readonly #onAcceptError = (err: unknown): void => {
+    this.#accepting = false;
+    if (this.#closed !== undefined) return;
+    if (this.#draining !== undefined) {
+      // The inner listener has drained and closed: what is left are the headers being read.
+      this.#innerDone = true;
+      this.#settled();
+      return;
+    }
+    const reject = this.#reject;
+    if (this.#resolve !== undefined) {
+      this.#nextWaiter();
+      reject(err);
+    }
+    this.#pump();
+  };
 
   #trusted(conn: Conn): boolean {
     const peer = conn.remoteAddr;
@@ -105,42 +142,67 @@ class ProxyListener implements Listener {
 
   #admit(conn: Conn): void {
     const trusted = this.#trusted(conn);
-    const required = this.#options.required;
-    this.#pending.set(conn, Date.now() + this.#options.timeoutMs);
-    this.#timer ??= setTimeout(() => this.#sweep(), this.#options.timeoutMs);
-    admitConn(conn, { trusted, required }, (admitted) => {
-      // Not pending any more: timed out, or the listener closed; either closed it.
-      if (!this.#pending.delete(conn)) admitted?.close();
-      else if (admitted !== undefined) this.#deliver(admitted);
-      this.#settled();
-    });
+    const { required, timeoutMs } = this.#options;
+    // An untrusted peer when a header is required: closed without reading.
+    if (!trusted && required) return conn.close();
+    const read = new HeaderRead(this.#settle, conn, trusted, required, Date.now() + timeoutMs);
+    read.queued = true;
+    read.prev = this.#last;
+    if (this.#last !== undefined) this.#last.next = read;
+    else this.#first = read;
+    this.#last = read;
+    this.#timer ??= setTimeout(this.#sweep, timeoutMs);
+    read.start();
   }
+
+  #unlink(read: HeaderRead): void {
+    read.queued = false;
+    const { prev, next } = read;
+    if (prev !== undefined) prev.next = next;
+    else this.#first = next;
+    if (next !== undefined) next.prev = prev;
+    else this.#last = prev;
+    read.prev = read.next = undefined;
+  }
+
+  /** A header read's verdict: the Conn to hand out, or undefined once closed. */
+  readonly #settle = (read: HeaderRead, conn: Conn | undefined): void => {
+    // Not queued any more: timed out, or the listener closed; either closed it.
+    if (!read.queued) conn?.close();
+    else {
+      this.#unlink(read);
+      if (conn !== undefined) this.#deliver(conn);
+    }
+    this.#settled();
+  };
 
   #deliver(conn: Conn): void {
     if (this.#closed !== undefined) return conn.close();
-    const waiter = this.#waiters.shift();
-    if (waiter !== undefined) waiter.resolve(conn);
-    else this.#ready.push(conn);
+    const resolve = this.#resolve;
+    if (resolve === undefined) return void this.#ready.push(conn);
+    const step = this.#step;
+    this.#nextWaiter();
+    resolve(step ? { value: conn, done: false } : conn);
   }
 
   /** Closes the connections whose header is late, then waits for the next deadline. */
-  #sweep(): void {
+  readonly #sweep = (): void => {
     this.#timer = undefined;
     const now = Date.now();
-    for (const [conn, deadline] of this.#pending) {
-      if (deadline > now) {
-        this.#timer = setTimeout(() => this.#sweep(), deadline - now);
+    for (let read = this.#first; read !== undefined; read = this.#first) {
+      if (read.deadline > now) {
+        this.#timer = setTimeout(this.#sweep, read.deadline - now);
         break;
       }
-      this.#pending.delete(conn);
-      conn.close();
+      this.#unlink(read);
+      read.conn.close();
     }
     this.#settled();
-  }
+  };
 
   /** Tells a drain waiting for the headers being read that none is left. */
   #settled(): void {
-    if (this.#pending.size === 0 && this.#innerDone) this.#whenSettled?.();
+    if (this.#first === undefined && this.#innerDone) this.#whenSettled?.();
   }
 
   #closedError(): Error {
@@ -153,10 +215,18 @@ class ProxyListener implements Listener {
     clearTimeout(this.#timer);
     this.#timer = undefined;
     const err = this.#closedError();
-    for (const waiter of this.#waiters.splice(0)) waiter.reject(err);
+    // Waiting steps end the iteration; waiting accept() calls reject.
+    while (this.#resolve !== undefined) {
+      const resolve = this.#resolve, reject = this.#reject, step = this.#step;
+      this.#nextWaiter();
+      if (step) resolve(DONE);
+      else reject(err);
+    }
     for (const conn of this.#ready.splice(0)) conn.close();
-    for (const conn of this.#pending.keys()) conn.close();
-    this.#pending.clear();
+    for (let read = this.#first; read !== undefined; read = this.#first) {
+      this.#unlink(read);
+      read.conn.close();
+    }
     this.#whenSettled?.();
     return this.#closed;
   }
@@ -170,7 +240,7 @@ class ProxyListener implements Listener {
       const deadline = Date.now() + (options.timeoutMs ?? 10_000);
       await this.#inner.drain(options);
       this.#innerDone = true;
-      if (this.#pending.size > 0 && this.#closed === undefined) {
+      if (this.#first !== undefined && this.#closed === undefined) {
         let timer: ReturnType<typeof setTimeout> | undefined;
         await new Promise<void>((resolve) => {
           this.#whenSettled = resolve;
@@ -184,7 +254,7 @@ class ProxyListener implements Listener {
 
   [Symbol.asyncIterator](): AsyncIterableIterator<Conn, undefined> {
     const it: AsyncIterableIterator<Conn, undefined> = {
-      next: () => this.#step(),
+      next: () => this.#nextStep(),
       // Leaving a for-await loop closes nothing, as with every polybind listener.
       return: () => Promise.resolve(DONE),
       [Symbol.asyncIterator]: () => it,

@@ -1,27 +1,18 @@
 // Reading the PROXY header of one accepted connection and applying the listener's policy to it:
-// trusted source or not, header required or not. The bytes come from Conn.read() into a pooled
-// buffer, the Conn's fastest path on every runtime (a node:net socket handed to an http.Server
-// afterwards gets the bytes after the header back: releaseNative). The verdict is the parser's:
-// a whole header, none, or a refusal; never half a header. Callbacks rather than promises past
-// the read: the verdict reaches the listener in the same tick as the bytes that decide it. Time
-// limits are the listener's (it closes the connection, which ends the read here).
+// trusted source or not, header required or not. The bytes come from the Conn's read with a
+// callback (readWith: on node:net and Bun no promise and no microtask) into a pooled buffer (a
+// node:net socket handed to an http.Server afterwards gets the bytes after the header back:
+// releaseNative). The verdict is the parser's: a whole header, none, or a refusal; never half a
+// header. It reaches the listener in the same tick as the bytes that decide it. Time limits are
+// the listener's (it closes the connection, which ends the read here).
 
-import { parseProxyHeader, type ProxyParseResult } from "./_proxy_header.ts";
+import { readWith } from "./_conn.ts";
+import { parseProxyHeader, type ProxyHeader } from "./_proxy_header.ts";
 import { proxiedConn } from "./_proxy_conn.ts";
 import type { Conn } from "./types.ts";
 
 /** Room for any header the parser accepts (its default limit), and for the bytes read with it. */
 const BUFFER_SIZE = 4096;
-
-/**
- * Takes the verdict on the first bytes, with the bytes read past what it covers and what gives
- * their buffer back to its pool; `undefined` when the connection ended first.
- */
-type OnVerdict = (
-  result: ProxyParseResult | undefined,
-  rest: Uint8Array | undefined,
-  release?: () => void,
-) => void;
 
 /**
  * Read buffers, kept for the next connections: allocating 4 KiB costs more than a microsecond on
@@ -30,78 +21,98 @@ type OnVerdict = (
 const pool: Uint8Array[] = [];
 const POOL_SIZE = 64;
 
-function takeBuffer(): Uint8Array {
-  return pool.pop() ?? new Uint8Array(BUFFER_SIZE);
-}
-
-function giveBack(buf: Uint8Array): void {
-  if (pool.length < POOL_SIZE) pool.push(buf);
-}
-
 /**
- * Reads through Conn.read() into a pooled buffer; what was read past the header is `rest`, and
- * `release` gives the buffer back (called at once when the verdict holds no bytes).
+ * Where a header read ends: called once per read, with the Conn to hand out, or `undefined` once
+ * the connection has been closed (refused, malformed, ended, or closed by the owner).
  */
-function fromConn(conn: Conn, done: OnVerdict): void {
-  const buf = takeBuffer();
-  let have = 0;
-  const release = () => giveBack(buf);
-  const end = () => {
-    release();
-    done(undefined, undefined);
-  };
-  const next = (): void => {
-    if (have === buf.length) return end();
-    conn.read(have === 0 ? buf : buf.subarray(have)).then((n) => {
-      if (n === null) return end();
-      have += n;
-      const result = parseProxyHeader(buf.subarray(0, have));
-      if (result.kind === "more") return next();
-      if (result.kind === "invalid") return end();
-      done(result, buf.subarray(result.kind === "header" ? result.consumed : 0, have), release);
-    }, end);
-  };
-  next();
-}
-
-/** The policy of one connection: whether its peer may send a header, and whether it must. */
-export interface Admission {
-  /** The peer is a trusted proxy (or a Unix socket peer). */
-  readonly trusted: boolean;
-  /** A trusted peer must send a header. */
-  readonly required: boolean;
-}
+type Settle = (read: HeaderRead, conn: Conn | undefined) => void;
 
 /**
- * Reads the PROXY header of `conn` and applies the policy: a header from a trusted peer gives
- * the Conn its addresses; no header passes when it is not required (or the peer is untrusted
- * and `required` is false); anything else (an untrusted header, a missing required one, a
- * malformed one, a connection that ends first) closes `conn`. An untrusted peer when a header
- * is required is closed without reading.
+ * The PROXY header of one connection being read, and the policy applied to it: a header from a
+ * trusted peer gives the Conn its addresses; no header passes when it is not required (or the
+ * peer is untrusted and `required` is false); anything else (an untrusted header, a missing
+ * required one, a malformed one, a connection that ends first) closes the connection. One
+ * object a connection, which also holds the owner's bookkeeping (`deadline`, `prev`, `next`,
+ * `queued`) so that the owner needs none of its own.
  *
- * @param conn The accepted connection, not yet read.
- * @param admission Whether its peer is trusted, and whether a header is required.
- * @param done Called once, with the Conn to hand out, or `undefined` once `conn` has been closed.
  * @example
  * ```ts ignore
- * admitConn(conn, { trusted: true, required: true }, (admitted) => admitted && queue.push(admitted));
+ * const read = new HeaderRead((read, admitted) => admitted && queue.push(admitted), conn, true, true, Date.now() + 5000);
+ * read.start(); // the callback follows, once, with the Conn to hand out or undefined
  * ```
  */
-export function admitConn(conn: Conn, admission: Admission, done: (conn: Conn | undefined) => void): void {
-  const { trusted, required } = admission;
-  if (!trusted && required) return refuse(conn, done);
-  const onVerdict: OnVerdict = (result, rest, release) => {
-    // A header passes from a trusted proxy; no header where none is required of this peer.
-    const header = result?.kind === "header" ? result.header : undefined;
-    const passes = header !== undefined ? trusted : result?.kind === "none" && !(trusted && required);
-    if (passes) return done(proxiedConn(conn, header, rest, release));
-    release?.();
-    refuse(conn, done);
-  };
-  fromConn(conn, onVerdict);
-}
+export class HeaderRead {
+  /** The connection whose header is read. */
+  readonly conn: Conn;
+  /** When the owner closes it if no verdict came (a time in milliseconds, as Date.now()). */
+  readonly deadline: number;
+  /** The owner's: the reads before and after this one, and whether it is still among them. */
+  prev: HeaderRead | undefined = undefined;
+  next: HeaderRead | undefined = undefined;
+  queued = false;
+  readonly #settle: Settle;
+  readonly #trusted: boolean;
+  readonly #required: boolean;
+  readonly #buf: Uint8Array;
+  #have = 0;
 
-function refuse(conn: Conn, done: (conn: Conn | undefined) => void): void {
-  conn.close();
-  done(undefined);
+  /**
+   * @param settle Told the verdict, once.
+   * @param conn The accepted connection, not yet read.
+   * @param trusted Its peer is a trusted proxy (or a Unix socket peer).
+   * @param required A trusted peer must send a header.
+   * @param deadline When the owner will close it.
+   */
+  constructor(settle: Settle, conn: Conn, trusted: boolean, required: boolean, deadline: number) {
+    this.#settle = settle;
+    this.conn = conn;
+    this.#trusted = trusted;
+    this.#required = required;
+    this.deadline = deadline;
+    this.#buf = pool.pop() ?? new Uint8Array(BUFFER_SIZE);
+  }
+
+  /** Starts reading; the verdict may come before this returns (bytes already buffered). */
+  start(): void {
+    readWith(this.conn, this.#buf, this.#onRead);
+  }
+
+  readonly #onRead = (result: unknown): void => {
+    // End of stream, an error, or the owner closed the connection.
+    if (typeof result !== "number") return this.#refuse();
+    const buf = this.#buf;
+    const have = this.#have += result;
+    const parsed = parseProxyHeader(have === buf.length ? buf : buf.subarray(0, have));
+    switch (parsed.kind) {
+      case "more":
+        if (have === buf.length) return this.#refuse();
+        return readWith(this.conn, buf.subarray(have), this.#onRead);
+      case "none":
+        return this.#pass(undefined, 0);
+      case "header":
+        return this.#pass(parsed.header, parsed.consumed);
+      default:
+        return this.#refuse();
+    }
+  };
+
+  /** A header passes from a trusted proxy; no header where none is required of this peer. */
+  #pass(header: ProxyHeader | undefined, consumed: number): void {
+    const trusted = this.#trusted;
+    if (header !== undefined ? !trusted : trusted && this.#required) return this.#refuse();
+    const rest = consumed < this.#have ? this.#buf.subarray(consumed, this.#have) : undefined;
+    if (rest === undefined) this.#release();
+    this.#settle(this, proxiedConn(this.conn, header, rest, rest && this.#release));
+  }
+
+  #refuse(): void {
+    this.#release();
+    this.conn.close();
+    this.#settle(this, undefined);
+  }
+
+  /** Gives the buffer back to the pool, once nothing refers to it. */
+  readonly #release = (): void => {
+    if (pool.length < POOL_SIZE) pool.push(this.#buf);
+  };
 }
