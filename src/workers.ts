@@ -209,12 +209,12 @@ export async function preparePlan(plan: ListenerPlan): Promise<PreparedPlan> {
       if (!shared) {
         throw new TypeError(`Cannot share a socket as the plan's strategy is ${show(plan.strategy)}, not "shared"`);
       }
-      for (const i of heldFor(ready, held.length, index)) {
+      for (const i of slotIndexes(ready, held.length, index)) {
         share!.offer?.(child, shareKey(ready, i), held[i] as ShareableSocket, plan.backlog);
       }
     },
     descriptors(index) {
-      return heldFor(ready, held.length, index).flatMap((i) => {
+      return slotIndexes(ready, held.length, index).flatMap((i) => {
         const fd = held[i]!.fd;
         return fd === undefined ? [] : [{ key: shareKey(ready, i), fd }];
       });
@@ -288,8 +288,11 @@ async function bindLent(share: SocketShare, workers: number, hosts: readonly str
   }
 }
 
-/** The indexes of the held sockets of worker `index` (all where undefined, or the plan is shared). */
-function heldFor(plan: ListenerPlan, count: number, index: number | undefined): number[] {
+/**
+ * The indexes of worker `index`'s sockets among the `count` of a plan: its own for a `lent`
+ * reuseport plan, else (or where `index` is undefined) all of them.
+ */
+function slotIndexes(plan: ListenerPlan, count: number, index: number | undefined): number[] {
   if (!plan.lent || index === undefined) return Array.from({ length: count }, (_, i) => i);
   return Array.from({ length: plan.sockets }, (_, i) => index * plan.sockets + i);
 }
@@ -301,8 +304,7 @@ export function shareKey(plan: ListenerPlan, i: number): string {
 
 /** The keys of the sockets lent to worker `index` for `plan`: its own for a `lent` reuseport plan, else all. */
 export function lentKeys(plan: ListenerPlan, index: number): string[] {
-  const first = plan.lent ? index * plan.sockets : 0;
-  return Array.from({ length: plan.sockets }, (_, i) => shareKey(plan, first + i));
+  return slotIndexes(plan, plan.sockets, index).map((i) => shareKey(plan, i));
 }
 
 /**
