@@ -207,7 +207,9 @@ export async function preparePlan(plan: ListenerPlan): Promise<PreparedPlan> {
     plan: ready,
     shareWith(child, index) {
       if (!shared) {
-        throw new TypeError(`Cannot share a socket as the plan's strategy is ${show(plan.strategy)}, not "shared"`);
+        throw new TypeError(
+          `Cannot share a socket as the plan's strategy is ${show(plan.strategy)}, not "shared" or a lent "reuseport"`,
+        );
       }
       for (const i of slotIndexes(ready, held.length, index)) {
         share!.offer?.(child, shareKey(ready, i), held[i] as ShareableSocket, plan.backlog);
