@@ -123,9 +123,9 @@ export function decideStrategy(input: StrategyInput): StrategyChoice {
   const who = across === "views" ? `${input.transport.toUpperCase()} listeners` : "workers";
   // One worker process asked to share gets the socket lent, where it can be: the primary keeps it
   // for the server's life (a worker started again finds it there; an inherited one stays served).
-  const lend = input.lend === true && across === "processes" && caps.processShare;
-  const lendOne = count === 1 && (input.shared || lend) && across === "processes" && caps.processShare;
-  if (lendOne) {
+  const toProcesses = across === "processes" && caps.processShare;
+  const lend = input.lend === true && toProcesses;
+  if (count === 1 && (input.shared || lend) && toProcesses) {
     const why = input.shared ? "shared was asked for" : "one worker process";
     return {
       strategy: "shared",
