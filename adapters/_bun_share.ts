@@ -6,6 +6,7 @@
 import process from "node:process";
 import { getSystemErrorName } from "node:util";
 import type { ShareableSocket, SocketShare } from "../src/_adapter.ts";
+import { parseSockaddr } from "./_adopt_libc.ts";
 import type { Addr } from "../src/types.ts";
 
 /** The few libc calls used, as bun:ffi binds them. */
@@ -99,14 +100,8 @@ function boundAddr(libc: Libc, fd: number): { hostname: string; port: number } |
   const addr = new Uint8Array(128);
   const length = new Uint32Array([addr.length]);
   if (libc.getsockname(fd, addr, length) !== 0) throw lastError("getsockname");
-  const view = new DataView(addr.buffer);
-  const family = view.getUint16(0, true);
-  if (family === AF_INET) return { hostname: addr.subarray(4, 8).join("."), port: view.getUint16(2, false) };
-  if (family !== AF_INET6) return undefined;
-  const groups = Array.from({ length: 8 }, (_, i) => view.getUint16(8 + 2 * i, false).toString(16));
-  // The shortest form: the longest run of zero groups becomes "::".
-  const text = groups.join(":").replace(/(^|:)0(:0)+(:|$)/, "::").replace(/:{3,}/, "::");
-  return { hostname: text, port: view.getUint16(2, false) };
+  const { host, port } = parseSockaddr(addr, length[0]!);
+  return host === undefined ? undefined : { hostname: host, port };
 }
 
 /** A socket bound at `addr` (with SO_REUSEPORT where asked), not listening; closed again when anything fails. */
