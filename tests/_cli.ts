@@ -1,11 +1,15 @@
 // Helpers for the command's life tests: the repository root, the processes a command started,
-// bounded waits on conditions, and commands other than polybind's own (deno task, npm start).
+// bounded waits on conditions, and commands other than polybind's own (deno task, npm start,
+// systemd-socket-activate).
 
 import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
+import { within } from "./_helpers.ts";
+import { projectFile } from "./_process.ts";
+import { runtimeCommand } from "./_runtime_command.ts";
 
 function isRoot(dir: string): boolean {
   const file = join(dir, "package.json");
@@ -131,4 +135,25 @@ export function start(
       );
     },
   };
+}
+
+/**
+ * Starts `polybind serve` with `args` under systemd-socket-activate, which binds `listen`
+ * ("127.0.0.1:PORT", "[::1]:PORT") and starts the command on the first connection; resolves
+ * once the socket is bound. Stop it with {@linkcode stopActivated}.
+ */
+export async function socketActivated(listen: string, args: string[]): Promise<Started> {
+  const [command, rest] = runtimeCommand(projectFile("cli/polybind"), ["serve", ...args]);
+  const child = start("systemd-socket-activate", ["-l", listen, command, ...rest]);
+  if (!await waitFor(() => child.stderr.join("").includes("Listening on"), 10_000)) {
+    await stopActivated(child);
+    throw new Error(`systemd-socket-activate did not start: ${child.stderr.join("")}`);
+  }
+  return child;
+}
+
+/** Stops what {@linkcode socketActivated} started (SIGINT) and waits for its end. */
+export async function stopActivated(child: Started): Promise<void> {
+  child.process.kill("SIGINT");
+  await within(child.exited, "the end of systemd-socket-activate", 20_000);
 }

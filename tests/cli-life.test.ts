@@ -10,10 +10,19 @@ import { request } from "node:http";
 import { join } from "node:path";
 import process from "node:process";
 import { capabilities, createListener } from "../mod.ts";
-import { runtimeCommand } from "./_runtime_command.ts";
 import { get, projectFile, run } from "./_process.ts";
 import { portOf, tempDir } from "./_helpers.ts";
-import { childrenOf, descendantsOf, projectRoot, running, signal, start, waitFor } from "./_cli.ts";
+import {
+  childrenOf,
+  descendantsOf,
+  projectRoot,
+  running,
+  signal,
+  socketActivated,
+  start,
+  stopActivated,
+  waitFor,
+} from "./_cli.ts";
 import { within } from "./_helpers.ts";
 
 const T = { timeout: 90_000 };
@@ -45,18 +54,8 @@ describe("polybind serve prints addresses as URLs", () => {
     const port = portOf(free);
     await free.close();
     // One worker: a thread adopts the inherited socket (Deno, Bun), or the primary lends it (Node.js).
-    const [command, args] = runtimeCommand(projectFile("cli/polybind"), [
-      "serve",
-      "--listen",
-      "sd-listen",
-      "--workers",
-      "1",
-    ]);
-    // systemd-socket-activate binds [::1]:port and starts the command on the first connection.
-    const child = start("systemd-socket-activate", ["-l", `[::1]:${port}`, command, ...args]);
+    const child = await socketActivated(`[::1]:${port}`, ["--listen", "sd-listen", "--workers", "1"]);
     try {
-      const activated = await waitFor(() => child.stderr.join("").includes("Listening on"), 10_000);
-      assert.ok(activated, `systemd-socket-activate did not start: ${child.stderr.join("")}`);
       const response = get(`http://[::1]:${port}`);
       const line = await Promise.race([child.line(/^polybind serve: listening on /), child.exited.then(() => "")]);
       // Deno has no API to adopt a descriptor (yet): the command says so and exits.
@@ -69,8 +68,7 @@ describe("polybind serve prints addresses as URLs", () => {
       assert.ok(!line.includes("http://::1"), line);
       assert.equal((await response).status, 200);
     } finally {
-      child.process.kill("SIGINT");
-      await within(child.exited, "the end of systemd-socket-activate", 20_000);
+      await stopActivated(child);
     }
   });
 });
@@ -99,18 +97,9 @@ describe("an inherited socket lent to worker processes", () => {
     const free = await createListener({ host: "127.0.0.1", port: 0 });
     const port = portOf(free);
     await free.close();
-    const [command, args] = runtimeCommand(projectFile("cli/polybind"), [
-      "serve",
-      "--listen",
-      "sd-listen",
-      "--workers",
-      "2",
-      "--worker-header",
-    ]);
-    const child = start("systemd-socket-activate", ["-l", `127.0.0.1:${port}`, command, ...args]);
+    const args = ["--listen", "sd-listen", "--workers", "2", "--worker-header"];
+    const child = await socketActivated(`127.0.0.1:${port}`, args);
     try {
-      const activated = await waitFor(() => child.stderr.join("").includes("Listening on"), 10_000);
-      assert.ok(activated, `systemd-socket-activate did not start: ${child.stderr.join("")}`);
       const url = `http://127.0.0.1:${port}`;
       const first = getKeptAlive(port);
       const line = await child.line(/^polybind serve: listening on /, 60_000);
@@ -127,8 +116,7 @@ describe("an inherited socket lent to worker processes", () => {
       }
       assert.deepEqual([...seen].sort(), ["1.0", "1.1"]);
     } finally {
-      child.process.kill("SIGINT");
-      await within(child.exited, "the end of systemd-socket-activate", 20_000);
+      await stopActivated(child);
     }
   });
 });

@@ -7,6 +7,7 @@ import { join } from "node:path";
 import { capabilities, createListener } from "../mod.ts";
 import { get, run } from "./_process.ts";
 import { portOf, tempDir } from "./_helpers.ts";
+import { socketActivated, stopActivated } from "./_cli.ts";
 
 const T = { timeout: 90_000 };
 
@@ -130,46 +131,22 @@ describe("polybind serve", () => {
   });
 
   test("--listen sd-listen serves the socket systemd passed", T, async () => {
-    const { spawn } = await import("node:child_process");
-    const { runtimeCommand } = await import("./_runtime_command.ts");
-    const { projectFile } = await import("./_process.ts");
     const free = await createListener({ port: 0 });
     const port = portOf(free);
     await free.close();
-    const [command, args] = runtimeCommand(projectFile("cli/polybind"), [
-      "serve",
-      "--listen",
-      "sd-listen",
-      "--workers",
-      "2",
-    ]);
-    const child = spawn("systemd-socket-activate", ["-l", `127.0.0.1:${port}`, command, ...args], {
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let out = "";
-    child.stdout!.on("data", (d) => (out += d));
-    child.stderr!.on("data", (d) => (out += d));
-    const closed = new Promise((resolve) => child.once("close", resolve));
+    const child = await socketActivated(`127.0.0.1:${port}`, ["--listen", "sd-listen", "--workers", "2"]);
     try {
-      for (let waited = 0; !/Listening on/.test(out); waited += 20) {
-        assert.ok(waited < 10_000, `systemd-socket-activate did not start: ${out}`);
-        await new Promise((r) => setTimeout(r, 20));
-      }
       // The first connection starts polybind (systemd-socket-activate execs on it); count once
       // every worker is ready, or the first could serve them all.
       const seen = new Set<string>();
       seen.add(String((await get(`http://127.0.0.1:${port}`)).headers["x-polybind-worker"]));
-      for (let waited = 0; !/polybind serve: listening on/.test(out); waited += 20) {
-        assert.ok(waited < 10_000, `polybind serve did not start: ${out}`);
-        await new Promise((r) => setTimeout(r, 20));
-      }
+      await child.line(/^polybind serve: listening on /, 10_000);
       for (let i = 0; i < 40; i++) {
         seen.add(String((await get(`http://127.0.0.1:${port}`)).headers["x-polybind-worker"]));
       }
-      assert.equal(seen.size, capabilities().processShare ? 2 : 1, out);
+      assert.equal(seen.size, capabilities().processShare ? 2 : 1, child.stdout.join("\n") + child.stderr.join(""));
     } finally {
-      if (child.exitCode === null && child.signalCode === null) child.kill("SIGINT");
-      await closed;
+      await stopActivated(child);
     }
   });
 
