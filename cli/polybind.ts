@@ -8,6 +8,14 @@ import { type Command, parseCommand, USAGE, UsageError } from "./args.ts";
 import { runProbe } from "./probe.ts";
 import { runServe } from "./serve.ts";
 
+// Output to a reader that has gone (`polybind serve | head -1`, a closed terminal) is dropped:
+// the server goes on and stops as it would, with no stack trace.
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on("error", (err: NodeJS.ErrnoException) => {
+    if (err.code !== "EPIPE") throw err;
+  });
+}
+
 async function main(argv: string[]): Promise<number> {
   let command: Command;
   try {

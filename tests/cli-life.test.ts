@@ -279,6 +279,22 @@ describe("polybind serve's signals", () => {
   });
 });
 
+describe("polybind serve whose output nobody reads any more", () => {
+  test("stops on SIGTERM with 0 and no stack trace (as after `polybind serve | head -1`)", T, async () => {
+    const { child } = await serve(["--port", "0", "--workers", "2"]);
+    try {
+      // The reader goes: what the command prints on its way out meets a closed pipe (EPIPE).
+      child.process.stdout!.destroy();
+      signal(child.process.pid!, "SIGTERM");
+      const code = await within(child.exited, "the end after SIGTERM", 20_000);
+      if (!denoParent) assert.equal(code, 0, child.stderr.join(""));
+      assert.equal(child.stderr.join(""), "");
+    } finally {
+      await child.stop();
+    }
+  });
+});
+
 describe("polybind serve's workers when the primary is killed", () => {
   for (const args of [["--workers", "2"], ["--workers", "2", "--shared"]]) {
     test(`they leave quietly within a second (${args.join(" ")})`, T, async () => {
