@@ -109,12 +109,17 @@ export function watchNodeServer(server: NodeServer, headers: Record<string, stri
     if (isHttp2(req)) req.stream.session?.close();
     else if (!res.headersSent) res.setHeader("connection", "close");
   };
+  const added = Object.entries(headers);
+  // One listener for every response (a response emits "close" once): no closure per request.
+  function answered(this: AnyResponse): void {
+    inFlight.delete(this);
+  }
   server.prependListener("request", (req: AnyRequest, res: AnyResponse) => {
     requests++;
     inFlight.set(res, req);
-    for (const [name, value] of Object.entries(headers)) res.setHeader(name, value);
+    for (const [name, value] of added) res.setHeader(name, value);
     if (draining) closeAfter(req, res);
-    res.once("close", () => inFlight.delete(res));
+    res.on("close", answered);
   });
   if (http2) {
     // node:http2's server has no closeAllConnections: what it accepted is counted here.
