@@ -25,6 +25,8 @@ export interface StrategyInput {
    * (one SO_REUSEPORT socket for each worker where it can, else one shared socket).
    */
   readonly lend?: boolean;
+  /** With `lend`: inherited sockets in one equal group for each worker (a predecessor's lent reuseport sockets). */
+  readonly perWorker?: boolean;
   /** `views`: listeners in this process; `processes`: worker processes, which a socket must be handed to. */
   readonly across: "views" | "processes";
   readonly caps: Capabilities;
@@ -135,6 +137,15 @@ export function decideStrategy(input: StrategyInput): StrategyChoice {
     };
   }
   if (count === 1) return { strategy: "single", workers: 1, reason: `one ${who.slice(0, -1)}: one socket` };
+  if (lend && input.placement === "inherited" && input.perWorker === true && !input.shared) {
+    return {
+      strategy: "reuseport",
+      workers: count,
+      lent: true,
+      reason:
+        `inherited SO_REUSEPORT sockets in one group for each of ${count} ${who}: this process lends each group to every generation of its worker for the server's whole life, the kernel balances`,
+    };
+  }
   if (lend && input.placement === "inet" && input.transport === "tcp" && !input.shared && caps.lendReusePort) {
     return {
       strategy: "reuseport",

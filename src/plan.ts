@@ -36,7 +36,8 @@ export interface ListenerPlan {
   readonly strategy: PlanStrategy;
   /**
    * A reuseport plan whose sockets the primary binds, one SO_REUSEPORT socket for each worker
-   * (not listening), and lends to each generation of that worker for the plan's whole life.
+   * (not listening), or inherited in one group for each worker (`perWorker`), and lends to each
+   * generation of that worker for the plan's whole life.
    */
   readonly lent?: true;
   /** Why this strategy, in words a person reads in a log. */
@@ -89,6 +90,14 @@ export interface PlanOptions {
    * @default {false}
    */
   lend?: boolean;
+  /**
+   * With `lend`, for inherited sockets (`fd://`, `sd-listen`, `parent-listen`): they come in
+   * one equal group for each worker, in worker order, as a predecessor's lent reuseport plan
+   * hands them to its successor (SO_REUSEPORT sockets on one port); each worker is then lent its
+   * own group (`lent: true` on a reuseport plan) instead of all of them.
+   * @default {false}
+   */
+  perWorker?: boolean;
 }
 
 /**
@@ -110,7 +119,7 @@ export interface PlanOptions {
  */
 export function planListeners(config: ServerConfig | string, count: number, options: PlanOptions = {}): ListenerPlan {
   checkCount(count);
-  const flags = checkFlags(options, ["shared", "join", "lend"]);
+  const flags = checkFlags(options, ["shared", "join", "lend", "perWorker"]);
   const caps = options.capabilities ?? capabilities();
   const c = normalizeConfig(toConfig(config), caps.os);
   const { strategy, workers, reason, lent } = decideStrategy({
@@ -119,6 +128,7 @@ export function planListeners(config: ServerConfig | string, count: number, opti
     count,
     shared: flags.shared,
     lend: flags.lend,
+    perWorker: flags.perWorker,
     across: "processes",
     caps,
     // What this runtime lacks says nothing of capabilities given for another.

@@ -375,8 +375,9 @@ export async function supervise(options: SuperviseOptions): Promise<Supervisor> 
   // One SO_REUSEPORT socket for each worker where the runtime can lend those, else one they share.
   const lend = caps.processShare && (options.shared === true || handover.handover === "lend");
   const shared = options.shared === true;
-  const plans = taken.map(({ config, join }) =>
-    planListeners(config, workers, { shared, lend, join, capabilities: planFor })
+  // A predecessor's lent reuseport sockets, one group for each of as many workers: each its own again.
+  const plans = taken.map(({ config, join, groups }) =>
+    planListeners(config, workers, { shared, lend, join, perWorker: groups === workers, capabilities: planFor })
   );
   // Threads where no socket is lent to processes and none needs what only a new process has.
   const threads = webWorker() !== undefined &&

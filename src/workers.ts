@@ -177,6 +177,11 @@ export async function preparePlan(plan: ListenerPlan): Promise<PreparedPlan> {
       );
     }
     const fds = inheritedFds(a, normalizeConfig(toConfig(address.spec), a.os));
+    if (plan.lent && fds.length % plan.workers !== 0) {
+      throw new TypeError(
+        `Cannot prepare a perWorker plan as the ${fds.length} sockets of ${address.spec} do not make one equal group for each of ${plan.workers} workers`,
+      );
+    }
     for (const fd of fds) held.push(await share!.bind({ fd }));
   } else if (shared) {
     const fs = a.platform.fs;
@@ -198,7 +203,8 @@ export async function preparePlan(plan: ListenerPlan): Promise<PreparedPlan> {
     ...plan,
     address,
     prepared: true,
-    sockets: plan.lent ? resolved!.length : Math.max(held.length, 1),
+    // A lent reuseport plan: each worker's own group (a socket for each host, or its inherited share).
+    sockets: plan.lent ? resolved?.length ?? held.length / plan.workers : Math.max(held.length, 1),
     ...(resolved ? { resolved } : {}),
   };
   let released: Promise<void> | undefined;

@@ -186,6 +186,25 @@ describe("decideStrategy: the one decision of listeners, UDP, pairs and plans", 
     // Threads share this process's sockets: nothing is lent to them.
     assert.equal(decideStrategy({ ...lend, across: "views" }).lent, undefined);
   });
+
+  test("inherited sockets in one group for each worker (a predecessor's): each its own group", () => {
+    const handed = { ...base, across: "processes" as const, lend: true, placement: "inherited" as const };
+    const grouped = { ...handed, perWorker: true };
+    assert.deepEqual(decideStrategy(grouped), {
+      strategy: "reuseport",
+      workers: 4,
+      lent: true,
+      reason:
+        "inherited SO_REUSEPORT sockets in one group for each of 4 workers: this process lends each group to every generation of its worker for the server's whole life, the kernel balances",
+    });
+    // It needs no SO_REUSEPORT of this runtime's: the sockets have it already.
+    assert.equal(decideStrategy({ ...grouped, caps: { ...caps, lendReusePort: false } }).lent, true);
+    // Not grouped, asked to share, not lent, or one worker: the one shared way.
+    for (const other of [handed, { ...grouped, shared: true }, { ...grouped, lend: false }, { ...grouped, count: 1 }]) {
+      assert.equal(decideStrategy(other).strategy, "shared", JSON.stringify(other));
+      assert.equal(decideStrategy(other).lent, undefined);
+    }
+  });
 });
 
 describe("errors", () => {

@@ -203,6 +203,14 @@ describe("polybind serve on SIGUSR2", () => {
           }
         }).filter((l) => l.startsWith("socket:"));
         assert.ok(sockets.length >= 1, "the successor holds the socket");
+        // Each worker had a SO_REUSEPORT socket of its own: the successor lends each its own again.
+        const strategies = () => child.stdout.filter((l) => l.startsWith("strategy: "));
+        assert.ok(await waitFor(() => strategies().length >= 2, 10_000), child.stdout.join("\n"));
+        const lent = /^strategy: reuseport, lent /;
+        assert.equal(lent.test(strategies()[1]!), lent.test(strategies()[0]!), strategies().join("\n"));
+        const seen = new Set<string>();
+        for (let i = 0; i < 200 && seen.size < 2; i++) seen.add(String((await get(url)).headers["x-polybind-worker"]));
+        assert.deepEqual([...seen].sort(), ["2.0", "2.1"]);
       } finally {
         if (successor !== undefined && running(successor)) {
           process.kill(successor, "SIGTERM");
