@@ -145,7 +145,8 @@ export async function preparePlan(plan: ListenerPlan): Promise<PreparedPlan> {
   if (shared && !share) {
     throw new TypeError(`Cannot prepare a lent plan as ${a.runtime} cannot hand sockets to other processes`);
   }
-  if (plan.lent && !share!.reusePort) {
+  // Inherited sockets in groups (perWorker) have SO_REUSEPORT already: only sockets bound here need it.
+  if (plan.lent && plan.address.transport === "tcp" && !share!.reusePort) {
     throw new TypeError(`Cannot prepare a lent reuseport plan as ${a.runtime} cannot lend SO_REUSEPORT sockets`);
   }
   let held: Held[] = [];
@@ -178,11 +179,12 @@ export async function preparePlan(plan: ListenerPlan): Promise<PreparedPlan> {
     }
     const fds = inheritedFds(a, normalizeConfig(toConfig(address.spec), a.os));
     if (plan.lent && fds.length % plan.workers !== 0) {
-      throw new TypeError(
-        `Cannot prepare a perWorker plan as the ${fds.length} sockets of ${address.spec} do not make one equal group for each of ${plan.workers} workers`,
+      throw new RangeError(
+        `Cannot prepare a perWorker plan as the sockets of ${address.spec} must make one equal group for each of ${plan.workers} workers: current value is ${fds.length} sockets`,
       );
     }
     for (const fd of fds) held.push(await share!.bind({ fd }));
+    if (plan.lent) await checkGroups(held, plan.workers, address.spec);
   } else if (shared) {
     const fs = a.platform.fs;
     const path = fs.resolve(address.path);
@@ -214,7 +216,9 @@ export async function preparePlan(plan: ListenerPlan): Promise<PreparedPlan> {
     shareWith(child, index) {
       if (!shared) {
         throw new TypeError(
-          `Cannot share a socket as the plan's strategy is ${show(plan.strategy)}, not "shared" or a lent "reuseport"`,
+          `Cannot share a socket as the plan must be "shared" or a lent "reuseport": current value is ${
+            show(plan.strategy)
+          }`,
         );
       }
       for (const i of slotIndexes(ready, held.length, index)) {
@@ -294,6 +298,24 @@ async function bindLent(share: SocketShare, workers: number, hosts: readonly str
     await Promise.all(bound.map((s) => s.close()));
     throw toListenError(err, formatHostPort(hosts[0]!, port));
   }
+}
+
+/**
+ * Checks that inherited sockets in `workers` groups (perWorker) are the same addresses in each
+ * group, in the same order, as a predecessor's lent reuseport plan hands them; closes them all
+ * where they are not.
+ */
+async function checkGroups(held: readonly Held[], workers: number, spec: string): Promise<void> {
+  const size = held.length / workers;
+  const where = (s: Held) => JSON.stringify(s.addr);
+  const odd = held.findIndex((s, i) => where(s) !== where(held[i % size]!));
+  if (odd < 0) return;
+  await Promise.all(held.map((s) => s.close()));
+  throw new RangeError(
+    `Cannot prepare a perWorker plan as the sockets of ${spec} must be the same addresses for each of ${workers} workers: current value is ${
+      where(held[odd]!)
+    } for worker ${Math.floor(odd / size)} where worker 0 has ${where(held[odd % size]!)}`,
+  );
 }
 
 /**
