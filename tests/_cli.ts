@@ -141,19 +141,40 @@ export function start(
  * Starts `polybind serve` with `args` under systemd-socket-activate, which binds `listen`
  * ("127.0.0.1:PORT", "[::1]:PORT") and starts the command on the first connection; resolves
  * once the socket is bound. Stop it with {@linkcode stopActivated}.
+ *
+ * @param listen The address systemd-socket-activate binds.
+ * @param args The arguments after `polybind serve`.
+ * @returns The started systemd-socket-activate (polybind once exec'd).
  */
 export async function socketActivated(listen: string, args: string[]): Promise<Started> {
   const [command, rest] = runtimeCommand(projectFile("cli/polybind"), ["serve", ...args]);
   const child = start("systemd-socket-activate", ["-l", listen, command, ...rest]);
-  if (!await waitFor(() => child.stderr.join("").includes("Listening on"), 10_000)) {
-    await stopActivated(child);
-    throw new Error(`systemd-socket-activate did not start: ${child.stderr.join("")}`);
+  const bound = () => child.stderr.join("").includes("Listening on");
+  let ended = false;
+  void child.exited.then(() => (ended = true));
+  if (!await waitFor(() => bound() || ended, 10_000) || !bound()) {
+    const why = new Error(`systemd-socket-activate did not start: ${child.stderr.join("")}`);
+    await stopActivated(child).catch(() => {});
+    throw why;
   }
   return child;
 }
 
-/** Stops what {@linkcode socketActivated} started (SIGINT) and waits for its end. */
+/**
+ * Stops what {@linkcode socketActivated} started (SIGINT) and waits for its end; what is left
+ * after 20 s (it, or workers holding its output) is killed.
+ *
+ * @param child What socketActivated returned.
+ */
 export async function stopActivated(child: Started): Promise<void> {
-  child.process.kill("SIGINT");
-  await within(child.exited, "the end of systemd-socket-activate", 20_000);
+  const pid = child.process.pid;
+  if (pid === undefined) return;
+  const workers = descendantsOf(pid);
+  signal(pid, "SIGINT");
+  try {
+    await within(child.exited, "the end of systemd-socket-activate", 20_000);
+  } catch (err) {
+    for (const p of [pid, ...workers, ...descendantsOf(pid)]) signal(p, "SIGKILL");
+    throw err;
+  }
 }
