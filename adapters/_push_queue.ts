@@ -32,7 +32,7 @@ export class PushQueue<T> {
   readonly #discard: (item: T) => void;
 
   /**
-   * @param closedError The error take() rejects with once closed.
+   * @param closedError The error take() (and step(), unless ended) rejects with once closed.
    * @param discard What to do with items still queued at close, and with those pushed after.
    */
   constructor(closedError: () => Error, discard: (item: T) => void = () => {}) {

@@ -109,7 +109,7 @@ export function watchNodeServer(server: NodeServer, headers: Record<string, stri
     if (isHttp2(req)) req.stream.session?.close();
     else if (!res.headersSent) res.setHeader("connection", "close");
   };
-  const added = Object.entries(headers);
+  const extraHeaders = Object.entries(headers);
   // One listener for every response (a response emits "close" once): no closure per request.
   function answered(this: AnyResponse): void {
     inFlight.delete(this);
@@ -117,7 +117,7 @@ export function watchNodeServer(server: NodeServer, headers: Record<string, stri
   server.prependListener("request", (req: AnyRequest, res: AnyResponse) => {
     requests++;
     inFlight.set(res, req);
-    for (const [name, value] of added) res.setHeader(name, value);
+    for (const [name, value] of extraHeaders) res.setHeader(name, value);
     if (draining) closeAfter(req, res);
     res.on("close", answered);
   });

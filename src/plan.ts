@@ -106,7 +106,7 @@ export interface PlanOptions {
  *
  * @param config Where to listen.
  * @param count How many workers, from 1.
- * @param options `shared`, and the capabilities to plan for (default: this runtime's).
+ * @param options `shared`, `lend`, `join`, `perWorker`, and the capabilities to plan for (default: this runtime's).
  * @returns A plan that serializes to JSON.
  * @throws {RangeError} `count` is not a positive integer, or a config field is out of range.
  * @throws {TypeError} A config field has the wrong type.
