@@ -3,7 +3,7 @@
 // header said, and the bytes read past the header given back first: by read() and `readable`,
 // or, when its node:net socket is handed to an http.Server (releaseNative), put back into the
 // socket, which then shows the header's addresses (showProxyAddrs). Reading the header:
-// _proxy_read.ts.
+// _proxy_read.ts, whose HeaderRead is the subclass of this file's ProxiedConn that it hands out.
 
 import { readableTaken, RELEASE, type Releasing } from "./_conn.ts";
 import { ipFamily } from "./_ip.ts";
@@ -49,51 +49,52 @@ function headerAddr(header: ProxyHeader, end: "source" | "destination"): Addr | 
   }
 }
 
-/** What read() does once `readable` has been taken. */
-
 /**
- * A Conn whose addresses come from its PROXY header, and whose first bytes are `rest` (read
- * past the header, or past the first bytes of a connection without one). Everything else is the
- * inner Conn's.
+ * A Conn whose addresses come from its PROXY header, and whose first bytes are `rest` (read past
+ * the header, or past the first bytes of a connection without one), both set by `admit()` before
+ * it is handed out. Everything else is the inner Conn's. The header read of _proxy_read.ts is
+ * this class's subclass: one object a connection for the read and the Conn it becomes.
  */
-class ProxiedConn implements Conn {
-  readonly #inner: Conn;
-  readonly #header: ProxyHeader | undefined;
-  #rest: Uint8Array | undefined;
-  /** Gives the buffer `rest` lies in back to its pool, once nothing refers to it. */
-  #release: (() => void) | undefined;
+export class ProxiedConn implements Conn {
+  /** The accepted connection. */
+  readonly conn: Conn;
+  #header: ProxyHeader | undefined = undefined;
+  #rest: Uint8Array | undefined = undefined;
   #readable?: ReadableStream<Uint8Array>;
   #proxy?: ProxyInfo;
   #remote?: Addr;
   #local?: Addr;
 
-  constructor(
-    inner: Conn,
-    header: ProxyHeader | undefined,
-    rest: Uint8Array | undefined,
-    release: (() => void) | undefined,
-  ) {
-    this.#inner = inner;
-    this.#header = header;
-    if (rest !== undefined && rest.length > 0) {
-      this.#rest = rest;
-      this.#release = release;
-    } else release?.();
+  /** @param inner The accepted connection. */
+  constructor(inner: Conn) {
+    this.conn = inner;
   }
 
-  /** Forgets the leftover bytes and gives their buffer back. */
+  /**
+   * Sets what the header said (`undefined` for a connection let through without one) and the
+   * bytes read past it, which come first; `released()` follows at once when there are none.
+   */
+  protected admit(header: ProxyHeader | undefined, rest: Uint8Array | undefined): void {
+    this.#header = header;
+    if (rest !== undefined && rest.length > 0) this.#rest = rest;
+    else this.released();
+  }
+
+  /** Called once, when the bytes given to admit() have been read, copied or dropped. */
+  protected released(): void {}
+
+  /** Forgets the leftover bytes, and says their buffer is free. */
   #drop(): void {
+    if (this.#rest === undefined) return;
     this.#rest = undefined;
-    const release = this.#release;
-    this.#release = undefined;
-    release?.();
+    this.released();
   }
 
   /** Made on first use, as the addresses are: a server that never asks pays for neither. */
   get proxy(): ProxyInfo | undefined {
     const header = this.#header;
     if (header === undefined || this.#proxy !== undefined) return this.#proxy;
-    const inner = this.#inner;
+    const inner = this.conn;
     // Asked of the inner Conn on first use (on node:net each is a system call), then kept.
     let remote: Addr | undefined, local: Addr | undefined;
     const via = {
@@ -110,22 +111,22 @@ class ProxiedConn implements Conn {
   get localAddr(): Addr {
     const header = this.#header;
     return this.#local ??= (header === undefined ? undefined : headerAddr(header, "destination")) ??
-      this.#inner.localAddr;
+      this.conn.localAddr;
   }
 
   get remoteAddr(): Addr {
     const header = this.#header;
     return this.#remote ??= (header === undefined ? undefined : headerAddr(header, "source")) ??
-      this.#inner.remoteAddr;
+      this.conn.remoteAddr;
   }
 
   get native(): unknown {
-    return this.#inner.native;
+    return this.conn.native;
   }
 
   read(p: Uint8Array): Promise<number | null> {
     const rest = this.#rest;
-    if (rest === undefined) return this.#readable === undefined ? this.#inner.read(p) : readableTaken();
+    if (rest === undefined) return this.#readable === undefined ? this.conn.read(p) : readableTaken();
     const n = Math.min(p.length, rest.length);
     p.set(n === rest.length ? rest : rest.subarray(0, n));
     if (n < rest.length) this.#rest = rest.subarray(n);
@@ -137,11 +138,11 @@ class ProxiedConn implements Conn {
   get readable(): ReadableStream<Uint8Array> {
     if (this.#readable !== undefined) return this.#readable;
     const rest = this.#rest;
-    if (rest === undefined) return this.#readable = this.#inner.readable;
+    if (rest === undefined) return this.#readable = this.conn.readable;
     // The stream's reader keeps its chunks: a copy, so that the buffer goes back to its pool.
     const first = rest.slice();
     this.#drop();
-    const reader = this.#inner.readable.getReader();
+    const reader = this.conn.readable.getReader();
     return this.#readable = new ReadableStream<Uint8Array>({
       start: (controller) => controller.enqueue(first),
       pull: (controller) =>
@@ -151,40 +152,55 @@ class ProxiedConn implements Conn {
   }
 
   get writable(): WritableStream<Uint8Array> {
-    return this.#inner.writable;
+    return this.conn.writable;
   }
 
   write(p: Uint8Array): Promise<number> {
-    return this.#inner.write(p);
+    return this.conn.write(p);
   }
 
   closeWrite(): Promise<void> {
-    return this.#inner.closeWrite();
+    return this.conn.closeWrite();
   }
 
   close(): void {
     this.#drop();
-    this.#inner.close();
+    this.conn.close();
   }
 
   setNoDelay(on?: boolean): void {
-    this.#inner.setNoDelay(on);
+    this.conn.setNoDelay(on);
   }
 
   setKeepAlive(on?: boolean): void {
-    this.#inner.setKeepAlive(on);
+    this.conn.setKeepAlive(on);
   }
 
   /** The inner Conn's release, with the leftover bytes first (a copy: their buffer goes back to its pool). */
   [RELEASE](): void {
     const first = this.#rest?.slice();
     this.#drop();
-    (this.#inner as Releasing)[RELEASE]?.(first);
+    (this.conn as Releasing)[RELEASE]?.(first);
   }
 
   [Symbol.asyncDispose](): Promise<void> {
     this.close();
     return Promise.resolve();
+  }
+}
+
+/** A ProxiedConn made whole at once, whose `release` gives its leftover bytes' buffer back. */
+class AdmittedConn extends ProxiedConn {
+  readonly #release: (() => void) | undefined;
+
+  constructor(inner: Conn, header: ProxyHeader | undefined, rest: Uint8Array | undefined, release?: () => void) {
+    super(inner);
+    this.#release = release;
+    this.admit(header, rest);
+  }
+
+  protected override released(): void {
+    this.#release?.();
   }
 }
 
@@ -214,7 +230,7 @@ export function proxiedConn(
     release?.();
     return inner;
   }
-  return new ProxiedConn(inner, header, rest, release);
+  return new AdmittedConn(inner, header, rest, release);
 }
 
 /**

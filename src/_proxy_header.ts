@@ -209,9 +209,29 @@ function checkMaxLength(options: ProxyHeaderOptions | undefined): number {
  * ```
  */
 export function parseProxyHeader(bytes: Uint8Array, options?: ProxyHeaderOptions): ProxyParseResult {
-  const max = checkMaxLength(options);
-  if (bytes.length === 0) return MORE;
-  if (bytes[0] === 0x0d) return parseV2(bytes, max);
-  if (bytes[0] === 0x50) return parseV1(bytes, max);
+  return parseReceived(bytes, bytes.length, checkMaxLength(options));
+}
+
+/**
+ * {@linkcode parseProxyHeader} of the first `n` bytes of a buffer, without a view of them, with
+ * a checked limit: for a reader that receives into a buffer of its own.
+ *
+ * @param buffer Holds the bytes received so far, from its start.
+ * @param n How many bytes have been received: nothing past them is read.
+ * @param max The longest header accepted, from 16 to 65551.
+ * @returns What {@linkcode parseProxyHeader} returns for `buffer.subarray(0, n)`.
+ * @example
+ * ```ts
+ * import { parseReceived } from "./_proxy_header.ts";
+ * const buffer = new Uint8Array(64);
+ * buffer.set(new TextEncoder().encode("PROXY UNKNOWN\r\nGET"));
+ * console.assert(parseReceived(buffer, 10, 4096).kind === "more");
+ * console.assert(parseReceived(buffer, 18, 4096).kind === "header");
+ * ```
+ */
+export function parseReceived(buffer: Uint8Array, n: number, max: number): ProxyParseResult {
+  if (n === 0) return MORE;
+  if (buffer[0] === 0x0d) return parseV2(buffer, max, n);
+  if (buffer[0] === 0x50) return parseV1(buffer, max, n);
   return NONE;
 }

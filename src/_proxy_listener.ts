@@ -165,13 +165,14 @@ class ProxyListener implements Listener {
     read.prev = read.next = undefined;
   }
 
-  /** A header read's verdict: the Conn to hand out, or undefined once closed. */
-  readonly #settle = (read: HeaderRead, conn: Conn | undefined): void => {
-    // Not queued any more: timed out, or the listener closed; either closed it.
-    if (!read.queued) conn?.close();
-    else {
+  /** A header read's verdict: admitted (the read is the Conn to hand out), or closed. */
+  readonly #settle = (read: HeaderRead, admitted: boolean): void => {
+    // Not queued any more: timed out, or the listener closed; either closed its connection.
+    if (!read.queued) {
+      if (admitted) read.close();
+    } else {
       this.#unlink(read);
-      if (conn !== undefined) this.#deliver(conn);
+      if (admitted) this.#deliver(read);
     }
     this.#settled();
   };

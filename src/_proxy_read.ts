@@ -2,17 +2,18 @@
 // trusted source or not, header required or not. The bytes come from the Conn's read with a
 // callback (readWith: on node:net and Bun no promise and no microtask) into a pooled buffer (a
 // node:net socket handed to an http.Server afterwards gets the bytes after the header back:
-// releaseNative). The verdict is the parser's: a whole header, none, or a refusal; never half a
-// header. It reaches the listener in the same tick as the bytes that decide it. Time limits are
-// the listener's (it closes the connection, which ends the read here).
+// releaseNative). The read becomes the Conn handed out (a ProxiedConn of _proxy_conn.ts): one
+// object a connection for both. The verdict is the parser's: a whole header, none, or a refusal;
+// never half a header. It reaches the listener in the same tick as the bytes that decide it. Time
+// limits are the listener's (it closes the connection, which ends the read here).
 
 import { readWith } from "./_conn.ts";
-import { parseProxyHeader, type ProxyHeader } from "./_proxy_header.ts";
-import { proxiedConn } from "./_proxy_conn.ts";
+import { parseReceived, PROXY_DEFAULT_MAX_LENGTH, type ProxyHeader } from "./_proxy_header.ts";
+import { ProxiedConn } from "./_proxy_conn.ts";
 import type { Conn } from "./types.ts";
 
 /** Room for any header the parser accepts (its default limit), and for the bytes read with it. */
-const BUFFER_SIZE = 4096;
+const BUFFER_SIZE = PROXY_DEFAULT_MAX_LENGTH;
 
 /**
  * Read buffers, kept for the next connections: allocating 4 KiB costs more than a microsecond on
@@ -22,28 +23,27 @@ const pool: Uint8Array[] = [];
 const POOL_SIZE = 64;
 
 /**
- * Where a header read ends: called once per read, with the Conn to hand out, or `undefined` once
- * the connection has been closed (refused, malformed, ended, or closed by the owner).
+ * Where a header read ends: called once per read, `admitted` when the read (a Conn) is to be
+ * handed out, else once the connection has been closed (refused, malformed, ended, or closed by
+ * the owner).
  */
-type Settle = (read: HeaderRead, conn: Conn | undefined) => void;
+type Settle = (read: HeaderRead, admitted: boolean) => void;
 
 /**
  * The PROXY header of one connection being read, and the policy applied to it: a header from a
  * trusted peer gives the Conn its addresses; no header passes when it is not required (or the
  * peer is untrusted and `required` is false); anything else (an untrusted header, a missing
  * required one, a malformed one, a connection that ends first) closes the connection. One
- * object a connection, which also holds the owner's bookkeeping (`deadline`, `prev`, `next`,
- * `queued`) so that the owner needs none of its own.
+ * object a connection: the read, the owner's bookkeeping (`deadline`, `prev`, `next`, `queued`)
+ * so that the owner needs none of its own, and, once admitted, the Conn to hand out.
  *
  * @example
  * ```ts ignore
- * const read = new HeaderRead((read, admitted) => admitted && queue.push(admitted), conn, true, true, Date.now() + 5000);
- * read.start(); // the callback follows, once, with the Conn to hand out or undefined
+ * const read = new HeaderRead((read, admitted) => admitted && queue.push(read), conn, true, true, Date.now() + 5000);
+ * read.start(); // the callback follows, once, admitted or not
  * ```
  */
-export class HeaderRead {
-  /** The connection whose header is read. */
-  readonly conn: Conn;
+export class HeaderRead extends ProxiedConn {
   /** When the owner closes it if no verdict came (a time in milliseconds, as Date.now()). */
   readonly deadline: number;
   /** The owner's: the reads before and after this one, and whether it is still among them. */
@@ -64,8 +64,8 @@ export class HeaderRead {
    * @param deadline When the owner will close it.
    */
   constructor(settle: Settle, conn: Conn, trusted: boolean, required: boolean, deadline: number) {
+    super(conn);
     this.#settle = settle;
-    this.conn = conn;
     this.#trusted = trusted;
     this.#required = required;
     this.deadline = deadline;
@@ -82,7 +82,7 @@ export class HeaderRead {
     if (typeof result !== "number") return this.#refuse();
     const buf = this.#buf;
     const have = this.#have += result;
-    const parsed = parseProxyHeader(have === buf.length ? buf : buf.subarray(0, have));
+    const parsed = parseReceived(buf, have, BUFFER_SIZE);
     switch (parsed.kind) {
       case "more":
         if (have === buf.length) return this.#refuse();
@@ -100,19 +100,18 @@ export class HeaderRead {
   #pass(header: ProxyHeader | undefined, consumed: number): void {
     const trusted = this.#trusted;
     if (header !== undefined ? !trusted : trusted && this.#required) return this.#refuse();
-    const rest = consumed < this.#have ? this.#buf.subarray(consumed, this.#have) : undefined;
-    if (rest === undefined) this.#release();
-    this.#settle(this, proxiedConn(this.conn, header, rest, rest && this.#release));
+    this.admit(header, consumed < this.#have ? this.#buf.subarray(consumed, this.#have) : undefined);
+    this.#settle(this, true);
   }
 
   #refuse(): void {
-    this.#release();
+    this.released();
     this.conn.close();
-    this.#settle(this, undefined);
+    this.#settle(this, false);
   }
 
   /** Gives the buffer back to the pool, once nothing refers to it. */
-  readonly #release = (): void => {
+  protected override released(): void {
     if (pool.length < POOL_SIZE) pool.push(this.#buf);
-  };
+  }
 }

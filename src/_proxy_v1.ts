@@ -24,8 +24,9 @@ const isPort = (field: string) => PORT.test(field) && Number(field) <= 65535;
  * Parses a version 1 line at the start of `bytes` (whose first byte is "P"), for
  * `parseProxyHeader`.
  *
- * @param bytes The bytes received so far.
+ * @param bytes The bytes received so far (or a buffer that holds them first).
  * @param maxLength The longest header accepted; a line is never longer than 107 bytes anyway.
+ * @param n How many of `bytes` have been received: nothing past them is read.
  * @returns What `parseProxyHeader` returns.
  * @example
  * ```ts
@@ -36,8 +37,7 @@ const isPort = (field: string) => PORT.test(field) && Number(field) <= 65535;
  * console.assert(parseV1(new TextEncoder().encode("PROXY TCP5 "), 107).kind === "invalid");
  * ```
  */
-export function parseV1(bytes: Uint8Array, maxLength: number): ProxyParseResult {
-  const n = bytes.length;
+export function parseV1(bytes: Uint8Array, maxLength: number, n: number = bytes.length): ProxyParseResult {
   for (let i = 1; i < 5 && i < n; i++) if (bytes[i] !== PROXY[i]) return NONE;
   const cap = Math.min(V1_MAX_LENGTH, maxLength);
   const limit = Math.min(n, cap);

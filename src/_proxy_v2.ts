@@ -36,8 +36,9 @@ const hex = (byte: number) => `0x${byte.toString(16).padStart(2, "0")}`;
  * Parses a version 2 header at the start of `bytes` (whose first byte is CR), for
  * `parseProxyHeader`.
  *
- * @param bytes The bytes received so far.
+ * @param bytes The bytes received so far (or a buffer that holds them first).
  * @param max The longest header accepted (16 + its length).
+ * @param n How many of `bytes` have been received: nothing past them is read.
  * @returns What `parseProxyHeader` returns.
  * @example
  * ```ts
@@ -49,8 +50,7 @@ const hex = (byte: number) => `0x${byte.toString(16).padStart(2, "0")}`;
  * console.assert(parseV2(local.subarray(0, 15), 4096).kind === "more");
  * ```
  */
-export function parseV2(bytes: Uint8Array, max: number): ProxyParseResult {
-  const n = bytes.length;
+export function parseV2(bytes: Uint8Array, max: number, n: number = bytes.length): ProxyParseResult {
   for (let i = 1; i < 12 && i < n; i++) if (bytes[i] !== SIGNATURE[i]) return NONE;
   if (n < 13) return MORE;
   const versionCommand = bytes[12]!;
