@@ -7,7 +7,7 @@ import { checkProxyProtocol, type ProxyProtocolOptions } from "./_proxy_options.
 import { withProxyProtocol as wrap } from "./_proxy_listener.ts";
 
 export type { ProxyProtocolOptions } from "./_proxy_options.ts";
-export type { ProxyInfo } from "./_proxy_conn.ts";
+export type { ProxyInfo } from "./_proxy_info.ts";
 export type {
   ProxyHeader,
   ProxyHeaderCommon,

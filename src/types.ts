@@ -1,7 +1,7 @@
 // The public contract: configuration, listeners, connections, datagram sockets and capabilities.
 // Every adapter produces these shapes, so a worker never needs to know its runtime.
 
-import type { ProxyInfo } from "./_proxy_conn.ts";
+import type { ProxyInfo } from "./_proxy_info.ts";
 import type { ProxyProtocolOptions } from "./_proxy_options.ts";
 
 /**
