@@ -32,8 +32,7 @@ function headerAddr(header: ProxyHeader, end: "source" | "destination"): Addr | 
  * this class's subclass: one object a connection for the read and the Conn it becomes.
  */
 export class ProxiedConn implements Conn {
-  /** The accepted connection. */
-  readonly conn: Conn;
+  readonly #conn: Conn;
   #header: ProxyHeader | undefined = undefined;
   #rest: Uint8Array | undefined = undefined;
   #readable?: ReadableStream<Uint8Array>;
@@ -43,7 +42,12 @@ export class ProxiedConn implements Conn {
 
   /** @param inner The accepted connection. */
   constructor(inner: Conn) {
-    this.conn = inner;
+    this.#conn = inner;
+  }
+
+  /** The accepted connection (a getter: not an own property of the Conn handed out). */
+  get conn(): Conn {
+    return this.#conn;
   }
 
   /**
@@ -70,7 +74,7 @@ export class ProxiedConn implements Conn {
   get proxy(): ProxyInfo | undefined {
     const header = this.#header;
     if (header === undefined || this.#proxy !== undefined) return this.#proxy;
-    const inner = this.conn;
+    const inner = this.#conn;
     // Asked of the inner Conn on first use (on node:net each is a system call), then kept.
     let remote: Addr | undefined, local: Addr | undefined;
     const via = {
@@ -87,22 +91,22 @@ export class ProxiedConn implements Conn {
   get localAddr(): Addr {
     const header = this.#header;
     return this.#local ??= (header === undefined ? undefined : headerAddr(header, "destination")) ??
-      this.conn.localAddr;
+      this.#conn.localAddr;
   }
 
   get remoteAddr(): Addr {
     const header = this.#header;
     return this.#remote ??= (header === undefined ? undefined : headerAddr(header, "source")) ??
-      this.conn.remoteAddr;
+      this.#conn.remoteAddr;
   }
 
   get native(): unknown {
-    return this.conn.native;
+    return this.#conn.native;
   }
 
   read(p: Uint8Array): Promise<number | null> {
     const rest = this.#rest;
-    if (rest === undefined) return this.#readable === undefined ? this.conn.read(p) : readableTaken();
+    if (rest === undefined) return this.#readable === undefined ? this.#conn.read(p) : readableTaken();
     const n = Math.min(p.length, rest.length);
     p.set(n === rest.length ? rest : rest.subarray(0, n));
     if (n < rest.length) this.#rest = rest.subarray(n);
@@ -114,11 +118,11 @@ export class ProxiedConn implements Conn {
   get readable(): ReadableStream<Uint8Array> {
     if (this.#readable !== undefined) return this.#readable;
     const rest = this.#rest;
-    if (rest === undefined) return this.#readable = this.conn.readable;
+    if (rest === undefined) return this.#readable = this.#conn.readable;
     // The stream's reader keeps its chunks: a copy, so that the buffer goes back to its pool.
     const first = rest.slice();
     this.#drop();
-    const reader = this.conn.readable.getReader();
+    const reader = this.#conn.readable.getReader();
     return this.#readable = new ReadableStream<Uint8Array>({
       start: (controller) => controller.enqueue(first),
       pull: (controller) =>
@@ -128,35 +132,35 @@ export class ProxiedConn implements Conn {
   }
 
   get writable(): WritableStream<Uint8Array> {
-    return this.conn.writable;
+    return this.#conn.writable;
   }
 
   write(p: Uint8Array): Promise<number> {
-    return this.conn.write(p);
+    return this.#conn.write(p);
   }
 
   closeWrite(): Promise<void> {
-    return this.conn.closeWrite();
+    return this.#conn.closeWrite();
   }
 
   close(): void {
     this.#drop();
-    this.conn.close();
+    this.#conn.close();
   }
 
   setNoDelay(on?: boolean): void {
-    this.conn.setNoDelay(on);
+    this.#conn.setNoDelay(on);
   }
 
   setKeepAlive(on?: boolean): void {
-    this.conn.setKeepAlive(on);
+    this.#conn.setKeepAlive(on);
   }
 
   /** The inner Conn's release, with the leftover bytes first (a copy: their buffer goes back to its pool). */
   [RELEASE](): void {
     const first = this.#rest?.slice();
     this.#drop();
-    (this.conn as Releasing)[RELEASE]?.(first);
+    (this.#conn as Releasing)[RELEASE]?.(first);
   }
 
   [Symbol.asyncDispose](): Promise<void> {
