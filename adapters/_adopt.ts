@@ -245,7 +245,15 @@ export async function adoptLent(
       get pending() {
         return server.pending;
       },
-      // Once closed, the descriptor number may be another's: stopAccepting leaves it alone.
+      // Once finished or closed, the descriptor number may be another's: stopAccepting leaves it alone.
+      ...(server.finish
+        ? {
+          finish: () => {
+            open = false;
+            return server.finish!();
+          },
+        }
+        : {}),
       close: () => {
         open = false;
         return server.close();

@@ -163,6 +163,11 @@ export interface FetchServer {
   stopAccepting(): Promise<void>;
   /** Requests in flight now. */
   readonly pending: number;
+  /**
+   * Once `pending` has stayed at 0: waits for what it does not count (bodies still streaming)
+   * and closes the idle connections. Where there is none, the drain goes to close().
+   */
+  finish?(): Promise<void>;
   /** Closes every connection at once. */
   close(): Promise<void>;
 }

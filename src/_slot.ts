@@ -182,7 +182,7 @@ export class Slot implements WorkerContext {
         if (s) {
           await s.stopAccepting();
           await quiet(() => s.pending);
-          await s.close();
+          await (s.finish ? s.finish() : s.close());
         }
         await release();
       },
