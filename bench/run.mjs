@@ -57,7 +57,8 @@ const ctx = {
   serverCpu: pin ? 0 : undefined,
   loadCpu: pin ? 1 : undefined,
   serverMaxMs: 10 * 60_000,
-  // Measures 1 to 4 with both servers loaded at once instead of in turn (a cross-check).
+  // Measures 1 to 4 and 7 with both servers loaded at once, each in a CPU group of equal weight,
+  // instead of in turn (the host's slow moments then hit both alike).
   concurrent: args.concurrent,
 };
 const wanted = new Set(args.measures.split(","));

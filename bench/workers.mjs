@@ -9,7 +9,9 @@
 // runs on CPU 0 and wrk on CPU 1: on a 2-core machine an unpinned load generator competes with
 // the workers and the run measures that contention.
 // With --concurrent both servers of a pair are loaded at the same time instead (each with its own
-// wrk): they share CPU 0, and whatever slows the host down slows both alike.
+// wrk): they share CPU 0, and whatever slows the host down slows both alike. Each server then
+// runs in a cgroup of equal weight (bench/lib/cgroup.mjs, as root), so the core is split between
+// the two servers, not between their threads and processes.
 // Usage: node bench/workers.mjs [--rounds N] [--seconds S] [--no-pin] [--no-close] [--concurrent]
 //          [--runtimes node20,node24,bun,deno]                      (npm run bench:workers)
 // Writes bench/results/workers.json (workers-concurrent.json with --concurrent).
@@ -21,6 +23,7 @@ import process from "node:process";
 import { parseArgs } from "node:util";
 import { ensureWrk, wrk } from "./lib/load.mjs";
 import { cpuSeconds } from "./lib/proc.mjs";
+import { cpuGroups } from "./lib/cgroup.mjs";
 import { fmt, machine, median, writeJson } from "./lib/report.mjs";
 import { ROOT } from "./lib/runtimes.mjs";
 
@@ -72,9 +75,16 @@ process.once("exit", () => {
   for (const child of running) child.kill("SIGKILL");
 });
 
-/** Starts a server and resolves with its port, its pid and a stop function, once it prints its URL. */
-function start(cmd, args, env = {}) {
-  const [file, argv] = PIN ? ["taskset", ["-c", "0", cmd, ...args]] : [cmd, args];
+/** Loaded at once, servers share CPU 0 by server, not by thread: a cgroup of equal weight each. */
+const GROUPS = CONCURRENT ? cpuGroups() : undefined;
+
+/**
+ * Starts server `name` and resolves with its port, its pid and a stop function, once it prints
+ * its URL.
+ */
+function start(name, cmd, args, env = {}) {
+  const [pinned, pinnedArgs] = PIN ? ["taskset", ["-c", "0", cmd, ...args]] : [cmd, args];
+  const [file, argv] = GROUPS?.wrap ? GROUPS.wrap(name, pinned, pinnedArgs) : [pinned, pinnedArgs];
   const child = spawn(file, argv, { cwd: ROOT, env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
   let out = "";
   const stop = () =>
@@ -283,7 +293,9 @@ async function runGroup(group) {
   const servers = {};
   const rows = [];
   try {
-    for (const [key, [, cmd, args, env]] of Object.entries(group.servers)) servers[key] = await start(cmd, args, env);
+    for (const [key, [, cmd, args, env]] of Object.entries(group.servers)) {
+      servers[key] = await start(key, cmd, args, env);
+    }
     for (const l of LOADS) {
       // Per pair, per side: each round's result.
       const sides = group.compare.map(() => [[], []]);
@@ -385,6 +397,11 @@ function table(rows) {
   return [line(head), line(widths.map((w) => "-".repeat(w))), ...lines.map(line)].join("\n");
 }
 
+/** How servers loaded at once share CPU 0. */
+function shares() {
+  return GROUPS?.wrap ? "a cgroup of equal weight each" : `by thread: ${GROUPS?.why}`;
+}
+
 async function main() {
   ensureWrk();
   execFileSync("npm", ["run", "build", "--silent"], { cwd: ROOT, stdio: "inherit" });
@@ -395,7 +412,7 @@ async function main() {
   const errors = rows.flatMap((r) => r.details.errors);
   if (errors.length > 0) console.log(`\nerrors:\n${[...new Set(errors)].join("\n")}`);
   console.log(
-    `\n${ROUNDS} rounds of ${SECONDS} s${CONCURRENT ? ", pairs loaded at once" : ""}, ${
+    `\n${ROUNDS} rounds of ${SECONDS} s${CONCURRENT ? `, pairs loaded at once (${shares()})` : ""}, ${
       PIN ? "servers on CPU 0, wrk on CPU 1" : "unpinned"
     }, ${((Date.now() - started) / 60000).toFixed(1)} min`,
   );
@@ -406,6 +423,7 @@ async function main() {
     rounds: ROUNDS,
     pinned: PIN,
     concurrent: CONCURRENT,
+    shares: CONCURRENT ? shares() : undefined,
     seconds: SECONDS,
     rows,
   });

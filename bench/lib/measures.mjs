@@ -46,7 +46,8 @@ export const RATE_MEASURES = [
 
 function startSide(rt, ctx, script, options) {
   const [cmd, args] = rt.command(join(SERVERS, script), { ...options, maxMs: ctx.serverMaxMs });
-  return startServer(cmd, args, { cpu: ctx.serverCpu });
+  // Loaded at once, each server gets an equal share of the core (a CPU group of its own).
+  return startServer(cmd, args, { cpu: ctx.serverCpu, group: ctx.concurrent ? script : undefined });
 }
 
 function loader(kind, ctx) {

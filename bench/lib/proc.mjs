@@ -5,6 +5,7 @@
 import { execFileSync, spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
 import process from "node:process";
+import { cpuGroups } from "./cgroup.mjs";
 
 const running = new Set();
 
@@ -19,9 +20,18 @@ for (const signal of ["SIGINT", "SIGTERM"]) {
   });
 }
 
-/** `cmd args` run on CPU `cpu` when one is given (taskset), else as is. */
-function spawnOn(cpu, cmd, args) {
-  const [file, argv] = cpu === undefined ? [cmd, args] : ["taskset", ["-c", String(cpu), cmd, ...args]];
+let groups;
+
+/**
+ * `cmd args` run on CPU `cpu` when one is given (taskset), else as is; with `group`, in the CPU
+ * group of that name (equal weight with the others: see cgroup.mjs), where groups can be made.
+ */
+function spawnOn(cpu, cmd, args, group) {
+  const [pinned, pinnedArgs] = cpu === undefined ? [cmd, args] : ["taskset", ["-c", String(cpu), cmd, ...args]];
+  groups ??= cpuGroups();
+  const [file, argv] = group !== undefined && groups.wrap
+    ? groups.wrap(group, pinned, pinnedArgs)
+    : [pinned, pinnedArgs];
   const child = spawn(file, argv, { stdio: ["pipe", "pipe", "pipe"] });
   running.add(child);
   child.on("exit", () => running.delete(child));
@@ -61,11 +71,12 @@ function exited(child) {
 /**
  * Starts a server and waits for its READY line.
  *
+ * @param options.group A CPU group to run in (servers loaded at once: one each).
  * @returns `{ info, stop, cpuSeconds }`: what the server announced, a function that ends it,
  *   and one that reads the CPU time it has used so far.
  */
-export function startServer(cmd, args, { cpu, timeoutMs = 30_000 } = {}) {
-  const child = spawnOn(cpu, cmd, args);
+export function startServer(cmd, args, { cpu, group, timeoutMs = 30_000 } = {}) {
+  const child = spawnOn(cpu, cmd, args, group);
   const stderr = tail(child.stderr);
   const stop = async () => {
     child.stdin.end();

@@ -6,6 +6,8 @@
 // per connection). In the table "polybind" is with the header and "raw" without it. 7c is 7a
 // with a server that reads each connection's remoteAddr, as one behind a balancer does: on
 // node:net that is a getpeername() on both sides, which the header's trust check makes anyway.
+// With --concurrent both servers are loaded at the same time, each in a CPU group of equal
+// weight (cgroup.mjs): the host's slow moments then hit both alike.
 
 import { join } from "node:path";
 import { keepAlive, wrk } from "./load.mjs";
@@ -46,7 +48,8 @@ function startSide(rt, ctx, mode, proxy) {
     proxy,
     maxMs: ctx.serverMaxMs,
   });
-  return startServer(cmd, args, { cpu: ctx.serverCpu });
+  // Loaded at once (--concurrent), each server gets an equal share of the core.
+  return startServer(cmd, args, { cpu: ctx.serverCpu, group: ctx.concurrent ? `proxy-${proxy}` : undefined });
 }
 
 /** One PROXY measure: both servers loaded in turn, round 0 a warm-up; the row as rateMeasure makes it. */
@@ -56,19 +59,22 @@ export async function proxyMeasure(rt, ctx, m) {
   const load = m.load ?? newConnections;
   try {
     sides.push(["raw", await startSide(rt, ctx, m.mode, false)]);
+    const run = async (name, server, seconds) => {
+      const cpu = server.cpuSeconds();
+      const start = performance.now();
+      const result = await load(server.info.port, seconds, name === "poly", ctx.loadCpu);
+      const used = server.cpuSeconds() - cpu;
+      results[name].push({
+        ...result,
+        cpuUs: (used * 1e6) / result.ops,
+        busy: used / (performance.now() - start) * 1000,
+      });
+    };
     for (let r = 0; r <= ctx.rounds; r++) {
-      for (const [name, server] of sides) {
-        const cpu = server.cpuSeconds();
-        const start = performance.now();
-        const seconds = r === 0 ? ctx.warmSeconds : ctx.seconds;
-        const result = await load(server.info.port, seconds, name === "poly", ctx.loadCpu);
-        const used = server.cpuSeconds() - cpu;
-        results[name].push({
-          ...result,
-          cpuUs: (used * 1e6) / result.ops,
-          busy: used / (performance.now() - start) * 1000,
-        });
-      }
+      const seconds = r === 0 ? ctx.warmSeconds : ctx.seconds;
+      // In turn, or (--concurrent) both at once, each server in a CPU group of equal weight.
+      if (ctx.concurrent) await Promise.all(sides.map(([name, server]) => run(name, server, seconds)));
+      else for (const [name, server] of sides) await run(name, server, seconds);
     }
   } finally {
     for (const [, server] of sides) await server.stop();
