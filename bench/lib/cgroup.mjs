@@ -6,7 +6,7 @@
 // host's slow moments hit both alike. Linux as root, with cgroup v1's `cpu` controller or
 // cgroup v2 with `cpu` enabled; elsewhere `cpuGroups()` says why and servers share by thread.
 
-import { mkdirSync, readFileSync, rmdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, readdirSync, readFileSync, rmdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import process from "node:process";
 
@@ -32,16 +32,19 @@ function parent() {
   }
 }
 
-const made = [];
-process.on("exit", () => {
-  for (const dir of made) {
-    try {
-      rmdirSync(dir);
-    } catch {
-      // A process is still in it (killed, not yet reaped): the kernel keeps the group; harmless.
-    }
+const PREFIX = "polybind-bench-";
+
+/** Removes `dir` if no process is in it any more; a group still in use stays. */
+function removeIfEmpty(dir) {
+  try {
+    rmdirSync(dir);
+  } catch {
+    // A process is still in it (killed, not yet reaped): the next run removes it.
   }
-});
+}
+
+const made = [];
+process.on("exit", () => made.forEach(removeIfEmpty));
 
 /**
  * Equal-weight CPU groups, one per server: `wrap(name, file, argv)` gives the command that starts
@@ -52,7 +55,9 @@ process.on("exit", () => {
 export function cpuGroups() {
   const p = parent();
   if (!p.dir) return { why: p.why };
-  const tag = `polybind-bench-${process.pid}`;
+  // Groups an earlier run left (its servers were killed as it exited), now empty.
+  for (const name of readdirSync(p.dir).filter((n) => n.startsWith(PREFIX))) removeIfEmpty(join(p.dir, name));
+  const tag = `${PREFIX}${process.pid}`;
   const wrap = (name, file, argv) => {
     const dir = join(p.dir, `${tag}-${name}`);
     if (!made.includes(dir)) {
