@@ -43,28 +43,45 @@ function withoutConnection(response: Response): Response {
   }
 }
 
+/**
+ * A request's FetchInfo: the client's address is read from the socket only if the app asks for
+ * it, by a getter of the class, not of each object.
+ */
+class NodeInfo implements FetchInfo {
+  constructor(readonly req: AnyRequest) {}
+  get remoteAddr(): FetchInfo["remoteAddr"] {
+    const socket = this.req.socket;
+    return socket.remoteAddress === undefined
+      ? { transport: "unix", path: "" }
+      : { transport: "tcp", hostname: socket.remoteAddress, port: socket.remotePort ?? 0 };
+  }
+}
+
+/** What answers when sending fails: a 500 if nothing was sent yet, else the end of the connection. */
+function failedSend(res: AnyResponse): void {
+  if (!res.headersSent) {
+    (res as ServerResponse).writeHead(500, { "content-type": "text/plain" }).end("Internal Server Error");
+  } else res.destroy();
+}
+
+/** Sends `response` on `res` through srvx; HTTP/2 without a `connection` header. A failure ends `res`. */
+function send(req: AnyRequest, res: AnyResponse, response: Response): void {
+  sendNodeResponse(res, isHttp2(req) ? withoutConnection(response) : response).catch(() => failedSend(res));
+}
+
 /** A node:http (or node:http2 compatibility) request handler that answers with `handler`, a fetch handler. */
 export function nodeFetchHandler(handler: FetchHandler): (req: AnyRequest, res: AnyResponse) => void {
   return (req, res) => {
-    const socket = req.socket;
-    const info: FetchInfo = {
-      remoteAddr: socket.remoteAddress === undefined
-        ? { transport: "unix", path: "" }
-        : { transport: "tcp", hostname: socket.remoteAddress, port: socket.remotePort ?? 0 },
-    };
     const request = new NodeRequest({ req, res } as ConstructorParameters<typeof NodeRequest>[0]) as unknown as Request;
     // The handler (Slot's) answers the app's errors itself; what fails here is the sending.
-    const failed = () => {
-      if (!res.headersSent) {
-        (res as ServerResponse).writeHead(500, { "content-type": "text/plain" }).end("Internal Server Error");
-      } else res.destroy();
-    };
-    const send = isHttp2(req)
-      ? (r: Response) => sendNodeResponse(res, withoutConnection(r))
-      : (r: Response) => sendNodeResponse(res, r);
-    const response = handler(request, info);
-    if (response instanceof Promise) response.then(send).catch(failed);
-    else send(response).catch(failed);
+    let response: Response | Promise<Response>;
+    try {
+      response = handler(request, new NodeInfo(req));
+    } catch {
+      return failedSend(res);
+    }
+    if (response instanceof Promise) response.then((r) => send(req, res, r), () => failedSend(res));
+    else send(req, res, response);
   };
 }
 
