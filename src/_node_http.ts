@@ -48,9 +48,12 @@ function withoutConnection(response: Response): Response {
  * it, by a getter of the class, not of each object.
  */
 class NodeInfo implements FetchInfo {
-  constructor(readonly req: AnyRequest) {}
+  readonly #req: AnyRequest;
+  constructor(req: AnyRequest) {
+    this.#req = req;
+  }
   get remoteAddr(): FetchInfo["remoteAddr"] {
-    const socket = this.req.socket;
+    const socket = this.#req.socket;
     return socket.remoteAddress === undefined
       ? { transport: "unix", path: "" }
       : { transport: "tcp", hostname: socket.remoteAddress, port: socket.remotePort ?? 0 };

@@ -40,14 +40,16 @@ const close = (server: Server) =>
     server.close(() => resolve());
   });
 
-const addressOf: FetchHandler = (_request, info) => new Response(JSON.stringify(info.remoteAddr));
+// Also what else the app sees on `info`: nothing but remoteAddr.
+const addressOf: FetchHandler = (_request, info) =>
+  new Response(JSON.stringify({ ...info.remoteAddr, keys: Object.keys(info) }));
 
 test("info.remoteAddr over TCP is the client's address and port", T, async () => {
   const server = await serve(addressOf, 0);
   try {
     const { status, body, port } = await get({ port: (server.address() as AddressInfo).port });
     assert.equal(status, 200);
-    assert.deepEqual(JSON.parse(body), { transport: "tcp", hostname: "127.0.0.1", port });
+    assert.deepEqual(JSON.parse(body), { transport: "tcp", hostname: "127.0.0.1", port, keys: [] });
   } finally {
     await close(server);
   }
@@ -60,7 +62,7 @@ test("info.remoteAddr over a Unix socket says unix", T, async () => {
   try {
     const { status, body } = await get({ socketPath: path });
     assert.equal(status, 200);
-    assert.deepEqual(JSON.parse(body), { transport: "unix", path: "" });
+    assert.deepEqual(JSON.parse(body), { transport: "unix", path: "", keys: [] });
   } finally {
     await close(server);
     await dir.cleanup();
