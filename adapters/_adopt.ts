@@ -246,14 +246,10 @@ export async function adoptLent(
         return server.pending;
       },
       // Once finished or closed, the descriptor number may be another's: stopAccepting leaves it alone.
-      ...(server.finish
-        ? {
-          finish: () => {
-            open = false;
-            return server.finish!();
-          },
-        }
-        : {}),
+      finish: () => {
+        open = false;
+        return server.finish ? server.finish() : server.close();
+      },
       close: () => {
         open = false;
         return server.close();
