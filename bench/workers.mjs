@@ -22,8 +22,7 @@ import { join } from "node:path";
 import process from "node:process";
 import { parseArgs } from "node:util";
 import { ensureWrk, wrk } from "./lib/load.mjs";
-import { cpuSeconds } from "./lib/proc.mjs";
-import { cpuGroups } from "./lib/cgroup.mjs";
+import { benchGroups, cpuSeconds, placed } from "./lib/proc.mjs";
 import { fmt, machine, median, writeJson } from "./lib/report.mjs";
 import { ROOT } from "./lib/runtimes.mjs";
 
@@ -75,16 +74,13 @@ process.once("exit", () => {
   for (const child of running) child.kill("SIGKILL");
 });
 
-/** Loaded at once, servers share CPU 0 by server, not by thread: a cgroup of equal weight each. */
-const GROUPS = CONCURRENT ? cpuGroups() : undefined;
-
 /**
  * Starts server `name` and resolves with its port, its pid and a stop function, once it prints
  * its URL.
  */
 function start(name, cmd, args, env = {}) {
-  const [pinned, pinnedArgs] = PIN ? ["taskset", ["-c", "0", cmd, ...args]] : [cmd, args];
-  const [file, argv] = GROUPS?.wrap ? GROUPS.wrap(name, pinned, pinnedArgs) : [pinned, pinnedArgs];
+  // Loaded at once, servers share CPU 0 by server, not by thread: a cgroup of equal weight each.
+  const [file, argv] = placed(cmd, args, { cpu: PIN ? 0 : undefined, group: CONCURRENT ? name : undefined });
   const child = spawn(file, argv, { cwd: ROOT, env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
   let out = "";
   const stop = () =>
@@ -399,7 +395,8 @@ function table(rows) {
 
 /** How servers loaded at once share CPU 0. */
 function shares() {
-  return GROUPS?.wrap ? "a cgroup of equal weight each" : `by thread: ${GROUPS?.why}`;
+  const { wrap, why } = benchGroups();
+  return wrap ? "a cgroup of equal weight each" : `by thread: ${why}`;
 }
 
 async function main() {

@@ -22,16 +22,26 @@ for (const signal of ["SIGINT", "SIGTERM"]) {
 
 let groups;
 
+/** This machine's CPU groups (cgroup.mjs), made once: `{ wrap }`, or `{ why }` there are none. */
+export function benchGroups() {
+  return groups ??= cpuGroups();
+}
+
 /**
- * `cmd args` run on CPU `cpu` when one is given (taskset), else as is; with `group`, in the CPU
- * group of that name (equal weight with the others: see cgroup.mjs), where groups can be made.
+ * The command that runs `cmd args` on CPU `cpu` when one is given (taskset), else as is; with
+ * `group`, in the CPU group of that name (equal weight with the others), where groups can be made.
+ *
+ * @returns `[file, argv]` for spawn().
  */
-function spawnOn(cpu, cmd, args, group) {
+export function placed(cmd, args, { cpu, group } = {}) {
   const [pinned, pinnedArgs] = cpu === undefined ? [cmd, args] : ["taskset", ["-c", String(cpu), cmd, ...args]];
-  groups ??= cpuGroups();
-  const [file, argv] = group !== undefined && groups.wrap
-    ? groups.wrap(group, pinned, pinnedArgs)
-    : [pinned, pinnedArgs];
+  const { wrap } = group === undefined ? {} : benchGroups();
+  return wrap ? wrap(group, pinned, pinnedArgs) : [pinned, pinnedArgs];
+}
+
+/** `cmd args` started as placed() places it, its standard streams piped, ended with this process. */
+function spawnOn(cpu, cmd, args, group) {
+  const [file, argv] = placed(cmd, args, { cpu, group });
   const child = spawn(file, argv, { stdio: ["pipe", "pipe", "pipe"] });
   running.add(child);
   child.on("exit", () => running.delete(child));
