@@ -71,6 +71,32 @@ export function readWith(conn: Conn, p: Uint8Array, done: ReadDone): void {
   else conn.read(p).then(done, done);
 }
 
+/** The key of a Conn's getter of its peer's IP address alone (see {@linkcode peerHost}). */
+const PEER_HOST: unique symbol = Symbol("polybind.peerHost");
+
+interface HavingPeerHost {
+  readonly [PEER_HOST]?: string | undefined;
+}
+
+/**
+ * The IP address of `conn`'s peer without its port, for a check that needs no more (the PROXY
+ * protocol's trusted sources): on Bun a `remotePort` is a `getpeername()` each time, the address
+ * is not. `undefined` for a Unix socket's peer.
+ *
+ * @param conn A Conn (one not from polybind is asked for its `remoteAddr`).
+ * @returns The address, as `remoteAddr.hostname` gives it.
+ * @example
+ * ```ts ignore
+ * const host = peerHost(conn);
+ * if (host !== undefined && !inBlocks(host, trusted)) conn.close();
+ * ```
+ */
+export function peerHost(conn: Conn): string | undefined {
+  if (PEER_HOST in conn) return (conn as HavingPeerHost)[PEER_HOST];
+  const peer = conn.remoteAddr;
+  return peer.transport === "tcp" ? peer.hostname : undefined;
+}
+
 /** A raw connection as the public Conn. */
 class CoreConn implements Conn {
   readonly #raw: RawConn;
@@ -103,6 +129,11 @@ class CoreConn implements Conn {
     return this.#remoteAddr ??= this.#unixPath !== undefined
       ? { transport: "unix", path: "" }
       : { transport: "tcp", hostname: raw.remoteAddress ?? "", port: raw.remotePort ?? 0 };
+  }
+
+  get [PEER_HOST](): string | undefined {
+    if (this.#unixPath !== undefined) return undefined;
+    return this.#raw.remoteAddress ?? "";
   }
 
   read(p: Uint8Array): Promise<number | null> {

@@ -7,6 +7,7 @@
 // the promise of the accept() or iterator step that gets it.
 
 import { describeAddr } from "./_address.ts";
+import { peerHost } from "./_conn.ts";
 import { closedError } from "./_errors.ts";
 import { inBlocks, type NormalizedProxyProtocol } from "./_proxy_options.ts";
 import { HeaderRead } from "./_proxy_read.ts";
@@ -130,12 +131,12 @@ class ProxyListener implements Listener {
   };
 
   #trusted(conn: Conn): boolean {
-    const peer = conn.remoteAddr;
+    const host = peerHost(conn);
     // A Unix socket's peers are whoever its file's permissions let in.
-    if (peer.transport === "unix") return true;
-    if (peer.hostname !== this.#lastHost) {
-      this.#lastHost = peer.hostname;
-      this.#lastTrusted = inBlocks(peer.hostname, this.#options.trusted);
+    if (host === undefined) return true;
+    if (host !== this.#lastHost) {
+      this.#lastHost = host;
+      this.#lastTrusted = inBlocks(host, this.#options.trusted);
     }
     return this.#lastTrusted;
   }
