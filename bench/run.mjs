@@ -5,7 +5,7 @@
 //
 //   node bench/run.mjs [--quick] [--runtimes deno,bun,node20,node24] [--measures 1,2,3,4,5,6,7]
 //                      [--rounds N] [--seconds S] [--out file.json] [--compare earlier.json] [--no-pin]
-//                      [--lib path/to/another/polybind/checkout] [--concurrent]
+//                      [--lib path/to/another/polybind/checkout] [--concurrent [--cap F]]
 
 import { copyFileSync } from "node:fs";
 import { availableParallelism, loadavg } from "node:os";
@@ -15,7 +15,7 @@ import { parseArgs } from "node:util";
 import { ensureWrk } from "./lib/load.mjs";
 import { balanceMeasure, bindMeasure, RATE_MEASURES, rateMeasure } from "./lib/measures.mjs";
 import { PROXY_MEASURES, proxyMeasure } from "./lib/proxy.mjs";
-import { startServer } from "./lib/proc.mjs";
+import { benchGroups, startServer } from "./lib/proc.mjs";
 import { compare, fmt, machine, SATURATED, table, unsaturated, writeJson } from "./lib/report.mjs";
 import { buildForNode, describeRuntimes, ROOT, RUNTIME_NAMES } from "./lib/runtimes.mjs";
 
@@ -31,6 +31,7 @@ const { values: args } = parseArgs({
     "no-pin": { type: "boolean", default: false },
     lib: { type: "string" },
     concurrent: { type: "boolean", default: false },
+    cap: { type: "string" },
     help: { type: "boolean", default: false },
   },
 });
@@ -38,7 +39,7 @@ if (args.help) {
   process.stdout.write(
     "usage: node bench/run.mjs [--quick] [--runtimes deno,bun,node20,node24] [--measures 1,2,3,4,5,6]\n" +
       "                          [--rounds N] [--seconds S] [--out file.json] [--compare earlier.json] [--no-pin]\n" +
-      "                          [--lib path/to/another/polybind/checkout] [--concurrent]\n",
+      "                          [--lib path/to/another/polybind/checkout] [--concurrent [--cap F]]\n",
   );
   process.exit(0);
 }
@@ -60,7 +61,13 @@ const ctx = {
   // Measures 1 to 4 and 7 with both servers loaded at once, each in a CPU group of equal weight,
   // instead of in turn (the host's slow moments then hit both alike).
   concurrent: args.concurrent,
+  // With --concurrent, at most this fraction of a CPU for each server (cgroup.mjs), where the
+  // load generator cannot keep both busy otherwise (new connections through wrk's Lua).
+  cap: args.cap === undefined ? undefined : Number(args.cap),
 };
+if (ctx.cap !== undefined && !(ctx.concurrent && ctx.cap > 0 && ctx.cap <= 1)) {
+  throw new RangeError(`--cap must be a fraction of a CPU in (0, 1] and goes with --concurrent: ${args.cap}`);
+}
 const wanted = new Set(args.measures.split(","));
 const names = args.runtimes.split(",");
 for (const n of names) if (!RUNTIME_NAMES.includes(n)) throw new RangeError(`Unknown runtime: ${n}`);
@@ -103,6 +110,10 @@ async function benchRuntime(rt) {
 }
 
 const started = new Date();
+if (ctx.concurrent) {
+  const { why } = benchGroups(ctx.cap);
+  if (why) log(`warning: no CPU group per server (${why}): servers loaded at once share CPU by thread`);
+}
 if (["1", "2", "3", "7"].some((m) => wanted.has(m))) ensureWrk();
 const libRoot = resolve(args.lib ?? ROOT);
 const nodeLib = names.some((n) => n.startsWith("node")) ? buildForNode(libRoot) : undefined;
@@ -110,7 +121,8 @@ const runtimes = describeRuntimes(names, libRoot, nodeLib);
 const loadBefore = loadavg();
 log(
   `polybind bench: ${ctx.rounds} rounds x ${ctx.seconds} s per side and measure, ` +
-    `${ctx.concurrent ? "both sides at once" : "sides in turn"}, CPU pinning ${pin ? "on" : "off"}`,
+    `${ctx.concurrent ? "both sides at once" : "sides in turn"}, CPU pinning ${pin ? "on" : "off"}` +
+    (ctx.cap === undefined ? "" : `, each server capped at ${ctx.cap} CPU`),
 );
 if (loadBefore[0] > 0.5) log(`warning: load average is ${loadBefore[0].toFixed(2)}: other work will add noise`);
 
