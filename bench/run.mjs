@@ -68,6 +68,8 @@ const ctx = {
 if (ctx.cap !== undefined && !(ctx.concurrent && ctx.cap > 0 && ctx.cap <= 1)) {
   throw new RangeError(`--cap must be a fraction of a CPU in (0, 1] and goes with --concurrent: ${args.cap}`);
 }
+// The CPU a server can have: a core in turn; at once, half of CPU 0 or its group's cap.
+ctx.share = ctx.concurrent ? Math.min(ctx.cap ?? 0.5, 0.5) : 1;
 const wanted = new Set(args.measures.split(","));
 const names = args.runtimes.split(",");
 for (const n of names) if (!RUNTIME_NAMES.includes(n)) throw new RangeError(`Unknown runtime: ${n}`);
@@ -145,7 +147,7 @@ if (args.out === undefined) copyFileSync(out, join(ROOT, "bench", "results", "la
 process.stdout.write(`\n${table(rows)}\n\n`);
 if (rows.some(unsaturated)) {
   process.stdout.write(
-    `† a server was on the CPU less than ${SATURATED * 100}% of the time: the load generator or other work ` +
+    `† a server was on the CPU less than ${SATURATED * 100}% of the time it could have: the load generator or other work ` +
       "on the machine set the pace, so the rate ratio understates the difference; the CPU/op ratio does not.\n\n",
   );
 }

@@ -127,6 +127,7 @@ export async function rateMeasure(rt, ctx, m) {
       rawCpuUs: cpuUs("raw"),
       polyBusy: busy("poly"),
       rawBusy: busy("raw"),
+      share: ctx.share,
       errors,
     },
   }];

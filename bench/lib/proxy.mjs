@@ -101,6 +101,7 @@ export async function proxyMeasure(rt, ctx, m) {
       rawCpuUs: counted("raw").map((x) => x.cpuUs),
       polyBusy: median(counted("poly").map((x) => x.busy)),
       rawBusy: median(counted("raw").map((x) => x.busy)),
+      share: ctx.share,
       errors,
     },
   }];

@@ -39,10 +39,13 @@ function cell(row, side) {
 /** Busy share under which a server is taken as not saturated by its load. */
 export const SATURATED = 0.8;
 
-/** Whether a server of this row spent less than SATURATED of the load's time on the CPU. */
+/**
+ * Whether a server of this row spent less than SATURATED of the CPU it could have on the CPU:
+ * `details.share` of a core (1 in turn, half at once, or the cap of its CPU group).
+ */
 export function unsaturated(row) {
   const d = row.details;
-  return d?.polyBusy !== undefined && Math.min(d.polyBusy, d.rawBusy) < SATURATED;
+  return d?.polyBusy !== undefined && Math.min(d.polyBusy, d.rawBusy) < SATURATED * (d.share ?? 1);
 }
 
 /** The result table, as Markdown (readable in a terminal too). */
