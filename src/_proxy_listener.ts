@@ -9,7 +9,7 @@
 import { describeAddr } from "./_address.ts";
 import { peerHost } from "./_conn.ts";
 import { closedError } from "./_errors.ts";
-import { inBlocks, type NormalizedProxyProtocol } from "./_proxy_options.ts";
+import { inBlocks, type NormalizedProxyProtocol, trustsEveryPeer } from "./_proxy_options.ts";
 import { HeaderRead } from "./_proxy_read.ts";
 import { DONE } from "./_shared.ts";
 import type { Addr, Conn, DrainOptions, Listener } from "./types.ts";
@@ -44,10 +44,13 @@ class ProxyListener implements Listener {
   #whenSettled: (() => void) | undefined;
   #lastHost = "";
   #lastTrusted = false;
+  /** No peer of this listener can be untrusted: none is asked its address. */
+  readonly #everyone: boolean;
 
   constructor(inner: Listener, options: NormalizedProxyProtocol) {
     this.#inner = inner;
     this.#options = options;
+    this.#everyone = trustsEveryPeer(options.trusted, inner.addrs);
   }
 
   get addr(): Addr {
@@ -131,6 +134,7 @@ class ProxyListener implements Listener {
   };
 
   #trusted(conn: Conn): boolean {
+    if (this.#everyone) return true;
     const host = peerHost(conn);
     // A Unix socket's peers are whoever its file's permissions let in.
     if (host === undefined) return true;

@@ -5,6 +5,7 @@
 
 import { parseIPv4, parseIPv6 } from "./_proxy_ip.ts";
 import { show } from "./_config.ts";
+import type { Addr } from "./types.ts";
 
 /**
  * How a listener reads the PROXY protocol header (v1 or v2, detected per connection) that a load
@@ -22,6 +23,10 @@ export interface ProxyProtocolOptions {
    * block also matches IPv4-mapped IPv6 peers (`::ffff:127.0.0.1`). A header from any other
    * address closes its connection. Peers of a Unix socket listener are always trusted: the
    * socket file's permissions say who may connect.
+   *
+   * Checking a peer costs a `getpeername()` per connection on Node.js and Bun (Deno asks every
+   * connection's peer anyway). Blocks that cover every peer the listener can have (`0.0.0.0/0`
+   * on an IPv4 listener, `::/0` on any) skip it: for a port that only the proxy can reach.
    * @default {["127.0.0.0/8", "::1"]} loopback only
    */
   trusted?: readonly string[];
@@ -158,6 +163,33 @@ export function inBlocks(hostname: string, blocks: readonly Cidr[]): boolean {
     if (rest === 0) return true;
     const mask = (0xff00 >> rest) & 0xff;
     return (bytes[whole]! & mask) === block[whole];
+  });
+}
+
+/**
+ * Whether every peer a listener on `addrs` can have lies in the blocks, so that no peer need be
+ * asked its address (on Node.js and Bun a `getpeername()` per connection): an IPv4 listener's
+ * peers with 0.0.0.0/0 or ::/0, an IPv6 listener's (IPv4-mapped ones too) with ::/0, a Unix
+ * socket's always.
+ *
+ * @param blocks The trusted blocks.
+ * @param addrs The addresses the listener listens on.
+ * @returns `true` if no peer of such a listener can be untrusted.
+ * @example
+ * ```ts
+ * import { parseCidr, trustsEveryPeer } from "./_proxy_options.ts";
+ * const v4 = { transport: "tcp", hostname: "0.0.0.0", port: 80 } as const;
+ * console.assert(trustsEveryPeer([parseCidr("0.0.0.0/0")!], [v4]));
+ * console.assert(!trustsEveryPeer([parseCidr("0.0.0.0/0")!], [{ ...v4, hostname: "::" }]));
+ * console.assert(!trustsEveryPeer([parseCidr("10.0.0.0/8")!], [v4]));
+ * ```
+ */
+export function trustsEveryPeer(blocks: readonly Cidr[], addrs: readonly Addr[]): boolean {
+  return addrs.every((addr) => {
+    if (addr.transport === "unix") return true;
+    if (addr.transport !== "tcp") return false;
+    const [any, widest] = addr.hostname.includes(":") ? ["::", 0] : ["0.0.0.0", 96];
+    return blocks.some((block) => block.prefix <= widest && inBlocks(any, [block]));
   });
 }
 

@@ -222,6 +222,15 @@ describe("the trust policy", () => {
     });
   });
 
+  test("trusted: 0.0.0.0/0 on an IPv4 listener admits every header and still refuses a missing one", T, async () => {
+    await withServer({ trusted: ["0.0.0.0/0"] }, async ({ to, served }) => {
+      const seen = parseSeen(await talk(to, [tcpHeader(2), hello()]).reply);
+      assert.equal(seen.remote.transport === "tcp" && seen.remote.hostname, "203.0.113.7");
+      assert.equal(await talk(to, [hello()]).reply, "");
+      assert.equal(served.length, 1);
+    });
+  });
+
   test("required: false from an untrusted source: no header passes, a header closes", T, async () => {
     await withServer({ ...NOT_US, required: false }, async ({ to, served }) => {
       const seen = parseSeen(await talk(to, [hello()]).reply);

@@ -4,7 +4,7 @@
 
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { checkProxyProtocol, inBlocks, parseCidr } from "../src/_proxy_options.ts";
+import { checkProxyProtocol, inBlocks, parseCidr, trustsEveryPeer } from "../src/_proxy_options.ts";
 import { proxiedConn, showProxyAddrs } from "../src/_proxy_conn.ts";
 import type { ProxyHeader } from "../src/_proxy_header.ts";
 import type { Addr, Conn } from "../mod.ts";
@@ -108,6 +108,33 @@ describe("trusted blocks", () => {
   for (const [trusted, peer, expected] of cases) {
     test(`${peer || '""'} is ${expected ? "" : "not "}in ${trusted.join(", ")}`, () => {
       assert.equal(inBlocks(peer, blocks(...trusted)), expected);
+    });
+  }
+});
+
+describe("blocks that trust every peer a listener can have (no peer is then asked its address)", () => {
+  const blocks = (...texts: string[]) => texts.map((t) => parseCidr(t)!);
+  const tcp = (hostname: string): Addr => ({ transport: "tcp", hostname, port: 80 });
+  const unix: Addr = { transport: "unix", path: "/tmp/s" };
+  const cases: [string[], Addr[], boolean][] = [
+    [["0.0.0.0/0"], [tcp("0.0.0.0")], true],
+    [["0.0.0.0/0"], [tcp("127.0.0.1")], true],
+    [["::/0"], [tcp("127.0.0.1")], true],
+    [["::ffff:0:0/96"], [tcp("10.0.0.1")], true],
+    [["0.0.0.0/1", "128.0.0.0/1"], [tcp("0.0.0.0")], false],
+    [["0.0.0.0/0"], [tcp("::")], false],
+    [["0.0.0.0/0"], [tcp("::1")], false],
+    [["::/0"], [tcp("::")], true],
+    [["0.0.0.0/0", "::/0"], [tcp("0.0.0.0"), tcp("::")], true],
+    [["0.0.0.0/0"], [tcp("0.0.0.0"), tcp("::")], false],
+    [["127.0.0.0/8", "::1"], [tcp("127.0.0.1")], false],
+    [["10.0.0.0/8"], [unix], true],
+    [["::/1"], [tcp("::")], false],
+  ];
+  for (const [trusted, addrs, expected] of cases) {
+    const where = addrs.map((a) => a.transport === "tcp" ? a.hostname : "unix").join(" and ");
+    test(`${trusted.join(", ")} ${expected ? "covers" : "does not cover"} a listener on ${where}`, () => {
+      assert.equal(trustsEveryPeer(blocks(...trusted), addrs), expected);
     });
   }
 });
