@@ -1,7 +1,8 @@
 // The polybind side of every measure: the same work as bench/servers/raw_*.mjs, written on
 // polybind's Listener, Conn and DatagramListener. Run by any of the three runtimes with one
-// JSON argument: { mode, lib, maxMs, proxy }, where lib is the URL of polybind's entry point,
-// and proxy (for the PROXY measure) wraps the listener with withProxyProtocol.
+// JSON argument: { mode, lib, maxMs, proxy, trusted }, where lib is the URL of polybind's entry
+// point, and proxy (for the PROXY measure) wraps the listener with withProxyProtocol, trusting
+// `trusted` (default: 127.0.0.1, where the clients connect from).
 
 import {
   bound,
@@ -82,7 +83,7 @@ async function acceptAll(listener, serve) {
 }
 
 async function main() {
-  const { mode, lib, maxMs, proxy } = options();
+  const { mode, lib, maxMs, proxy, trusted = [HOST] } = options();
   const pb = await import(lib);
   bound(maxMs);
   const caps = pb.capabilities();
@@ -117,7 +118,7 @@ async function main() {
   }[mode];
   if (serve === undefined) throw new TypeError(`Unknown mode: ${mode}`);
   let listener = await pb.createListener({ host: HOST, port: 0 });
-  if (proxy) listener = (await withProxyProtocol(pb, lib))(listener, { trusted: [HOST] });
+  if (proxy) listener = (await withProxyProtocol(pb, lib))(listener, { trusted });
   ready({ port: listener.addr.port, runtime: runtime() });
   await acceptAll(listener, serve);
 }
