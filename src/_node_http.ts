@@ -3,7 +3,9 @@
 // compatibility request and response too), HTTPS as node:http2's secure server (HTTP/2 and
 // HTTP/1.1 by ALPN), and the graceful stop of any such server: stop accepting, `connection:
 // close` (HTTP/1.1) or GOAWAY (HTTP/2) on what is answered meanwhile, idle connections closed,
-// the rest closed at the deadline.
+// the rest closed at the deadline. srvx is loaded only when a fetch server is made: on import it
+// makes the runtime's own Request, Response and Headers prototypes of its classes, which cost
+// Bun.serve about 2 % a request in a worker that never uses node:http.
 
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import {
@@ -14,7 +16,7 @@ import {
   type Http2Session,
 } from "node:http2";
 import type { Socket } from "node:net";
-import { NodeRequest, sendNodeResponse } from "srvx/node";
+import type * as Srvx from "srvx/node";
 import type { FetchHandler } from "./_adapter.ts";
 import type { TlsPem } from "./_tls.ts";
 import type { FetchInfo } from "./worker.ts";
@@ -67,13 +69,18 @@ function failedSend(res: AnyResponse): void {
   } else res.destroy();
 }
 
-/** Sends `response` on `res` through srvx; HTTP/2 without a `connection` header. A failure ends `res`. */
-function send(req: AnyRequest, res: AnyResponse, response: Response): void {
-  sendNodeResponse(res, isHttp2(req) ? withoutConnection(response) : response).catch(() => failedSend(res));
-}
+let srvx: Promise<typeof Srvx> | undefined;
 
-/** A node:http (or node:http2 compatibility) request handler that answers with `handler`, a fetch handler. */
-export function nodeFetchHandler(handler: FetchHandler): (req: AnyRequest, res: AnyResponse) => void {
+/**
+ * A node:http (or node:http2 compatibility) request handler that answers with `handler`, a
+ * fetch handler, once srvx's adapter is loaded.
+ */
+export async function nodeFetchHandler(handler: FetchHandler): Promise<(req: AnyRequest, res: AnyResponse) => void> {
+  const { NodeRequest, sendNodeResponse } = await (srvx ??= import("srvx/node"));
+  /** Sends `response` on `res` through srvx; HTTP/2 without a `connection` header. A failure ends `res`. */
+  const send = (req: AnyRequest, res: AnyResponse, response: Response): void => {
+    sendNodeResponse(res, isHttp2(req) ? withoutConnection(response) : response).catch(() => failedSend(res));
+  };
   return (req, res) => {
     const request = new NodeRequest({ req, res } as ConstructorParameters<typeof NodeRequest>[0]) as unknown as Request;
     // The handler (Slot's) answers the app's errors itself; what fails here is the sending.
@@ -92,8 +99,8 @@ export function nodeFetchHandler(handler: FetchHandler): (req: AnyRequest, res: 
  * The server for a fetch handler: node:http, or with `tls` node:http2's secure server, which
  * answers HTTP/2 and HTTP/1.1 (ALPN h2, http/1.1) through srvx's conversion alike.
  */
-export function createNodeFetchServer(handler: FetchHandler, tls?: TlsPem): NodeServer {
-  const listener = nodeFetchHandler(handler);
+export async function createNodeFetchServer(handler: FetchHandler, tls?: TlsPem): Promise<NodeServer> {
+  const listener = await nodeFetchHandler(handler);
   if (!tls) return createServer(listener);
   return createSecureServer({ allowHTTP1: true, cert: tls.cert, key: tls.key }, listener);
 }

@@ -128,7 +128,7 @@ export class Slot implements WorkerContext {
     }
     const fallback = this.plans.filter((p) => !native(p) && !adopted.includes(p));
     if (fallback.length > 0) {
-      await this.#serveNodeOn(createNodeFetchServer(handler, tls), () => this.#listen(fallback), false);
+      await this.#serveNodeOn(await createNodeFetchServer(handler, tls), () => this.#listen(fallback), false);
     }
     if (!start) return;
     for (const plan of this.plans.filter(native)) {
@@ -163,7 +163,7 @@ export class Slot implements WorkerContext {
       }
     }
     if (rest.length > 0) {
-      await this.#serveNodeOn(createNodeFetchServer(handler, tls), async () => {
+      await this.#serveNodeOn(await createNodeFetchServer(handler, tls), async () => {
         const listener = await listenLent(plan, rest);
         addrs.push(...listener.addrs);
         return [listener];

@@ -15,7 +15,7 @@ const T = { timeout: 20_000 };
 
 /** A node:http server answering with `handler`, listening on `where` (a port 0 on 127.0.0.1, or a path). */
 async function serve(handler: FetchHandler, where: string | 0): Promise<Server> {
-  const server = createServer(nodeFetchHandler(handler));
+  const server = createServer(await nodeFetchHandler(handler));
   await new Promise<void>((resolve) => server.listen(where === 0 ? { port: 0, host: "127.0.0.1" } : where, resolve));
   return server;
 }
