@@ -5,7 +5,7 @@
 //
 //   node bench/run.mjs [--quick] [--runtimes deno,bun,node20,node24] [--measures 1,2,3,4,5,6,7]
 //                      [--rounds N] [--seconds S] [--out file.json] [--compare earlier.json] [--no-pin]
-//                      [--lib path/to/another/polybind/checkout] [--concurrent [--cap F]]
+//                      [--lib path/to/another/polybind/checkout] [--concurrent [--cap F]] [--pairs N]
 
 import { copyFileSync } from "node:fs";
 import { availableParallelism, loadavg } from "node:os";
@@ -32,6 +32,7 @@ const { values: args } = parseArgs({
     lib: { type: "string" },
     concurrent: { type: "boolean", default: false },
     cap: { type: "string" },
+    pairs: { type: "string" },
     help: { type: "boolean", default: false },
   },
 });
@@ -39,7 +40,7 @@ if (args.help) {
   process.stdout.write(
     "usage: node bench/run.mjs [--quick] [--runtimes deno,bun,node20,node24] [--measures 1,2,3,4,5,6]\n" +
       "                          [--rounds N] [--seconds S] [--out file.json] [--compare earlier.json] [--no-pin]\n" +
-      "                          [--lib path/to/another/polybind/checkout] [--concurrent [--cap F]]\n",
+      "                          [--lib path/to/another/polybind/checkout] [--concurrent [--cap F]] [--pairs N]\n",
   );
   process.exit(0);
 }
@@ -64,7 +65,12 @@ const ctx = {
   // With --concurrent, at most this fraction of a CPU for each server (cgroup.mjs), where the
   // load generator cannot keep both busy otherwise (new connections through wrk's Lua).
   cap: args.cap === undefined ? undefined : Number(args.cap),
+  // Measure 7: pairs of servers started one after the other, ctx.rounds rounds each.
+  pairs: Number(args.pairs ?? 1),
 };
+if (!Number.isInteger(ctx.pairs) || ctx.pairs < 1) {
+  throw new RangeError(`--pairs must be a whole number from 1: ${args.pairs}`);
+}
 if (ctx.cap !== undefined && !(ctx.concurrent && ctx.cap > 0 && ctx.cap <= 1)) {
   throw new RangeError(`--cap must be a fraction of a CPU in (0, 1] and goes with --concurrent: ${args.cap}`);
 }

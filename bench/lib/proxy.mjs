@@ -72,13 +72,16 @@ function startSide(rt, ctx, m, proxy) {
   return startServer(cmd, args, { cpu: ctx.serverCpu, group: ctx.concurrent ? `proxy-${proxy}` : undefined });
 }
 
-/** One PROXY measure: both servers loaded in turn, round 0 a warm-up; the row as rateMeasure makes it. */
-export async function proxyMeasure(rt, ctx, m) {
-  const sides = [["poly", await startSide(rt, ctx, m, true)]];
+/**
+ * One pair of servers (with the header and without), started in the order given: round 0 warms
+ * them up and is dropped; the rounds after it, per side.
+ */
+async function onePair(rt, ctx, m, order) {
   const results = { poly: [], raw: [] };
   const load = m.load ?? newConnections;
+  const sides = [];
   try {
-    sides.push(["raw", await startSide(rt, ctx, m, false)]);
+    for (const name of order) sides.push([name, await startSide(rt, ctx, m, name === "poly")]);
     const run = async (name, server, seconds) => {
       const cpu = server.cpuSeconds();
       const start = performance.now();
@@ -99,7 +102,26 @@ export async function proxyMeasure(rt, ctx, m) {
   } finally {
     for (const [, server] of sides) await server.stop();
   }
-  const counted = (side) => results[side].slice(1);
+  return { poly: results.poly.slice(1), raw: results.raw.slice(1) };
+}
+
+/**
+ * One PROXY measure: `ctx.pairs` pairs of servers one after the other (started poly first, then
+ * raw first, and so on), `ctx.rounds` rounds each; the row as rateMeasure makes it, over the
+ * rounds of every pair. The rounds of one pair agree closely, but two pairs of the same code can
+ * differ by several per cent (where each process's memory lands, it seems): more pairs average
+ * that out.
+ */
+export async function proxyMeasure(rt, ctx, m) {
+  const all = { poly: [], raw: [] };
+  const pairRatios = [];
+  for (let p = 0; p < (ctx.pairs ?? 1); p++) {
+    const pair = await onePair(rt, ctx, m, p % 2 === 0 ? ["poly", "raw"] : ["raw", "poly"]);
+    pairRatios.push(median(pair.poly.map((x, i) => x.value / pair.raw[i].value)));
+    all.poly.push(...pair.poly);
+    all.raw.push(...pair.raw);
+  }
+  const counted = (side) => all[side];
   const values = (side) => counted(side).map((x) => x.value);
   const errors = ["poly", "raw"].flatMap((s) => counted(s).flatMap((x) => x.errors.map((e) => `${s}: ${e}`)));
   const ratio = median(values("poly").map((p, i) => p / values("raw")[i]));
@@ -122,6 +144,7 @@ export async function proxyMeasure(rt, ctx, m) {
       polyBusy: median(counted("poly").map((x) => x.busy)),
       rawBusy: median(counted("raw").map((x) => x.busy)),
       share: ctx.share,
+      pairRatios,
       errors,
     },
   }];
