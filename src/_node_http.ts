@@ -3,18 +3,12 @@
 // compatibility request and response too), HTTPS as node:http2's secure server (HTTP/2 and
 // HTTP/1.1 by ALPN), and the graceful stop of any such server: stop accepting, `connection:
 // close` (HTTP/1.1) or GOAWAY (HTTP/2) on what is answered meanwhile, idle connections closed,
-// the rest closed at the deadline. srvx is loaded only when a fetch server is made: on import it
-// makes the runtime's own Request, Response and Headers prototypes of its classes, which cost
-// Bun.serve about 2 % a request in a worker that never uses node:http.
+// the rest closed at the deadline. srvx (and node:http) are loaded only when a fetch server is
+// made: on import srvx makes the runtime's own Request, Response and Headers prototypes of its
+// classes, which cost Bun.serve about 2 % a request in a worker that never uses node:http.
 
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import {
-  createSecureServer,
-  type Http2SecureServer,
-  type Http2ServerRequest,
-  type Http2ServerResponse,
-  type Http2Session,
-} from "node:http2";
+import type { IncomingMessage, Server, ServerResponse } from "node:http";
+import type { Http2SecureServer, Http2ServerRequest, Http2ServerResponse, Http2Session } from "node:http2";
 import type { Socket } from "node:net";
 import type * as Srvx from "srvx/node";
 import type { FetchHandler } from "./_adapter.ts";
@@ -101,8 +95,8 @@ export async function nodeFetchHandler(handler: FetchHandler): Promise<(req: Any
  */
 export async function createNodeFetchServer(handler: FetchHandler, tls?: TlsPem): Promise<NodeServer> {
   const listener = await nodeFetchHandler(handler);
-  if (!tls) return createServer(listener);
-  return createSecureServer({ allowHTTP1: true, cert: tls.cert, key: tls.key }, listener);
+  if (!tls) return (await import("node:http")).createServer(listener);
+  return (await import("node:http2")).createSecureServer({ allowHTTP1: true, cert: tls.cert, key: tls.key }, listener);
 }
 
 /** A server's requests in flight, counted, with what happens to each while it drains. */
