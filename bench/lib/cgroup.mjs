@@ -67,7 +67,7 @@ process.on("exit", () => made.forEach(removeIfEmpty));
  * `file argv` inside group `name`, made on first use and removed when this process exits.
  *
  * @param options.cap At most this fraction of one CPU for each group (none: no limit).
- * @returns `{ wrap, cap }`, or `{ why }` where groups cannot be made here.
+ * @returns `{ wrap }`, or `{ why }` where groups cannot be made here.
  */
 export function cpuGroups({ cap } = {}) {
   const p = parent();
@@ -87,5 +87,5 @@ export function cpuGroups({ cap } = {}) {
     // process the server makes is in the group from its start.
     return ["sh", ["-c", 'echo $$ > "$0/cgroup.procs" && exec "$@"', dir, file, ...argv]];
   };
-  return { wrap, cap };
+  return { wrap };
 }

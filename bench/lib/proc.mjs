@@ -23,7 +23,7 @@ for (const signal of ["SIGINT", "SIGTERM"]) {
 let groups;
 
 /**
- * This machine's CPU groups (cgroup.mjs), made once: `{ wrap, cap }`, or `{ why }` there are none.
+ * This machine's CPU groups (cgroup.mjs), made once: `{ wrap }`, or `{ why }` there are none.
  * The first call decides `cap` (each group's limit, a fraction of a CPU; none: no limit).
  */
 export function benchGroups(cap) {
