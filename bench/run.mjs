@@ -155,10 +155,9 @@ if (args.out === undefined) copyFileSync(out, join(ROOT, "bench", "results", "la
 
 process.stdout.write(`\n${table(rows)}\n\n`);
 if (rows.some(unsaturated)) {
+  const below = `${SATURATED * 100}%`;
   process.stdout.write(
-    `† a server was on the CPU less than ${
-      SATURATED * 100
-    }% of the time it could have: the load generator or other work ` +
+    `† a server was on the CPU less than ${below} of the time it could have: the load generator or other work ` +
       "on the machine set the pace, so the rate ratio understates the difference; the CPU/op ratio does not.\n\n",
   );
 }

@@ -50,6 +50,14 @@ function startSide(rt, ctx, script, options) {
   return startServer(cmd, args, { cpu: ctx.serverCpu, group: ctx.concurrent ? script : undefined });
 }
 
+/** What alternate() starts for measures 1 to 5: poly.mjs in `polyMode`, raw.mjs in `rawMode`. */
+function servers(rt, ctx, polyMode, rawMode) {
+  return (name) =>
+    name === "poly"
+      ? startSide(rt, ctx, "poly.mjs", { mode: polyMode, lib: rt.lib })
+      : startSide(rt, ctx, "raw.mjs", { mode: rawMode });
+}
+
 function loader(kind, ctx) {
   const cpu = ctx.loadCpu;
   if (kind === "udp") return (port, seconds) => udp(port, { seconds, cpu });
@@ -57,21 +65,22 @@ function loader(kind, ctx) {
 }
 
 /**
- * Starts both servers, then loads them alternately (polybind, raw, polybind, raw, ...), or with
- * `parallel` both at once (then host noise hits both alike; each gets half the CPUs).
- * Each side's values are kept in order.
+ * Starts both servers (`start(name)` in `order`), then loads them alternately (polybind, raw,
+ * polybind, raw, ...), or with `parallel` both at once (then host noise hits both alike; each
+ * gets half the CPUs). `run(server, round, name)` loads one; each side's results are kept in
+ * order.
  */
-async function alternate(rt, ctx, { polyMode, rawMode, rounds, run, parallel = false }) {
-  const sides = [["poly", await startSide(rt, ctx, "poly.mjs", { mode: polyMode, lib: rt.lib })]];
+export async function alternate({ start, order = ["poly", "raw"], rounds, run, parallel = false }) {
+  const sides = [];
   try {
-    sides.push(["raw", await startSide(rt, ctx, "raw.mjs", { mode: rawMode })]);
+    for (const name of order) sides.push([name, await start(name)]);
     const results = { poly: [], raw: [] };
     for (let r = 0; r < rounds; r++) {
       if (parallel) {
-        const both = await Promise.all(sides.map(([, server]) => run(server, r)));
+        const both = await Promise.all(sides.map(([name, server]) => run(server, r, name)));
         sides.forEach(([name], i) => results[name].push(both[i]));
       } else {
-        for (const [name, server] of sides) results[name].push(await run(server, r));
+        for (const [name, server] of sides) results[name].push(await run(server, r, name));
       }
     }
     return results;
@@ -80,44 +89,41 @@ async function alternate(rt, ctx, { polyMode, rawMode, rounds, run, parallel = f
   }
 }
 
-/** Measures 1 to 4. */
-export async function rateMeasure(rt, ctx, m) {
-  const load = loader(m.load, ctx);
-  const results = await alternate(rt, ctx, {
-    polyMode: m.poly,
-    rawMode: m.raw,
-    rounds: ctx.rounds + 1,
-    parallel: ctx.concurrent,
-    // Round 0 warms both servers up and is not counted.
-    run: async (server, r) => {
-      const cpu = server.cpuSeconds();
-      const start = performance.now();
-      const result = await load(server.info.port, r === 0 ? ctx.warmSeconds : ctx.seconds);
-      const used = server.cpuSeconds() - cpu;
-      // busy near 1: the server was the bottleneck; well below: the load generator was.
-      return { ...result, cpuUs: (used * 1e6) / result.ops, busy: used / (performance.now() - start) * 1000 };
-    },
-  });
-  const values = (side) => results[side].slice(1).map((x) => x.value);
-  const cpuUs = (side) => results[side].slice(1).map((x) => x.cpuUs);
-  const busy = (side) => median(results[side].slice(1).map((x) => x.busy));
-  const errors = ["poly", "raw"].flatMap((s) => results[s].slice(1).flatMap((x) => x.errors.map((e) => `${s}: ${e}`)));
-  const poly = median(values("poly"));
-  const raw = median(values("raw"));
+/**
+ * One load of `server` (`load()` resolves with `{ value, ops, errors }`), with the server's CPU
+ * time per operation and its busy share: near 1 (or its share of the core) the server was the
+ * bottleneck; well below, the load generator was.
+ */
+export async function measured(server, load) {
+  const cpu = server.cpuSeconds();
+  const start = performance.now();
+  const result = await load();
+  const used = server.cpuSeconds() - cpu;
+  return { ...result, cpuUs: (used * 1e6) / result.ops, busy: used / (performance.now() - start) * 1000 };
+}
+
+/**
+ * The table row of a rate measure from its counted rounds per side (`measured()` results, warm-up
+ * left out): medians, the ratio, CPU per operation, the target; `extra` goes into the details.
+ */
+export function rateRow(rt, ctx, m, counted, extra = {}) {
+  const values = (side) => counted[side].map((x) => x.value);
+  const cpuUs = (side) => counted[side].map((x) => x.cpuUs);
+  const busy = (side) => median(counted[side].map((x) => x.busy));
+  const errors = ["poly", "raw"].flatMap((s) => counted[s].flatMap((x) => x.errors.map((e) => `${s}: ${e}`)));
   // The machine's speed drifts over minutes: compare each polybind load with the raw load
   // that directly followed it, and take the median of those ratios.
   const ratio = median(values("poly").map((p, i) => p / values("raw")[i]));
-  // Server CPU time per request: steadier than rates on a noisy machine (>= 1: polybind costs less).
-  const cpuRatio = median(cpuUs("raw")) / median(cpuUs("poly"));
-  return [{
+  return {
     runtime: rt.name,
     id: m.id,
     measure: m.measure,
     unit: m.unit,
-    poly,
-    raw,
+    poly: median(values("poly")),
+    raw: median(values("raw")),
     ratio,
-    cpuRatio,
+    // Server CPU time per request: steadier than rates on a noisy machine (>= 1: polybind costs less).
+    cpuRatio: median(cpuUs("raw")) / median(cpuUs("poly")),
     target: m.min === undefined ? undefined : `ratio >= ${m.min}`,
     met: m.min === undefined ? undefined : ratio >= m.min && errors.length === 0,
     details: {
@@ -128,9 +134,23 @@ export async function rateMeasure(rt, ctx, m) {
       polyBusy: busy("poly"),
       rawBusy: busy("raw"),
       share: ctx.share,
+      ...extra,
       errors,
     },
-  }];
+  };
+}
+
+/** Measures 1 to 4. */
+export async function rateMeasure(rt, ctx, m) {
+  const load = loader(m.load, ctx);
+  const results = await alternate({
+    start: servers(rt, ctx, m.poly, m.raw),
+    rounds: ctx.rounds + 1,
+    parallel: ctx.concurrent,
+    // Round 0 warms both servers up and is not counted.
+    run: (server, r) => measured(server, () => load(server.info.port, r === 0 ? ctx.warmSeconds : ctx.seconds)),
+  });
+  return [rateRow(rt, ctx, m, { poly: results.poly.slice(1), raw: results.raw.slice(1) })];
 }
 
 /** Each listener's count of answered connections, and whether every connection was answered. */
@@ -150,9 +170,8 @@ export async function balanceMeasure(rt, ctx, caps) {
     target: "max/min <= 1.3",
   };
   if (!caps.reusePort.tcp) return [{ ...base, polyText: "n/a (no reuseport)", rawText: "n/a (no reuseport)" }];
-  const results = await alternate(rt, ctx, {
-    polyMode: "balance",
-    rawMode: "balance",
+  const results = await alternate({
+    start: servers(rt, ctx, "balance", "balance"),
     rounds: ctx.balanceRounds,
     run: async (server) =>
       shares(await conns(server.info.port, { count: ctx.balanceCount, cpu: ctx.loadCpu }), 4, ctx.balanceCount),

@@ -14,6 +14,7 @@
 
 import { join } from "node:path";
 import { keepAlive, wrk } from "./load.mjs";
+import { alternate, measured, rateRow } from "./measures.mjs";
 import { startServer } from "./proc.mjs";
 import { median } from "./report.mjs";
 import { ROOT } from "./runtimes.mjs";
@@ -73,79 +74,33 @@ function startSide(rt, ctx, m, proxy) {
 }
 
 /**
- * One pair of servers (with the header and without), started in the order given: round 0 warms
- * them up and is dropped; the rounds after it, per side.
- */
-async function onePair(rt, ctx, m, order) {
-  const results = { poly: [], raw: [] };
-  const load = m.load ?? newConnections;
-  const sides = [];
-  try {
-    for (const name of order) sides.push([name, await startSide(rt, ctx, m, name === "poly")]);
-    const run = async (name, server, seconds) => {
-      const cpu = server.cpuSeconds();
-      const start = performance.now();
-      const result = await load(server.info.port, seconds, name === "poly", ctx.loadCpu);
-      const used = server.cpuSeconds() - cpu;
-      results[name].push({
-        ...result,
-        cpuUs: (used * 1e6) / result.ops,
-        busy: used / (performance.now() - start) * 1000,
-      });
-    };
-    for (let r = 0; r <= ctx.rounds; r++) {
-      const seconds = r === 0 ? ctx.warmSeconds : ctx.seconds;
-      // In turn, or (--concurrent) both at once, each server in a CPU group of equal weight.
-      if (ctx.concurrent) await Promise.all(sides.map(([name, server]) => run(name, server, seconds)));
-      else for (const [name, server] of sides) await run(name, server, seconds);
-    }
-  } finally {
-    for (const [, server] of sides) await server.stop();
-  }
-  return { poly: results.poly.slice(1), raw: results.raw.slice(1) };
-}
-
-/**
  * One PROXY measure: `ctx.pairs` pairs of servers one after the other (started poly first, then
- * raw first, and so on), `ctx.rounds` rounds each; the row as rateMeasure makes it, over the
- * rounds of every pair. The rounds of one pair agree closely, but two pairs of the same code can
- * differ by several per cent (where each process's memory lands, it seems): more pairs average
- * that out.
+ * raw first, and so on), `ctx.rounds` rounds each after a warm-up round; the row as rateMeasure
+ * makes it, over the rounds of every pair. The rounds of one pair agree closely, but two pairs
+ * of the same code can differ by several per cent (where each process's memory lands, it
+ * seems): more pairs average that out.
  */
 export async function proxyMeasure(rt, ctx, m) {
-  const all = { poly: [], raw: [] };
+  const load = m.load ?? newConnections;
+  const counted = { poly: [], raw: [] };
   const pairRatios = [];
-  for (let p = 0; p < (ctx.pairs ?? 1); p++) {
-    const pair = await onePair(rt, ctx, m, p % 2 === 0 ? ["poly", "raw"] : ["raw", "poly"]);
-    pairRatios.push(median(pair.poly.map((x, i) => x.value / pair.raw[i].value)));
-    all.poly.push(...pair.poly);
-    all.raw.push(...pair.raw);
+  for (let p = 0; p < ctx.pairs; p++) {
+    const pair = await alternate({
+      start: (name) => startSide(rt, ctx, m, name === "poly"),
+      order: p % 2 === 0 ? ["poly", "raw"] : ["raw", "poly"],
+      rounds: ctx.rounds + 1,
+      // In turn, or (--concurrent) both at once, each server in a CPU group of equal weight.
+      parallel: ctx.concurrent,
+      run: (server, r, name) =>
+        measured(
+          server,
+          () => load(server.info.port, r === 0 ? ctx.warmSeconds : ctx.seconds, name === "poly", ctx.loadCpu),
+        ),
+    });
+    const [poly, raw] = [pair.poly.slice(1), pair.raw.slice(1)];
+    pairRatios.push(median(poly.map((x, i) => x.value / raw[i].value)));
+    counted.poly.push(...poly);
+    counted.raw.push(...raw);
   }
-  const counted = (side) => all[side];
-  const values = (side) => counted(side).map((x) => x.value);
-  const errors = ["poly", "raw"].flatMap((s) => counted(s).flatMap((x) => x.errors.map((e) => `${s}: ${e}`)));
-  const ratio = median(values("poly").map((p, i) => p / values("raw")[i]));
-  return [{
-    runtime: rt.name,
-    id: m.id,
-    measure: m.measure,
-    unit: m.unit,
-    poly: median(values("poly")),
-    raw: median(values("raw")),
-    ratio,
-    cpuRatio: median(counted("raw").map((x) => x.cpuUs)) / median(counted("poly").map((x) => x.cpuUs)),
-    target: m.min === undefined ? undefined : `ratio >= ${m.min}`,
-    met: m.min === undefined ? undefined : ratio >= m.min && errors.length === 0,
-    details: {
-      poly: values("poly"),
-      raw: values("raw"),
-      polyCpuUs: counted("poly").map((x) => x.cpuUs),
-      rawCpuUs: counted("raw").map((x) => x.cpuUs),
-      polyBusy: median(counted("poly").map((x) => x.busy)),
-      rawBusy: median(counted("raw").map((x) => x.busy)),
-      share: ctx.share,
-      pairRatios,
-      errors,
-    },
-  }];
+  return [rateRow(rt, ctx, m, counted, { pairRatios })];
 }
