@@ -34,7 +34,10 @@ function headerAddr(header: ProxyHeader, end: "source" | "destination"): Addr | 
 export class ProxiedConn implements Conn {
   readonly #conn: Conn;
   #header: ProxyHeader | undefined = undefined;
+  /** The leftover bytes: `#rest[#at .. #end]`, held without a view (a subarray costs more than a short copy). */
   #rest: Uint8Array | undefined = undefined;
+  #at = 0;
+  #end = 0;
   #readable?: ReadableStream<Uint8Array>;
   #proxy?: ProxyInfo;
   #remote?: Addr;
@@ -52,12 +55,23 @@ export class ProxiedConn implements Conn {
 
   /**
    * Sets what the header said (`undefined` for a connection let through without one) and the
-   * bytes read past it, which come first; `released()` follows at once when there are none.
+   * bytes read past it, `rest[at .. end]`, which come first; `released()` follows at once when
+   * there are none.
    */
-  protected admit(header: ProxyHeader | undefined, rest: Uint8Array | undefined): void {
+  protected admit(header: ProxyHeader | undefined, rest: Uint8Array | undefined, at: number, end: number): void {
     this.#header = header;
-    if (rest !== undefined && rest.length > 0) this.#rest = rest;
-    else this.released();
+    if (rest !== undefined && end > at) {
+      this.#rest = rest;
+      this.#at = at;
+      this.#end = end;
+    } else this.released();
+  }
+
+  /** A copy of the leftover bytes, which are then forgotten; undefined when there are none. */
+  #takeRest(): Uint8Array | undefined {
+    const copy = this.#rest?.slice(this.#at, this.#end);
+    this.#drop();
+    return copy;
   }
 
   /** Called once, when the bytes given to admit() have been read, copied or dropped. */
@@ -107,9 +121,10 @@ export class ProxiedConn implements Conn {
   read(p: Uint8Array): Promise<number | null> {
     const rest = this.#rest;
     if (rest === undefined) return this.#readable === undefined ? this.#conn.read(p) : readableTaken();
-    const n = Math.min(p.length, rest.length);
-    p.set(n === rest.length ? rest : rest.subarray(0, n));
-    if (n < rest.length) this.#rest = rest.subarray(n);
+    const at = this.#at;
+    const n = Math.min(p.length, this.#end - at);
+    copyBytes(rest, at, n, p);
+    if (at + n < this.#end) this.#at = at + n;
     else this.#drop();
     return Promise.resolve(n);
   }
@@ -117,11 +132,9 @@ export class ProxiedConn implements Conn {
   /** The inner Conn's own stream when nothing is left over; else the leftover bytes, then it. */
   get readable(): ReadableStream<Uint8Array> {
     if (this.#readable !== undefined) return this.#readable;
-    const rest = this.#rest;
-    if (rest === undefined) return this.#readable = this.#conn.readable;
     // The stream's reader keeps its chunks: a copy, so that the buffer goes back to its pool.
-    const first = rest.slice();
-    this.#drop();
+    const first = this.#takeRest();
+    if (first === undefined) return this.#readable = this.#conn.readable;
     const reader = this.#conn.readable.getReader();
     return this.#readable = new ReadableStream<Uint8Array>({
       start: (controller) => controller.enqueue(first),
@@ -158,15 +171,19 @@ export class ProxiedConn implements Conn {
 
   /** The inner Conn's release, with the leftover bytes first (a copy: their buffer goes back to its pool). */
   [RELEASE](): void {
-    const first = this.#rest?.slice();
-    this.#drop();
-    (this.#conn as Releasing)[RELEASE]?.(first);
+    (this.#conn as Releasing)[RELEASE]?.(this.#takeRest());
   }
 
   [Symbol.asyncDispose](): Promise<void> {
     this.close();
     return Promise.resolve();
   }
+}
+
+/** Copies `n` bytes of `from`, from `at`, to the start of `to`: a loop where they are few (no view to make). */
+function copyBytes(from: Uint8Array, at: number, n: number, to: Uint8Array): void {
+  if (n > 64) return to.set(from.subarray(at, at + n));
+  for (let i = 0; i < n; i++) to[i] = from[at + i]!;
 }
 
 /** A ProxiedConn made whole at once, whose `release` gives its leftover bytes' buffer back. */
@@ -176,7 +193,7 @@ class AdmittedConn extends ProxiedConn {
   constructor(inner: Conn, header: ProxyHeader | undefined, rest: Uint8Array | undefined, release?: () => void) {
     super(inner);
     this.#release = release;
-    this.admit(header, rest);
+    this.admit(header, rest, 0, rest?.length ?? 0);
   }
 
   protected override released(): void {

@@ -100,7 +100,7 @@ export class HeaderRead extends ProxiedConn {
   #pass(header: ProxyHeader | undefined, consumed: number): void {
     const trusted = this.#trusted;
     if (header !== undefined ? !trusted : trusted && this.#required) return this.#refuse();
-    this.admit(header, consumed < this.#have ? this.#buf.subarray(consumed, this.#have) : undefined);
+    this.admit(header, this.#buf, consumed, this.#have);
     this.#settle(this, true);
   }
 
