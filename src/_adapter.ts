@@ -261,7 +261,11 @@ export interface SocketShare {
 }
 
 let current: Adapter | undefined;
-const scoped = new AsyncLocalStorage<Adapter>();
+/**
+ * Made by the first withAdapter() (tests): on Bun, constructing an AsyncLocalStorage turns on
+ * async context tracking for the whole process, which a server that never asks should not pay.
+ */
+let scoped: AsyncLocalStorage<Adapter> | undefined;
 
 /** Installs the adapter the public functions use (the probe does this at import time). */
 export function useAdapter(adapter: Adapter): void {
@@ -273,12 +277,13 @@ export function useAdapter(adapter: Adapter): void {
  * leaving every other caller's adapter alone: how tests inject faults.
  */
 export function withAdapter<T>(adapter: Adapter, fn: () => T): T {
+  scoped ??= new AsyncLocalStorage<Adapter>();
   return scoped.run(adapter, fn);
 }
 
 /** The adapter in use. */
 export function adapter(): Adapter {
-  const a = scoped.getStore() ?? current;
+  const a = scoped?.getStore() ?? current;
   if (a === undefined) {
     throw new Error("No runtime adapter is installed: import polybind from its entry point mod.ts");
   }
