@@ -116,7 +116,8 @@ async function benchRuntime(rt) {
   if (wanted.has("5")) add(await balanceMeasure(rt, ctx, caps));
   if (wanted.has("6")) add(await bindMeasure(rt, ctx, caps));
   // 7: the cost of a PROXY v2 header (with the header against without, both polybind).
-  if (wanted.has("7")) { for (const m of PROXY_MEASURES) add(await proxyMeasure(rt, ctx, m)); }
+  // (--measures 7 runs 7a to 7d, --measures 7d that one alone.)
+  for (const m of PROXY_MEASURES) if (wanted.has("7") || wanted.has(m.id)) add(await proxyMeasure(rt, ctx, m));
   return rows;
 }
 
@@ -125,7 +126,7 @@ if (ctx.concurrent) {
   const { why } = benchGroups(ctx.cap);
   if (why) log(`warning: no CPU group per server (${why}): servers loaded at once share CPU by thread`);
 }
-if (["1", "2", "3", "7"].some((m) => wanted.has(m))) ensureWrk();
+if ([...wanted].some((m) => ["1", "2", "3", "7"].includes(m[0]))) ensureWrk();
 const libRoot = resolve(args.lib ?? ROOT);
 const nodeLib = names.some((n) => n.startsWith("node")) ? buildForNode(libRoot) : undefined;
 const runtimes = describeRuntimes(names, libRoot, nodeLib);
