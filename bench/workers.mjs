@@ -12,8 +12,11 @@
 // wrk): they share CPU 0, and whatever slows the host down slows both alike. Each server then
 // runs in a cgroup of equal weight (bench/lib/cgroup.mjs, as root), so the core is split between
 // the two servers, not between their threads and processes.
+// Two processes of the same server can differ by a few per cent for their whole life (the same
+// server against itself: pairs from 0.974 to 1.008), so with --pairs N a runtime's servers are
+// started N times over, in alternating order, ROUNDS rounds each, all rounds judged together.
 // Usage: node bench/workers.mjs [--rounds N] [--seconds S] [--no-pin] [--no-close] [--concurrent]
-//          [--runtimes node20,node24,bun,deno]                      (npm run bench:workers)
+//          [--pairs N] [--runtimes node20,node24,bun,deno]          (npm run bench:workers)
 // Writes bench/results/workers.json (workers-concurrent.json with --concurrent).
 
 import { execFileSync, spawn } from "node:child_process";
@@ -34,12 +37,15 @@ const { values } = parseArgs({
     "no-pin": { type: "boolean" },
     "no-close": { type: "boolean" },
     concurrent: { type: "boolean" },
+    pairs: { type: "string" },
   },
 });
 const PIN = !values["no-pin"];
 /** CPU of the load generator; the servers get CPU 0. */
 const LOAD_CPU = PIN ? 1 : undefined;
 const ROUNDS = Number(values.rounds ?? 6);
+/** How many times each runtime's servers are started, ROUNDS rounds each. */
+const PAIRS = Number(values.pairs ?? 1);
 const SECONDS = Number(values.seconds ?? 3);
 /** Load both servers of a pair at the same time instead of in turn. */
 const CONCURRENT = values.concurrent === true;
@@ -79,7 +85,8 @@ process.once("exit", () => {
  * its URL.
  */
 function start(name, cmd, args, env = {}) {
-  // Loaded at once, servers share CPU 0 by server, not by thread: a cgroup of equal weight each.
+  // Loaded at once, servers share CPU 0 by server, not by thread: a cgroup of equal weight each
+  // (a new one for each start).
   const [file, argv] = placed(cmd, args, { cpu: PIN ? 0 : undefined, group: CONCURRENT ? name : undefined });
   const child = spawn(file, argv, { cwd: ROOT, env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
   let out = "";
@@ -273,7 +280,12 @@ async function loadAll(list, seconds, close) {
 async function runRound(group, servers, round, close) {
   if (CONCURRENT) {
     const pairs = [];
-    for (const [a, b] of group.compare) pairs.push(await loadAll([servers[a], servers[b]], SECONDS, close));
+    for (const [a, b] of group.compare) {
+      // Which of the two wrk processes starts first alternates too.
+      const both = round % 2 === 0 ? [servers[a], servers[b]] : [servers[b], servers[a]];
+      const results = await loadAll(both, SECONDS, close);
+      pairs.push(round % 2 === 0 ? results : results.reverse());
+    }
     return pairs;
   }
   const keys = Object.keys(servers);
@@ -284,78 +296,100 @@ async function runRound(group, servers, round, close) {
   return group.compare.map(([a, b]) => [results[a], results[b]]);
 }
 
-/** Runs one runtime's servers through every load; returns its rows. */
-async function runGroup(group) {
+/**
+ * One start of a runtime's servers (`pair`: which start, alternating the order they start in)
+ * through every load: into `results[load][comparison]`, each round's `[a, b]`, and how many
+ * rounds were run again and the most CPU other processes took.
+ */
+async function runPair(group, pair, results) {
   const servers = {};
-  const rows = [];
   try {
-    for (const [key, [, cmd, args, env]] of Object.entries(group.servers)) {
-      servers[key] = await start(key, cmd, args, env);
+    const entries = Object.entries(group.servers);
+    for (const [key, [, cmd, args, env]] of pair % 2 === 0 ? entries : entries.reverse()) {
+      servers[key] = await start(PAIRS > 1 ? `${key}-${pair}` : key, cmd, args, env);
     }
     for (const l of LOADS) {
-      // Per pair, per side: each round's result.
-      const sides = group.compare.map(() => [[], []]);
-      let retries = 0;
-      let foreignMax = 0;
+      const into = results[l.id];
       // A warm-up second each (JIT, connection set-up).
       for (const server of Object.values(servers)) await loadAll([server], 1, l.close);
-      for (let round = 0; round < ROUNDS; round++) {
+      for (let round = 0, retries = 0; round < ROUNDS; round++) {
         const pairs = await runRound(group, servers, round, l.close);
         // Another process took a core during the round: the round again, a few times.
         const foreign = Math.max(...pairs.flat().map((r) => r.foreign));
         if (foreign > MAX_FOREIGN && retries < MAX_RETRIES) {
           retries++;
+          into.retries++;
           process.stderr.write(
             `${group.runtime} ${l.id}: round ${round} again (${(100 * foreign).toFixed(0)}% of a core elsewhere)\n`,
           );
           round--;
           continue;
         }
-        pairs.forEach(([a, b], i) => (sides[i][0].push(a), sides[i][1].push(b)));
-        foreignMax = Math.max(foreignMax, foreign);
+        pairs.forEach((ab, i) => into.rounds[i].push({ pair, ab }));
+        into.foreignMax = Math.max(into.foreignMax, foreign);
       }
-      group.compare.forEach(([a, b, measure, target], i) => {
-        const [ra, rb] = sides[i];
-        const value = (list) => list.map((r) => r.value);
-        const ratio = median(ra.map((r, j) => r.value / rb[j].value));
-        const errors = [
-          ...ra.flatMap((r) => r.errors.map((e) => `${a}: ${e}`)),
-          ...rb.flatMap((r) => r.errors.map((e) => `${b}: ${e}`)),
-        ];
-        rows.push({
-          runtime: group.runtime,
-          load: l.id,
-          measure,
-          a: group.servers[a][0],
-          b: group.servers[b][0],
-          rateA: median(value(ra)),
-          rateB: median(value(rb)),
-          ratio,
-          // Server CPU time per request, B over A (>= 1: A costs less), per round.
-          cpuRatio: median(ra.map((r, j) => rb[j].cpuUs / r.cpuUs)),
-          busyA: median(ra.map((r) => r.busy)),
-          busyB: median(rb.map((r) => r.busy)),
-          target,
-          met: target === undefined ? undefined : ratio >= 1,
-          retries,
-          foreignMax,
-          details: {
-            a: value(ra),
-            b: value(rb),
-            cpuUsA: ra.map((r) => r.cpuUs),
-            cpuUsB: rb.map((r) => r.cpuUs),
-            errors,
-          },
-        });
-        process.stderr.write(
-          `${group.runtime} ${l.id}: ${measure}: ${fmt(median(value(ra)))} / ${fmt(median(value(rb)))} = ${
-            ratio.toFixed(3)
-          }\n`,
-        );
-      });
     }
   } finally {
     for (const s of Object.values(servers)) await s.stop();
+  }
+}
+
+/** Runs one runtime's servers through every load, PAIRS times; returns its rows. */
+async function runGroup(group) {
+  const results = Object.fromEntries(
+    LOADS.map((l) => [l.id, { rounds: group.compare.map(() => []), retries: 0, foreignMax: 0 }]),
+  );
+  for (let pair = 0; pair < PAIRS; pair++) await runPair(group, pair, results);
+  const rows = [];
+  for (const l of LOADS) {
+    const { rounds, retries, foreignMax } = results[l.id];
+    group.compare.forEach(([a, b, measure, target], i) => {
+      const ra = rounds[i].map((x) => x.ab[0]);
+      const rb = rounds[i].map((x) => x.ab[1]);
+      const value = (list) => list.map((r) => r.value);
+      const ratios = ra.map((r, j) => r.value / rb[j].value);
+      const ratio = median(ratios);
+      // Each start's own median: how far two starts of the same servers differ.
+      const pairRatios = Array.from(
+        { length: PAIRS },
+        (_, p) => median(ratios.filter((_, j) => rounds[i][j].pair === p)),
+      );
+      const errors = [
+        ...ra.flatMap((r) => r.errors.map((e) => `${a}: ${e}`)),
+        ...rb.flatMap((r) => r.errors.map((e) => `${b}: ${e}`)),
+      ];
+      rows.push({
+        runtime: group.runtime,
+        load: l.id,
+        measure,
+        a: group.servers[a][0],
+        b: group.servers[b][0],
+        rateA: median(value(ra)),
+        rateB: median(value(rb)),
+        ratio,
+        // Server CPU time per request, B over A (>= 1: A costs less), per round.
+        cpuRatio: median(ra.map((r, j) => rb[j].cpuUs / r.cpuUs)),
+        busyA: median(ra.map((r) => r.busy)),
+        busyB: median(rb.map((r) => r.busy)),
+        target,
+        met: target === undefined ? undefined : ratio >= 1,
+        retries,
+        foreignMax,
+        details: {
+          a: value(ra),
+          b: value(rb),
+          cpuUsA: ra.map((r) => r.cpuUs),
+          cpuUsB: rb.map((r) => r.cpuUs),
+          pairRatios,
+          errors,
+        },
+      });
+      process.stderr.write(
+        `${group.runtime} ${l.id}: ${measure}: ${fmt(median(value(ra)))} / ${fmt(median(value(rb)))} = ${
+          ratio.toFixed(3)
+        }${PAIRS > 1 ? ` (starts: ${pairRatios.map((r) => r.toFixed(3)).join(", ")})` : ""}\n`,
+      );
+    });
   }
   return rows;
 }
@@ -409,15 +443,16 @@ async function main() {
   const errors = rows.flatMap((r) => r.details.errors);
   if (errors.length > 0) console.log(`\nerrors:\n${[...new Set(errors)].join("\n")}`);
   console.log(
-    `\n${ROUNDS} rounds of ${SECONDS} s${CONCURRENT ? `, pairs loaded at once (${shares()})` : ""}, ${
-      PIN ? "servers on CPU 0, wrk on CPU 1" : "unpinned"
-    }, ${((Date.now() - started) / 60000).toFixed(1)} min`,
+    `\n${PAIRS > 1 ? `${PAIRS} starts of each server, ` : ""}${ROUNDS} rounds of ${SECONDS} s${
+      CONCURRENT ? `, pairs loaded at once (${shares()})` : ""
+    }, ${PIN ? "servers on CPU 0, wrk on CPU 1" : "unpinned"}, ${((Date.now() - started) / 60000).toFixed(1)} min`,
   );
   writeJson(join(ROOT, "bench", "results", CONCURRENT ? "workers-concurrent.json" : "workers.json"), {
     date: new Date().toISOString(),
     commit: execFileSync("git", ["describe", "--always", "--dirty"], { cwd: ROOT, encoding: "utf8" }).trim(),
     machine: machine(),
     rounds: ROUNDS,
+    pairs: PAIRS,
     pinned: PIN,
     concurrent: CONCURRENT,
     shares: CONCURRENT ? shares() : undefined,
