@@ -313,9 +313,9 @@ async function runPair(group, pair, results) {
       // A warm-up second each (JIT, connection set-up).
       for (const server of Object.values(servers)) await loadAll([server], 1, l.close);
       for (let round = 0, retries = 0; round < ROUNDS; round++) {
-        const pairs = await runRound(group, servers, round, l.close);
+        const compared = await runRound(group, servers, round, l.close);
         // Another process took a core during the round: the round again, a few times.
-        const foreign = Math.max(...pairs.flat().map((r) => r.foreign));
+        const foreign = Math.max(...compared.flat().map((r) => r.foreign));
         if (foreign > MAX_FOREIGN && retries < MAX_RETRIES) {
           retries++;
           into.retries++;
@@ -325,7 +325,7 @@ async function runPair(group, pair, results) {
           round--;
           continue;
         }
-        pairs.forEach((ab, i) => into.rounds[i].push({ pair, ab }));
+        compared.forEach((ab, i) => into.rounds[i].push({ pair, ab }));
         into.foreignMax = Math.max(into.foreignMax, foreign);
       }
     }
