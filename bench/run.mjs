@@ -15,7 +15,7 @@ import { parseArgs } from "node:util";
 import { ensureWrk } from "./lib/load.mjs";
 import { balanceMeasure, bindMeasure, RATE_MEASURES, rateMeasure } from "./lib/measures.mjs";
 import { PROXY_MEASURES, proxyMeasure } from "./lib/proxy.mjs";
-import { benchGroups, startServer } from "./lib/proc.mjs";
+import { benchGroups, pairsOption, startServer } from "./lib/proc.mjs";
 import { compare, fmt, machine, SATURATED, table, unsaturated, writeJson } from "./lib/report.mjs";
 import { buildForNode, describeRuntimes, ROOT, RUNTIME_NAMES } from "./lib/runtimes.mjs";
 
@@ -66,11 +66,8 @@ const ctx = {
   // load generator cannot keep both busy otherwise (new connections through wrk's Lua).
   cap: args.cap === undefined ? undefined : Number(args.cap),
   // Measure 7: pairs of servers started one after the other, ctx.rounds rounds each.
-  pairs: Number(args.pairs ?? 1),
+  pairs: pairsOption(args.pairs),
 };
-if (!Number.isInteger(ctx.pairs) || ctx.pairs < 1) {
-  throw new RangeError(`--pairs must be a whole number from 1: ${args.pairs}`);
-}
 if (ctx.cap !== undefined && !(ctx.concurrent && ctx.cap > 0 && ctx.cap <= 1)) {
   throw new RangeError(`--cap must be a fraction of a CPU in (0, 1] and goes with --concurrent: ${args.cap}`);
 }

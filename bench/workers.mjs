@@ -25,7 +25,7 @@ import { join } from "node:path";
 import process from "node:process";
 import { parseArgs } from "node:util";
 import { ensureWrk, wrk } from "./lib/load.mjs";
-import { benchGroups, cpuSeconds, placed } from "./lib/proc.mjs";
+import { benchGroups, cpuSeconds, pairsOption, placed } from "./lib/proc.mjs";
 import { fmt, machine, median, writeJson } from "./lib/report.mjs";
 import { ROOT } from "./lib/runtimes.mjs";
 
@@ -45,7 +45,7 @@ const PIN = !values["no-pin"];
 const LOAD_CPU = PIN ? 1 : undefined;
 const ROUNDS = Number(values.rounds ?? 6);
 /** How many times each runtime's servers are started, ROUNDS rounds each. */
-const PAIRS = Number(values.pairs ?? 1);
+const PAIRS = pairsOption(values.pairs);
 const SECONDS = Number(values.seconds ?? 3);
 /** Load both servers of a pair at the same time instead of in turn. */
 const CONCURRENT = values.concurrent === true;

@@ -20,6 +20,16 @@ for (const signal of ["SIGINT", "SIGTERM"]) {
   });
 }
 
+/**
+ * How many times a bench starts its servers, from its `--pairs` option: a whole number from 1
+ * (1 where the option is not given).
+ */
+export function pairsOption(text) {
+  const pairs = Number(text ?? 1);
+  if (!Number.isInteger(pairs) || pairs < 1) throw new RangeError(`--pairs must be a whole number from 1: ${text}`);
+  return pairs;
+}
+
 let groups;
 
 /**
