@@ -77,8 +77,8 @@ function startSide(rt, ctx, m, proxy) {
  * One PROXY measure: `ctx.pairs` pairs of servers one after the other (started poly first, then
  * raw first, and so on), `ctx.rounds` rounds each after a warm-up round; the row as rateMeasure
  * makes it, over the rounds of every pair. The rounds of one pair agree closely, but two pairs
- * of the same code can differ by several per cent (where each process's memory lands, it
- * seems): more pairs average that out.
+ * of the same code can differ by several per cent (under --cap, up to ±5 % for a pair's whole
+ * life: BENCHMARKS.md): more pairs average that out.
  */
 export async function proxyMeasure(rt, ctx, m) {
   const load = m.load ?? newConnections;
