@@ -34,6 +34,8 @@ function headerAddr(header: ProxyHeader, end: "source" | "destination"): Addr | 
 export class ProxiedConn implements Conn {
   readonly #conn: Conn;
   #header: ProxyHeader | undefined = undefined;
+  /** Set by admitUnparsed(): the header is made by unparsedHeader() when first asked. */
+  #unparsed = false;
   /** The leftover bytes: `#rest[#at .. #end]`, held without a view (no subarray a connection). */
   #rest: Uint8Array | undefined = undefined;
   #at = 0;
@@ -60,6 +62,33 @@ export class ProxiedConn implements Conn {
    */
   protected admit(header: ProxyHeader | undefined, rest: Uint8Array | undefined, at: number, end: number): void {
     this.#header = header;
+    this.#keep(rest, at, end);
+  }
+
+  /**
+   * admit() of a header whose bytes the subclass has kept, unparsed: unparsedHeader() makes it
+   * when the header or an address is first asked (a server that never asks pays for no parse).
+   */
+  protected admitUnparsed(rest: Uint8Array, at: number, end: number): void {
+    this.#unparsed = true;
+    this.#keep(rest, at, end);
+  }
+
+  /** The header that admitUnparsed() said the subclass kept. */
+  protected unparsedHeader(): ProxyHeader | undefined {
+    return undefined;
+  }
+
+  /** The header, made now where it was kept unparsed. */
+  #headerNow(): ProxyHeader | undefined {
+    if (this.#unparsed) {
+      this.#unparsed = false;
+      this.#header = this.unparsedHeader();
+    }
+    return this.#header;
+  }
+
+  #keep(rest: Uint8Array | undefined, at: number, end: number): void {
     if (rest !== undefined && end > at) {
       this.#rest = rest;
       this.#at = at;
@@ -86,7 +115,7 @@ export class ProxiedConn implements Conn {
 
   /** Made on first use, as the addresses are: a server that never asks pays for neither. */
   get proxy(): ProxyInfo | undefined {
-    const header = this.#header;
+    const header = this.#headerNow();
     if (header === undefined || this.#proxy !== undefined) return this.#proxy;
     const inner = this.#conn;
     // Asked of the inner Conn on first use (on node:net each is a system call), then kept.
@@ -103,13 +132,13 @@ export class ProxiedConn implements Conn {
   }
 
   get localAddr(): Addr {
-    const header = this.#header;
+    const header = this.#headerNow();
     return this.#local ??= (header === undefined ? undefined : headerAddr(header, "destination")) ??
       this.#conn.localAddr;
   }
 
   get remoteAddr(): Addr {
-    const header = this.#header;
+    const header = this.#headerNow();
     return this.#remote ??= (header === undefined ? undefined : headerAddr(header, "source")) ??
       this.#conn.remoteAddr;
   }

@@ -10,6 +10,7 @@
 import { readWith } from "./_conn.ts";
 import { parseReceived, PROXY_DEFAULT_MAX_LENGTH, type ProxyHeader } from "./_proxy_header.ts";
 import { ProxiedConn } from "./_proxy_conn.ts";
+import { isPlainV4, PLAIN_V4_LENGTH, plainV4Header } from "./_proxy_v2.ts";
 import type { Conn } from "./types.ts";
 
 /** Room for any header the parser accepts (its default limit), and for the bytes read with it. */
@@ -55,6 +56,17 @@ export class HeaderRead extends ProxiedConn {
   readonly #required: boolean;
   readonly #buf: Uint8Array;
   #have = 0;
+  /**
+   * A plain header's (isPlainV4) family byte, and its 12 address bytes as six 16-bit words
+   * (small integers: nothing allocated a connection), kept for unparsedHeader().
+   */
+  #family = 0;
+  #w0 = 0;
+  #w1 = 0;
+  #w2 = 0;
+  #w3 = 0;
+  #w4 = 0;
+  #w5 = 0;
 
   /**
    * @param settle Told the verdict, once.
@@ -82,6 +94,7 @@ export class HeaderRead extends ProxiedConn {
     if (typeof result !== "number") return this.#refuse();
     const buf = this.#buf;
     const have = this.#have += result;
+    if (isPlainV4(buf, have)) return this.#passPlain();
     const parsed = parseReceived(buf, have, BUFFER_SIZE);
     switch (parsed.kind) {
       case "more":
@@ -102,6 +115,25 @@ export class HeaderRead extends ProxiedConn {
     if (header !== undefined ? !trusted : trusted && this.#required) return this.#refuse();
     this.admit(header, this.#buf, consumed, this.#have);
     this.#settle(this, true);
+  }
+
+  /** The header most balancers send (isPlainV4), from a trusted proxy: kept, parsed if asked. */
+  #passPlain(): void {
+    if (!this.#trusted) return this.#refuse();
+    const buf = this.#buf;
+    this.#family = buf[13]!;
+    this.#w0 = (buf[16]! << 8) | buf[17]!;
+    this.#w1 = (buf[18]! << 8) | buf[19]!;
+    this.#w2 = (buf[20]! << 8) | buf[21]!;
+    this.#w3 = (buf[22]! << 8) | buf[23]!;
+    this.#w4 = (buf[24]! << 8) | buf[25]!;
+    this.#w5 = (buf[26]! << 8) | buf[27]!;
+    this.admitUnparsed(buf, PLAIN_V4_LENGTH, this.#have);
+    this.#settle(this, true);
+  }
+
+  protected override unparsedHeader(): ProxyHeader {
+    return plainV4Header(this.#family, [this.#w0, this.#w1, this.#w2, this.#w3, this.#w4, this.#w5]);
   }
 
   #refuse(): void {

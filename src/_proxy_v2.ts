@@ -3,7 +3,14 @@
 // to exactly that length. Each field is refused as soon as it arrives, and nothing past the
 // declared length is read. TLVs, and the CRC32C of the header, are checked by _proxy_tlv.ts.
 
-import type { ProxyHeader, ProxyParseResult, ProxyTlv, ProxyTransport, ProxyUnixEndpoint } from "./_proxy_header.ts";
+import type {
+  ProxyHeader,
+  ProxyNetHeader,
+  ProxyParseResult,
+  ProxyTlv,
+  ProxyTransport,
+  ProxyUnixEndpoint,
+} from "./_proxy_header.ts";
 import { formatIPv4, formatIPv6 } from "./_proxy_ip.ts";
 import { parseTlvs } from "./_proxy_tlv.ts";
 
@@ -74,6 +81,61 @@ export function parseV2(bytes: Uint8Array, max: number, n: number = bytes.length
   const tlvs = parseTlvs(bytes, 16 + addressLength, total);
   if (typeof tlvs === "string") return invalid(tlvs);
   return { kind: "header", header: v2Header(bytes, command, family, tlvs), consumed: total };
+}
+
+/** How long the plain header of {@linkcode isPlainV4} is. */
+export const PLAIN_V4_LENGTH = 28;
+
+/**
+ * Whether `bytes` start with the version 2 header most balancers send: the PROXY command over
+ * IPv4 (TCP or UDP), no TLVs, 28 bytes, valid as they stand. A listener can keep its family (byte
+ * 13) and its 12 address bytes and make the header of them only when asked (plainV4Header): the
+ * same header parseV2 gives, by parseV2.
+ *
+ * @param bytes The bytes received.
+ * @param n How many of `bytes` have been received.
+ * @returns Whether the first 28 of them are such a header.
+ * @example
+ * ```ts
+ * import { isPlainV4 } from "./_proxy_v2.ts";
+ * const signature = [0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a];
+ * const header = new Uint8Array([...signature, 0x21, 0x11, 0, 12, 203, 0, 113, 7, 192, 0, 2, 1, 0xc7, 0x38, 1, 0xbb]);
+ * console.assert(isPlainV4(header, 28) && !isPlainV4(header, 27));
+ * ```
+ */
+export function isPlainV4(bytes: Uint8Array, n: number): boolean {
+  if (n < PLAIN_V4_LENGTH || bytes[12] !== 0x21 || bytes[14] !== 0 || bytes[15] !== 12) return false;
+  if (bytes[13] !== 0x11 && bytes[13] !== 0x12) return false;
+  for (let i = 0; i < 12; i++) if (bytes[i] !== SIGNATURE[i]) return false;
+  return true;
+}
+
+/** A plain header's bytes, rebuilt by plainV4Header: the fixed ones written once. */
+const plain = new Uint8Array([...SIGNATURE, 0x21, 0x11, 0, 12, ...new Array<number>(12).fill(0)]);
+
+/**
+ * The header of {@linkcode isPlainV4}'s bytes, from what a listener kept of them: parsed as
+ * parseV2 parses them (it does).
+ *
+ * @param family Byte 13: 0x11 (TCP) or 0x12 (UDP).
+ * @param words Bytes 16 to 27 as six big-endian 16-bit words: source and destination address,
+ *   source and destination port.
+ * @returns The header.
+ * @example
+ * ```ts
+ * import { plainV4Header } from "./_proxy_v2.ts";
+ * const header = plainV4Header(0x11, [0xcb00, 0x7107, 0xc000, 0x0201, 51000, 443]);
+ * console.assert(header.transport === "tcp4" && header.source.hostname === "203.0.113.7");
+ * console.assert(header.destination.port === 443);
+ * ```
+ */
+export function plainV4Header(family: number, words: readonly number[]): ProxyNetHeader {
+  plain[13] = family;
+  for (let i = 0; i < 6; i++) {
+    plain[16 + 2 * i] = words[i]! >> 8;
+    plain[17 + 2 * i] = words[i]! & 0xff;
+  }
+  return (parseV2(plain, PLAIN_V4_LENGTH) as { header: ProxyNetHeader }).header;
 }
 
 function v2Header(bytes: Uint8Array, command: number, family: number, tlvs: ProxyTlv[]): ProxyHeader {

@@ -11,6 +11,7 @@ import fc from "fast-check";
 import { parseProxyHeader, type ProxyHeader } from "../src/_proxy_header.ts";
 import { buildProxyHeader } from "../src/_proxy_build.ts";
 import { formatIPv6, parseIPv6 } from "../src/_proxy_ip.ts";
+import { isPlainV4, plainV4Header } from "../src/_proxy_v2.ts";
 import { concat, latin1, SIG, text, tlv, v2 } from "./_proxy_vectors.ts";
 
 const seed = process.env.FC_SEED === undefined ? undefined : Number(process.env.FC_SEED);
@@ -219,6 +220,31 @@ describe("fast-check", () => {
         assert.deepEqual(header, { ...want, tlvs });
         assert.deepEqual(buildProxyHeader(header), bytes, "and build(parse(x)) is x");
       }),
+      runs(2_000),
+    );
+  });
+
+  test("a plain IPv4 header kept unparsed makes the header the parser makes of it (2,000)", () => {
+    const wordsOf = (b: Uint8Array) => [0, 1, 2, 3, 4, 5].map((i) => (b[16 + 2 * i]! << 8) | b[17 + 2 * i]!);
+    fc.assert(
+      fc.property(
+        fc.uint8Array({ minLength: 12, maxLength: 12 }),
+        fc.constantFrom(0x11, 0x12),
+        fc.nat(27),
+        fc.nat(255),
+        (addrs, family, at, byte) => {
+          const bytes = new Uint8Array([...SIG, 0x21, family, 0, 12, ...addrs]);
+          assert.ok(isPlainV4(bytes, 28) && !isPlainV4(bytes, 27));
+          const parsed = parseProxyHeader(bytes) as { header: ProxyHeader };
+          assert.deepEqual(plainV4Header(family, wordsOf(bytes)), parsed.header);
+          // Any byte changed: still plain only where the parser reads the same kind of header.
+          const changed = bytes.slice();
+          changed[at] = byte;
+          if (!isPlainV4(changed, 28)) return;
+          const again = parseProxyHeader(changed) as { header: ProxyHeader };
+          assert.deepEqual(plainV4Header(changed[13]!, wordsOf(changed)), again.header);
+        },
+      ),
       runs(2_000),
     );
   });
