@@ -8,22 +8,36 @@ import type { Addr } from "../src/types.ts";
 import { connQueue } from "./_push_queue.ts";
 import { PushConn } from "./_push_conn.ts";
 
+/** node:net's own keys for a socket that reads into its caller's buffer. */
+interface OnreadKeys {
+  buffer: symbol;
+  callback: symbol;
+}
+
+/** What {@linkcode onread} found: undefined until first asked, null where there are none. */
+let onreadKeys: OnreadKeys | null | undefined;
+
 /**
  * node:net's own keys for a socket that reads into its caller's buffer (the `onread` option of
- * `new net.Socket()`, which accepted sockets cannot be given): found on a socket made with it.
- * Where they exist (Node.js, Deno) and the handle takes a buffer, a read lands in one buffer
- * shared by every connection and is copied from it before the callback returns, with no `Buffer`
- * and no stream machinery a chunk. Elsewhere (Bun), 'data' events.
+ * `new net.Socket()`, which accepted sockets cannot be given): found on a socket made with it,
+ * once, when the first connection starts reading (not at import: a process that never reads a
+ * node:net connection, such as a Bun.serve worker, makes no socket for it). Where they exist
+ * (Node.js, Deno) and the handle takes a buffer, a read lands in one buffer shared by every
+ * connection and is copied from it before the callback returns, with no `Buffer` and no stream
+ * machinery a chunk. Elsewhere (Bun), 'data' events.
  */
-const onread = ((): { buffer: symbol; callback: symbol } | undefined => {
-  const options = { onread: { buffer: new Uint8Array(1), callback: () => true } };
-  const probe = new Socket(options as ConstructorParameters<typeof Socket>[0]);
-  const keys = Object.getOwnPropertySymbols(probe);
-  const buffer = keys.find((k) => k.description === "kBuffer");
-  const callback = keys.find((k) => k.description === "kBufferCb");
-  probe.destroy();
-  return buffer && callback ? { buffer, callback } : undefined;
-})();
+function onread(): OnreadKeys | undefined {
+  if (onreadKeys === undefined) {
+    const options = { onread: { buffer: new Uint8Array(1), callback: () => true } };
+    const probe = new Socket(options as ConstructorParameters<typeof Socket>[0]);
+    const keys = Object.getOwnPropertySymbols(probe);
+    const buffer = keys.find((k) => k.description === "kBuffer");
+    const callback = keys.find((k) => k.description === "kBufferCb");
+    probe.destroy();
+    onreadKeys = buffer && callback ? { buffer, callback } : null;
+  }
+  return onreadKeys ?? undefined;
+}
 
 /** The one buffer every node:net connection reads into (see `onread`). */
 const READ_BUFFER = new Uint8Array(64 * 1024);
@@ -75,15 +89,16 @@ export class NodeConn extends PushConn {
   protected override start(): void {
     const socket = this.native;
     const handle = (socket as unknown as { _handle?: UserBufferHandle })._handle;
-    if (onread !== undefined && typeof handle?.useUserBuffer === "function") {
+    const keys = typeof handle?.useUserBuffer === "function" ? onread() : undefined;
+    if (handle !== undefined && keys !== undefined) {
       // What the socket read before: first.
       if (socket.readableLength > 0) {
         for (let chunk: Buffer | null; (chunk = socket.read()) !== null;) this.push(chunk);
       }
       const fields = socket as unknown as Record<symbol, unknown>;
-      fields[onread.buffer] = READ_BUFFER;
-      fields[onread.callback] = (n: number, buf: Uint8Array) => this.pushFrom(buf, n);
-      handle.useUserBuffer(READ_BUFFER);
+      fields[keys.buffer] = READ_BUFFER;
+      fields[keys.callback] = (n: number, buf: Uint8Array) => this.pushFrom(buf, n);
+      handle.useUserBuffer!(READ_BUFFER);
       // An accepted socket reads from the start, unless its stream buffer filled up.
       if (handle.reading !== true) socket.resume();
     } else socket.on("data", this.#onData);
@@ -128,10 +143,11 @@ export class NodeConn extends PushConn {
     const socket = this.native;
     const back = this.started ? this.takeBuffered() : [];
     if (first !== undefined && first.length > 0) back.unshift(first);
-    if (onread !== undefined) {
+    // Only a socket started with the shared buffer has it, and by then the keys are known.
+    if (onreadKeys) {
       const fields = socket as unknown as Record<symbol, unknown>;
-      if (fields[onread.buffer] === READ_BUFFER) {
-        fields[onread.callback] = (n: number, buf: Uint8Array) => socket.push(Buffer.from(buf.subarray(0, n)));
+      if (fields[onreadKeys.buffer] === READ_BUFFER) {
+        fields[onreadKeys.callback] = (n: number, buf: Uint8Array) => socket.push(Buffer.from(buf.subarray(0, n)));
       }
     }
     socket.off("data", this.#onData);
