@@ -4,8 +4,10 @@
 // node:net socket handed to an http.Server afterwards gets the bytes after the header back:
 // releaseNative). The read becomes the Conn handed out (a ProxiedConn of _proxy_conn.ts): one
 // object a connection for both. The verdict is the parser's: a whole header, none, or a refusal;
-// never half a header. It reaches the listener in the same tick as the bytes that decide it. Time
-// limits are the listener's (it closes the connection, which ends the read here).
+// never half a header. The header most balancers send (v2, IPv4, no TLVs) is only recognised and
+// its address bytes kept: the parser makes the header of them when it is first asked for. The
+// verdict reaches the listener in the same tick as the bytes that decide it. Time limits are the
+// listener's (it closes the connection, which ends the read here).
 
 import { readWith } from "./_conn.ts";
 import { parseReceived, PROXY_DEFAULT_MAX_LENGTH, type ProxyHeader } from "./_proxy_header.ts";

@@ -1,7 +1,8 @@
 // Version 2 of the PROXY protocol: the 12-byte signature, version and command, family and
 // protocol, a length, then the addresses (12 bytes for IPv4, 36 for IPv6, 216 for Unix) and TLVs
 // to exactly that length. Each field is refused as soon as it arrives, and nothing past the
-// declared length is read. TLVs, and the CRC32C of the header, are checked by _proxy_tlv.ts.
+// declared length is read. TLVs, and the CRC32C of the header, are checked by _proxy_tlv.ts. The
+// commonest header (IPv4, no TLVs) can be told and kept without parsing: isPlainV4, plainV4Header.
 
 import type {
   ProxyHeader,
