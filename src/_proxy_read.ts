@@ -15,6 +15,9 @@ import { ProxiedConn } from "./_proxy_conn.ts";
 import { isPlainV4, PLAIN_V4_LENGTH, plainV4Header } from "./_proxy_v2.ts";
 import type { Conn } from "./types.ts";
 
+/** The header of isPlainV4, told apart from a parsed one: kept unparsed until asked. */
+const PLAIN: unique symbol = Symbol("polybind.plainV4");
+
 /** Room for any header the parser accepts (its default limit), and for the bytes read with it. */
 const BUFFER_SIZE = PROXY_DEFAULT_MAX_LENGTH;
 
@@ -96,7 +99,7 @@ export class HeaderRead extends ProxiedConn {
     if (typeof result !== "number") return this.#refuse();
     const buf = this.#buf;
     const have = this.#have += result;
-    if (isPlainV4(buf, have)) return this.#passPlain();
+    if (isPlainV4(buf, have)) return this.#pass(PLAIN, PLAIN_V4_LENGTH);
     const parsed = parseReceived(buf, have, BUFFER_SIZE);
     switch (parsed.kind) {
       case "more":
@@ -111,17 +114,23 @@ export class HeaderRead extends ProxiedConn {
     }
   };
 
-  /** A header passes from a trusted proxy; no header where none is required of this peer. */
-  #pass(header: ProxyHeader | undefined, consumed: number): void {
+  /**
+   * A header passes from a trusted proxy; no header where none is required of this peer. The
+   * header most balancers send (PLAIN: isPlainV4's) is kept unparsed, made if asked.
+   */
+  #pass(header: ProxyHeader | typeof PLAIN | undefined, consumed: number): void {
     const trusted = this.#trusted;
     if (header !== undefined ? !trusted : trusted && this.#required) return this.#refuse();
-    this.admit(header, this.#buf, consumed, this.#have);
+    if (header !== PLAIN) this.admit(header, this.#buf, consumed, this.#have);
+    else {
+      this.#keepPlain();
+      this.admitUnparsed(this.#buf, consumed, this.#have);
+    }
     this.#settle(this, true);
   }
 
-  /** The header most balancers send (isPlainV4), from a trusted proxy: kept, parsed if asked. */
-  #passPlain(): void {
-    if (!this.#trusted) return this.#refuse();
+  /** Keeps what unparsedHeader() needs of the plain header in the buffer. */
+  #keepPlain(): void {
     const buf = this.#buf;
     this.#family = buf[13]!;
     this.#w0 = (buf[16]! << 8) | buf[17]!;
@@ -130,8 +139,6 @@ export class HeaderRead extends ProxiedConn {
     this.#w3 = (buf[22]! << 8) | buf[23]!;
     this.#w4 = (buf[24]! << 8) | buf[25]!;
     this.#w5 = (buf[26]! << 8) | buf[27]!;
-    this.admitUnparsed(buf, PLAIN_V4_LENGTH, this.#have);
-    this.#settle(this, true);
   }
 
   protected override unparsedHeader(): ProxyHeader {
