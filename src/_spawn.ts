@@ -60,6 +60,11 @@ function entry(): URL {
   return new URL(import.meta.url.endsWith(".ts") ? "./_worker_main.ts" : "./_worker_main.js", import.meta.url);
 }
 
+/** What a worker thread says first: its entry has run, and it takes its spec now. */
+export interface ThreadLoaded {
+  polybind: "loaded";
+}
+
 /** Starts a worker as a thread of this process; it dies with this process. */
 export function startThread(spec: WorkerSpec, id: number, events: EventQueue): WorkerHandle {
   const Worker = webWorker()!;
@@ -71,7 +76,14 @@ export function startThread(spec: WorkerSpec, id: number, events: EventQueue): W
     thread.terminate();
     events.push({ kind: "exit", id });
   };
+  // A thread takes messages once its entry has run, after its imports (which wait for the
+  // runtime's adapter to load): one sent sooner can be lost, so the spec goes when it says so.
+  let loaded = false;
   thread.addEventListener("message", ({ data }) => {
+    if ((data as ThreadLoaded).polybind === "loaded") {
+      loaded = true;
+      return thread.postMessage({ polybind: "start", spec });
+    }
     const message = data as WorkerMessage;
     events.push({ kind: "message", id, message });
     if (message.polybind === "served" || message.polybind === "failed") end();
@@ -84,8 +96,9 @@ export function startThread(spec: WorkerSpec, id: number, events: EventQueue): W
   });
   // Bun tells a thread's end (after an uncaught error, or an exit) with 'close'.
   thread.addEventListener("close", end);
-  thread.postMessage({ polybind: "start", spec });
-  return { stop: () => void (ended || thread.postMessage({ polybind: "stop" })), kill: end };
+  // Stopped before it has even loaded, it has nothing to drain.
+  const stop = () => loaded ? thread.postMessage({ polybind: "stop" }) : end();
+  return { stop: () => void (ended || stop()), kill: end };
 }
 
 /**

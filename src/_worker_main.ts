@@ -9,7 +9,7 @@ import process from "node:process";
 import { createInterface } from "node:readline";
 import { describeError as describe, formatMessage, type WorkerMessage } from "./_events.ts";
 import { Slot } from "./_slot.ts";
-import type { WorkerSpec } from "./_spawn.ts";
+import type { ThreadLoaded, WorkerSpec } from "./_spawn.ts";
 import { checkPlan } from "./plan.ts";
 import type { FetchApp } from "./worker.ts";
 
@@ -35,7 +35,7 @@ function specOf(data: unknown): WorkerSpec {
 
 interface ThreadScope {
   onmessage: ((event: { data: { polybind: "start"; spec: unknown } | { polybind: "stop" } }) => void) | null;
-  postMessage(message: WorkerMessage): void;
+  postMessage(message: WorkerMessage | ThreadLoaded): void;
   close(): void;
   addEventListener(
     type: "error" | "unhandledrejection",
@@ -100,6 +100,7 @@ function runThread(scope: ThreadScope): void {
       scope.close();
     }
   };
+  scope.postMessage({ polybind: "loaded" });
 }
 
 /** Writes one message to the supervisor; resolves once written (or failed: the supervisor is gone). */
