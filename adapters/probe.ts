@@ -1,11 +1,9 @@
 // Detects the runtime, once, at import time, and installs its adapter. The only place in
-// polybind that asks which runtime it runs on.
+// polybind that asks which runtime it runs on. Only that runtime's adapter is loaded: a worker
+// carries no code (and no node: modules) it will never run.
 
 import { useAdapter } from "../src/_adapter.ts";
 import type { Runtime } from "../src/types.ts";
-import { bunAdapter } from "./bun.ts";
-import { denoAdapter } from "./deno.ts";
-import { nodeAdapter } from "./node.ts";
 
 /** The runtime running this code. */
 export function detectRuntime(): Runtime {
@@ -15,6 +13,11 @@ export function detectRuntime(): Runtime {
   return "node";
 }
 
-const ADAPTERS = { deno: denoAdapter, bun: bunAdapter, node: nodeAdapter };
-
-useAdapter(ADAPTERS[detectRuntime()]);
+const runtime = detectRuntime();
+useAdapter(
+  runtime === "deno"
+    ? (await import("./deno.ts")).denoAdapter
+    : runtime === "bun"
+    ? (await import("./bun.ts")).bunAdapter
+    : (await import("./node.ts")).nodeAdapter,
+);
