@@ -2,22 +2,21 @@
 // servers started on it (HTTPS with the certificate files of the spec, read as it starts), and
 // its graceful stop (stop accepting, answer what is in flight with `connection: close`, close
 // what is left once nothing has been in flight for a moment or when the grace time is up).
+// What only some workers use (node:http, lent sockets, HTTPS files, listeners) is loaded when
+// first used: a worker serving with Deno.serve or Bun.serve carries none of it.
 
 import type { Server } from "node:http";
 import { adapter, type FetchHandler, type FetchServer, type LentSocket } from "./_adapter.ts";
 import { CONTEXT_KEY } from "./_context.ts";
 import { describeError } from "./_events.ts";
-import { lentDescriptors, listenLent } from "./_lent.ts";
 import { isLent } from "./_plan.ts";
-import { createNodeFetchServer, type NodeServer, watchNodeServer } from "./_node_http.ts";
+import type { NodeServer } from "./_node_http.ts";
 import type { WorkerSpec } from "./_spawn.ts";
-import { readTls, type TlsPem } from "./_tls.ts";
-import { handOffConnections } from "./handoff.ts";
+import type { TlsPem } from "./_tls.ts";
 import type { ListenerPlan } from "./plan.ts";
 import { type ServeTarget, serveTargets } from "./serve.ts";
 import type { Addr, Listener } from "./types.ts";
 import type { FetchApp, WorkerContext } from "./worker.ts";
-import { listenFromPlan } from "./workers.ts";
 
 /**
  * How long a draining server waits with nothing in flight before it closes the connections
@@ -65,6 +64,11 @@ function addrsOf(plan: ListenerPlan): Addr[] {
  */
 function withTls(options: Record<string, unknown>, tls: TlsPem | undefined): Record<string, unknown> {
   return tls ? { ...options, tls: { cert: tls.cert, key: tls.key } } : options;
+}
+
+/** node:http serving `handler` (HTTPS with `tls`), its module loaded now. */
+async function nodeFetchServer(handler: FetchHandler, tls: TlsPem | undefined): Promise<NodeServer> {
+  return await (await import("./_node_http.ts")).createNodeFetchServer(handler, tls);
 }
 
 /** A worker's slot: the context of its module, and what it serves. */
@@ -117,7 +121,7 @@ export class Slot implements WorkerContext {
 
   async serve(app: FetchApp): Promise<void> {
     // The files as they are now: a reload's new workers read them again.
-    const tls = this.spec.tls ? readTls(this.spec.tls) : undefined;
+    const tls = this.spec.tls ? (await import("./_tls.ts")).readTls(this.spec.tls) : undefined;
     const handler = this.#handler(app);
     const start = adapter().fetchServer;
     const native = (p: ListenerPlan) =>
@@ -128,7 +132,7 @@ export class Slot implements WorkerContext {
     }
     const fallback = this.plans.filter((p) => !native(p) && !adopted.includes(p));
     if (fallback.length > 0) {
-      await this.#serveNodeOn(await createNodeFetchServer(handler, tls), () => this.#listen(fallback), false);
+      await this.#serveNodeOn(await nodeFetchServer(handler, tls), () => this.#listen(fallback), false);
     }
     if (!start) return;
     for (const plan of this.plans.filter(native)) {
@@ -149,8 +153,9 @@ export class Slot implements WorkerContext {
    */
   async #adopt(plan: ListenerPlan, tls: TlsPem | undefined, handler: FetchHandler): Promise<boolean> {
     const adopt = adapter().adoptFetchServer;
-    const sockets = adopt ? await lentDescriptors(plan, this.index) : undefined;
-    if (!adopt || !sockets) return false;
+    const lent = adopt ? await import("./_lent.ts") : undefined;
+    const sockets = lent ? await lent.lentDescriptors(plan, this.index) : undefined;
+    if (!adopt || !lent || !sockets) return false;
     const rest: LentSocket[] = [];
     const addrs: Addr[] = [];
     for (const socket of sockets) {
@@ -163,8 +168,8 @@ export class Slot implements WorkerContext {
       }
     }
     if (rest.length > 0) {
-      await this.#serveNodeOn(await createNodeFetchServer(handler, tls), async () => {
-        const listener = await listenLent(plan, rest);
+      await this.#serveNodeOn(await nodeFetchServer(handler, tls), async () => {
+        const listener = await lent.listenLent(plan, rest);
         addrs.push(...listener.addrs);
         return [listener];
       }, false);
@@ -259,6 +264,7 @@ export class Slot implements WorkerContext {
   /** Listens on `plans` (all of them, or none). */
   async #listen(plans: readonly ListenerPlan[]): Promise<Listener[]> {
     const listeners: Listener[] = [];
+    const { listenFromPlan } = await import("./workers.ts");
     try {
       for (const plan of plans) listeners.push(await listenFromPlan(plan, this.index));
     } catch (err) {
@@ -271,6 +277,10 @@ export class Slot implements WorkerContext {
 
   /** Feeds `server` the connections of the listeners `listen` gives; its stop drains it. */
   async #serveNodeOn(server: NodeServer, listen: () => Promise<Listener[]>, count: boolean): Promise<void> {
+    const [{ watchNodeServer }, { handOffConnections }] = await Promise.all([
+      import("./_node_http.ts"),
+      import("./handoff.ts"),
+    ]);
     const watch = watchNodeServer(server, count ? this.#headers : {});
     if (count) this.#counts.push(() => watch.requests);
     const listeners = await listen();

@@ -6,7 +6,6 @@
 
 import "../adapters/probe.ts";
 import process from "node:process";
-import { createInterface } from "node:readline";
 import { describeError as describe, formatMessage, type WorkerMessage } from "./_events.ts";
 import { Slot } from "./_slot.ts";
 import type { ThreadLoaded, WorkerSpec } from "./_spawn.ts";
@@ -121,9 +120,12 @@ function stopRequest(): Promise<"asked" | "orphaned"> {
     if (process.platform !== "win32") {
       for (const signal of ["SIGHUP", "SIGUSR2", "SIGWINCH"] as const) process.on(signal, () => {});
     }
-    const lines = createInterface({ input: process.stdin });
-    lines.on("line", (line) => line === "stop" && resolve("asked"));
-    lines.on("close", () => resolve("orphaned"));
+    // Loaded here: a worker thread has no stdin of its own to read. Lines wait in the pipe meanwhile.
+    void import("node:readline").then(({ createInterface }) => {
+      const lines = createInterface({ input: process.stdin });
+      lines.on("line", (line) => line === "stop" && resolve("asked"));
+      lines.on("close", () => resolve("orphaned"));
+    });
     if (process.connected) process.once("disconnect", () => resolve("orphaned"));
   });
 }
