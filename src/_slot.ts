@@ -153,9 +153,10 @@ export class Slot implements WorkerContext {
    */
   async #adopt(plan: ListenerPlan, tls: TlsPem | undefined, handler: FetchHandler): Promise<boolean> {
     const adopt = adapter().adoptFetchServer;
-    const lent = adopt ? await import("./_lent.ts") : undefined;
-    const sockets = lent ? await lent.lentDescriptors(plan, this.index) : undefined;
-    if (!adopt || !lent || !sockets) return false;
+    if (!adopt) return false;
+    const lent = await import("./_lent.ts");
+    const sockets = await lent.lentDescriptors(plan, this.index);
+    if (!sockets) return false;
     const rest: LentSocket[] = [];
     const addrs: Addr[] = [];
     for (const socket of sockets) {
