@@ -186,6 +186,7 @@ export function acceptQueue<A extends Addr>(server: Server, addr: A): RawListene
     addr,
     native: server,
     accept: () => queue.take(),
+    acceptWith: (ok, fail) => queue.takeWith(ok, fail),
     close() {
       // server.close() closes the listening socket before it returns (libuv closes the descriptor
       // at once), freeing the port or path; its callback would wait for every open connection.

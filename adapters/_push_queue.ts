@@ -60,6 +60,21 @@ export class PushQueue<T> {
     return this.#wait(false) as Promise<T>;
   }
 
+  /**
+   * take() with callbacks, no promise: `ok` with the next item (at once, before this returns,
+   * where one is queued), or `fail` once closed.
+   */
+  takeWith(ok: (item: T) => void, fail: (err: unknown) => void): void {
+    if (this.#queue.length > 0) return ok(this.#queue.shift()!);
+    if (this.#closed) return fail(this.#closed);
+    const resolve = ok as Waiter<T>["resolve"];
+    if (this.#resolve === undefined) {
+      this.#resolve = resolve;
+      this.#reject = fail;
+      this.#step = false;
+    } else this.#later.push({ resolve, reject: fail, step: false });
+  }
+
   /** The next item as an iterator result: done once ended, rejecting once closed otherwise. */
   step(): Promise<IteratorResult<T, undefined>> {
     if (this.#queue.length > 0) return Promise.resolve({ value: this.#queue.shift()!, done: false });

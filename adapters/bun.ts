@@ -127,6 +127,7 @@ function listen<A extends Addr>(
     addr: addrOf(listener),
     native: listener,
     accept: () => queue.take(),
+    acceptWith: (ok, fail) => queue.takeWith(ok, fail),
     close() {
       if (queue.close()) listener.stop(false);
       return Promise.resolve();

@@ -48,6 +48,12 @@ export interface RawListener<A extends Addr = Addr> {
   readonly addr: A;
   /** Next connection; rejects (with anything) once closed. */
   accept(): Promise<RawConn>;
+  /**
+   * accept() with callbacks, no promise: `ok` with the next connection (at once, before this
+   * returns, where one is queued), or `fail` once closed. Optional: where an adapter has it, a
+   * listener's one consumer (the PROXY protocol's) accepts with no promise a connection.
+   */
+  acceptWith?(ok: (conn: RawConn) => void, fail: (err: unknown) => void): void;
   /** Stops accepting; resolves once the port or path is free. */
   close(): Promise<void>;
   readonly native: unknown;

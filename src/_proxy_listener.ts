@@ -13,6 +13,7 @@ import { inBlocks, type NormalizedProxyProtocol, trustsEveryPeer } from "./_prox
 import { HeaderRead } from "./_proxy_read.ts";
 import { DONE } from "./_shared.ts";
 import type { Addr, Conn, DrainOptions, Listener } from "./types.ts";
+import { acceptWith } from "./_wrap.ts";
 
 /** A waiting accept() (`step` false: settles with the Conn) or iterator step (an iterator result). */
 interface Waiter {
@@ -37,6 +38,7 @@ class ProxyListener implements Listener {
   #first: HeaderRead | undefined;
   #last: HeaderRead | undefined;
   #accepting = false;
+  #pumping = false;
   #innerDone = false;
   #closed: Promise<void> | undefined;
   #draining: Promise<void> | undefined;
@@ -103,11 +105,19 @@ class ProxyListener implements Listener {
     }
   }
 
-  /** One inner accept() at a time, while someone waits: the inner queue is the backlog. */
+  /**
+   * One inner accept at a time, while someone waits: the inner queue is the backlog. With
+   * callbacks where the inner listener has them, which may come before acceptWith returns: they
+   * call #pump again, which then returns, and this loop takes the next.
+   */
   #pump(): void {
-    if (this.#accepting || this.#innerDone || this.#closed !== undefined || this.#resolve === undefined) return;
-    this.#accepting = true;
-    this.#inner.accept().then(this.#onAccept, this.#onAcceptError);
+    if (this.#pumping) return;
+    this.#pumping = true;
+    while (!this.#accepting && !this.#innerDone && this.#closed === undefined && this.#resolve !== undefined) {
+      this.#accepting = true;
+      acceptWith(this.#inner, this.#onAccept, this.#onAcceptError);
+    }
+    this.#pumping = false;
   }
 
   readonly #onAccept = (conn: Conn): void => {

@@ -4,7 +4,15 @@
 /** Something that yields items one at a time and can be closed. */
 export interface Source<T> {
   take(): Promise<T>;
+  /** take() with callbacks (RawListener's acceptWith), where the source has them. */
+  takeWith?(ok: (item: T) => void, fail: (err: unknown) => void): void;
   close(): Promise<void>;
+}
+
+/** The callbacks of a takeWith(): `ok` with the item, `fail` with the error. */
+interface TakeCallbacks<T> {
+  ok(item: T): void;
+  fail(err: unknown): void;
 }
 
 /** One consumer's handle on a shared source. */
@@ -13,6 +21,11 @@ export interface View<T> {
   /** next() as an iterator result: done once the view is closed, where next() would reject. */
   step(): Promise<IteratorResult<T, undefined>>;
   close(): Promise<void>;
+  /**
+   * next() with callbacks, no promise: `ok` with the item (at once where one is queued), `fail`
+   * where next() would reject. Only the sole view of a source that has takeWith has it.
+   */
+  takeWith?(ok: (item: T) => void, fail: (err: unknown) => void): void;
   readonly closed: boolean;
   /**
    * Since when a next() has been waiting with nothing to take (undefined when none waits): kept
@@ -159,6 +172,38 @@ function soleView<T>(source: Source<T>, closedError: () => Error, discard: (item
   const rejectClosed = (): never => {
     throw closedError();
   };
+  const next = () => take((item) => item, rejectClosed);
+
+  // takeWith's callbacks around its caller's, made once for the caller (a listener has one).
+  let wrapped: (TakeCallbacks<T> & { for: TakeCallbacks<T> }) | undefined;
+  const around = (
+    ok: TakeCallbacks<T>["ok"],
+    fail: TakeCallbacks<T>["fail"],
+  ): TakeCallbacks<T> & { for: TakeCallbacks<T> } => {
+    if (wrapped?.for.ok === ok && wrapped.for.fail === fail) return wrapped;
+    return wrapped = {
+      for: { ok, fail },
+      ok(item) {
+        settled();
+        if (open) return ok(item);
+        discard(item);
+        fail(closedError());
+      },
+      fail(err) {
+        settled();
+        fail(open ? err : closedError());
+      },
+    };
+  };
+  const takeWith = source.takeWith && ((ok: TakeCallbacks<T>["ok"], fail: TakeCallbacks<T>["fail"]): void => {
+    if (!open) return fail(closedError());
+    // Behind a take in progress: in its turn.
+    if (waiting > 0) return void next().then(ok, fail);
+    waiting = 1;
+    idleSince = Date.now();
+    const own = around(ok, fail);
+    source.takeWith!(own.ok, own.fail);
+  });
 
   return {
     get closed() {
@@ -167,7 +212,8 @@ function soleView<T>(source: Source<T>, closedError: () => Error, discard: (item
     get idleSince() {
       return idleSince;
     },
-    next: () => take((item) => item, rejectClosed),
+    next,
+    ...(takeWith ? { takeWith } : {}),
     step: () => take<IteratorResult<T, undefined>>(yielded, () => DONE),
     close() {
       if (open) {

@@ -7,7 +7,7 @@ import { describeAddr } from "./_address.ts";
 import { toConn } from "./_conn.ts";
 import { closedError, errorCode } from "./_errors.ts";
 import { mergeSources } from "./_merge.ts";
-import { shareSource } from "./_shared.ts";
+import { shareSource, type Source } from "./_shared.ts";
 import { wrapDatagram, wrapListener, wrapSoleDatagram } from "./_wrap.ts";
 import type { PlanAddress } from "./plan.ts";
 import type { Addr, Conn, DatagramListener, Listener, NetAddr } from "./types.ts";
@@ -44,12 +44,35 @@ function acceptFrom(raw: RawListener): () => Promise<Conn> {
   return () => raw.accept().then(conn, (err) => retryAccept(raw, err).then(conn));
 }
 
+/**
+ * acceptFrom with callbacks: where `raw` has acceptWith, no promise a connection (except where
+ * an error is ridden out); elsewhere raw.accept()'s alone. The callbacks around the caller's are
+ * made once for each caller.
+ */
+function acceptWithFrom(raw: RawListener): NonNullable<Source<Conn>["takeWith"]> {
+  const acceptWith = raw.acceptWith ?? function (this: RawListener, ok, fail) {
+    this.accept().then(ok, fail);
+  };
+  const unixPath = raw.addr.transport === "unix" ? raw.addr.path : undefined;
+  let last:
+    | { ok(conn: Conn): void; fail(err: unknown): void; onConn(c: RawConn): void; onError(err: unknown): void }
+    | undefined;
+  return (ok, fail) => {
+    if (last?.ok !== ok || last.fail !== fail) {
+      const onConn = (c: RawConn) => ok(toConn(c, unixPath));
+      last = { ok, fail, onConn, onError: (err) => void retryAccept(raw, err).then(onConn, fail) };
+    }
+    acceptWith.call(raw, last.onConn, last.onError);
+  };
+}
+
 const closeConn = (conn: Conn) => conn.close();
 
 /** Stream sockets (one per address, merged) as `count` Listener views. */
 export function listenerViews(raws: RawListener[], count: number): Listener[] {
   const addrs = raws.map((r) => r.addr);
-  const source = mergeSources(raws.map((r) => ({ take: acceptFrom(r), close: () => r.close() })), closeConn);
+  const sources = raws.map((r) => ({ take: acceptFrom(r), takeWith: acceptWithFrom(r), close: () => r.close() }));
+  const source = mergeSources(sources, closeConn);
   const views = shareSource<Conn>(source, count, () => closedError(describeAddr(addrs[0]!)), closeConn);
   return views.map((view) => wrapListener(view, addrs, raws[0]!.native, count > 1));
 }

@@ -17,6 +17,33 @@ function iterate<T>(view: View<T>): AsyncIterableIterator<T, undefined> {
   return it;
 }
 
+/** The key of a Listener's accept() with callbacks (see {@linkcode acceptWith}). */
+const ACCEPT_WITH: unique symbol = Symbol("polybind.acceptWith");
+
+interface AcceptingWith {
+  [ACCEPT_WITH]?(ok: (conn: Conn) => void, fail: (err: unknown) => void): void;
+}
+
+/**
+ * `listener.accept()` with callbacks instead of a promise, where the listener can (a sole
+ * listener on one node:net or Bun socket: no promise a connection; elsewhere accept()'s own):
+ * `ok` with the connection, at once where one is queued, or `fail` with what accept() would
+ * reject with. One call at a time, for the listener's one consumer (the PROXY protocol's).
+ *
+ * @param listener A Listener (any other than polybind's is asked with accept()).
+ * @param ok Gets the connection.
+ * @param fail Gets the error.
+ * @example
+ * ```ts ignore
+ * acceptWith(listener, (conn) => conn.close(), (err) => console.error(err));
+ * ```
+ */
+export function acceptWith(listener: Listener, ok: (conn: Conn) => void, fail: (err: unknown) => void): void {
+  const own = (listener as AcceptingWith)[ACCEPT_WITH];
+  if (own !== undefined) own.call(listener, ok, fail);
+  else listener.accept().then(ok, fail);
+}
+
 /**
  * A Listener over one view of accepted connections. `shared` says other views share its socket,
  * in which case draining it is closing it (the others go on accepting what is queued).
@@ -34,11 +61,13 @@ export function wrapListener(view: View<Conn>, addrs: readonly Addr[], native: u
       }
       await view.close();
     })();
+  const takeWith = view.takeWith;
   return {
     addr: addrs[0]!,
     addrs,
     native,
     accept: () => view.next(),
+    ...(takeWith ? { [ACCEPT_WITH]: takeWith } : {}),
     close: () => view.close(),
     drain,
     [Symbol.asyncIterator]: () => iterate(view),

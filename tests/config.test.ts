@@ -281,6 +281,38 @@ describe("shareSource", () => {
     assert.equal(c.closed, 1);
   });
 
+  test("a sole view's takeWith: at once where an item is queued, in turn behind a next(), and closed", async () => {
+    const queued = [0, 1];
+    let waiting: ((n: number) => void) | undefined;
+    const discarded: number[] = [];
+    const source = {
+      take: () =>
+        queued.length > 0 ? Promise.resolve(queued.shift()!) : new Promise<number>((resolve) => waiting = resolve),
+      takeWith(ok: (n: number) => void) {
+        if (queued.length > 0) ok(queued.shift()!);
+        else waiting = ok;
+      },
+      close: () => Promise.resolve(),
+    };
+    const [view] = shareSource(source, 1, closedError, (n) => discarded.push(n));
+    const got: unknown[] = [];
+    const fail = (err: unknown) => got.push(err);
+    view!.takeWith!((n) => got.push(n), fail);
+    assert.deepEqual(got, [0], "called before takeWith returned");
+    const first = view!.next();
+    const second = new Promise((resolve) => view!.takeWith!(resolve, fail));
+    assert.equal(await first, 1);
+    waiting!(2);
+    assert.equal(await second, 2, "after the next() that was waiting");
+    view!.takeWith!((n) => got.push(n), fail);
+    await view!.close();
+    waiting!(3);
+    assert.deepEqual(discarded, [3]);
+    assert.match(String(got[1]), /closed/);
+    view!.takeWith!((n) => got.push(n), fail);
+    assert.match(String(got[2]), /closed/);
+  });
+
   test("an item that arrives for a view that left goes to the next caller", async () => {
     const c = counter();
     const [a, b] = shareSource(c.source, 2, closedError, () => {});

@@ -183,6 +183,24 @@ describe("headers that pass", () => {
   });
 });
 
+test("100 connections queued before the first accept() all pass, each with its own bytes", T, async () => {
+  const before = canCountFds ? fdTargets() : undefined;
+  const listener = withProxyProtocol(await createListener({ host: "127.0.0.1", port: 0 }), LOOPBACK);
+  const clients = Array.from({ length: 100 }, (_, i) => talk(portOf(listener), [tcpHeader(2), hello(i)]));
+  await Promise.all(clients.map((c) => c.connected));
+  const served: Seen[] = [];
+  const serving = serveSeen(listener, served);
+  try {
+    const seen = (await Promise.all(clients.map((c) => c.reply))).map(parseSeen);
+    assert.deepEqual(seen.map((s) => s.first), clients.map((_, i) => hello(i)));
+    assert.ok(seen.every((s) => s.remote.transport === "tcp" && s.remote.hostname === "203.0.113.7"));
+  } finally {
+    await listener.close();
+    await serving;
+  }
+  if (before !== undefined) assert.deepEqual(await leakedFds(before), [], "no descriptor left open");
+});
+
 describe("the trust policy", () => {
   const NOT_US: ProxyProtocolOptions = { trusted: ["10.0.0.0/8", "::2"] };
 
