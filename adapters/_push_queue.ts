@@ -67,12 +67,7 @@ export class PushQueue<T> {
   takeWith(ok: (item: T) => void, fail: (err: unknown) => void): void {
     if (this.#queue.length > 0) return ok(this.#queue.shift()!);
     if (this.#closed) return fail(this.#closed);
-    const resolve = ok as Waiter<T>["resolve"];
-    if (this.#resolve === undefined) {
-      this.#resolve = resolve;
-      this.#reject = fail;
-      this.#step = false;
-    } else this.#later.push({ resolve, reject: fail, step: false });
+    this.#enlist(ok as Waiter<T>["resolve"], fail, false);
   }
 
   /** The next item as an iterator result: done once ended, rejecting once closed otherwise. */
@@ -106,15 +101,18 @@ export class PushQueue<T> {
   }
 
   #wait(step: boolean): Promise<unknown> {
-    return new Promise((resolve, reject) => {
-      if (this.#resolve === undefined) {
-        this.#resolve = resolve;
-        this.#reject = reject;
-        this.#step = step;
-      } else {
-        this.#later.push({ resolve, reject, step });
-      }
-    });
+    return new Promise((resolve, reject) => this.#enlist(resolve, reject, step));
+  }
+
+  /** Adds a waiter: in the oldest's fields when none waits, else after the others. */
+  #enlist(resolve: Waiter<T>["resolve"], reject: Waiter<T>["reject"], step: boolean): void {
+    if (this.#resolve === undefined) {
+      this.#resolve = resolve;
+      this.#reject = reject;
+      this.#step = step;
+    } else {
+      this.#later.push({ resolve, reject, step });
+    }
   }
 
   /** Hands the oldest waiter's place to the next one, if any. */

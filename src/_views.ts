@@ -34,13 +34,18 @@ async function retryAccept(raw: RawListener, first: unknown): Promise<RawConn> {
   }
 }
 
+/** Makes a public Conn of a connection `raw` accepted (a Unix socket's peer named by its path). */
+function connOf(raw: RawListener): (c: RawConn) => Conn {
+  const unixPath = raw.addr.transport === "unix" ? raw.addr.path : undefined;
+  return (c) => toConn(c, unixPath);
+}
+
 /**
  * Accepts from `raw` as public Conns, riding out errors that pass: a peer that left is skipped,
  * exhaustion is waited out with a backoff from 5 ms to 1 s. The usual case costs one then().
  */
 function acceptFrom(raw: RawListener): () => Promise<Conn> {
-  const unixPath = raw.addr.transport === "unix" ? raw.addr.path : undefined;
-  const conn = (c: RawConn) => toConn(c, unixPath);
+  const conn = connOf(raw);
   return () => raw.accept().then(conn, (err) => retryAccept(raw, err).then(conn));
 }
 
@@ -53,13 +58,13 @@ function acceptWithFrom(raw: RawListener): NonNullable<Source<Conn>["takeWith"]>
   const acceptWith = raw.acceptWith ?? function (this: RawListener, ok, fail) {
     this.accept().then(ok, fail);
   };
-  const unixPath = raw.addr.transport === "unix" ? raw.addr.path : undefined;
+  const conn = connOf(raw);
   let last:
     | { ok(conn: Conn): void; fail(err: unknown): void; onConn(c: RawConn): void; onError(err: unknown): void }
     | undefined;
   return (ok, fail) => {
     if (last?.ok !== ok || last.fail !== fail) {
-      const onConn = (c: RawConn) => ok(toConn(c, unixPath));
+      const onConn = (c: RawConn) => ok(conn(c));
       last = { ok, fail, onConn, onError: (err) => void retryAccept(raw, err).then(onConn, fail) };
     }
     acceptWith.call(raw, last.onConn, last.onError);
