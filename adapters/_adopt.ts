@@ -55,6 +55,7 @@ export interface Adoption {
  * @param lent The lent socket's descriptor.
  * @param throwaway The name the throwaway server's socket has.
  * @param backlog The lent socket's backlog.
+ * @param sharedHere Other threads of this process may serve the lent socket (LentSocket.sharedHere).
  * @returns The adoption to commit, or why not.
  * @throws {Error} /proc/self could not be read (hidepid, a descriptor closed while it was read).
  * @example
@@ -69,6 +70,7 @@ export function prepareAdoption(
   lent: number,
   throwaway: SocketName,
   backlog: number,
+  sharedHere = false,
 ): Adoption | string {
   const lentAs = lentName(libc, lent);
   if (typeof lentAs === "string") return lentAs;
@@ -90,8 +92,9 @@ export function prepareAdoption(
   const epolls = [...fds].filter(([, l]) => l === "anon_inode:[eventpoll]").map(([epfd]) => {
     return { epfd, entries: parseEpollInfo(readFileSync(`/proc/self/fdinfo/${epfd}`, "utf8")) };
   });
-  // A socket a server here already accepts from is that server's: never taken from it.
-  if (epolls.some((l) => l.entries.some((e) => e.ino === lentIno))) {
+  // A socket a server here already accepts from is that server's: never taken from it (unless
+  // lent to this process's threads, whose servers share it as worker processes would).
+  if (!sharedHere && epolls.some((l) => l.entries.some((e) => e.ino === lentIno))) {
     return `descriptor ${lent} is already served in this process`;
   }
   // Its registration: one epoll instance (maybe under several descriptors: kcmp tells they are one).
@@ -223,7 +226,7 @@ export async function adoptLent(
     const name: SocketName = "path" in place
       ? { family: FAMILY.unix, port: 0, path: place.path }
       : { family: lent.family, port: throwaway.port, path: "" };
-    const adoption = prepareAdoption(libc, arch, socket.fd, name, socket.backlog);
+    const adoption = prepareAdoption(libc, arch, socket.fd, name, socket.backlog, socket.sharedHere);
     if (typeof adoption === "string") return adoption;
     // A connection to the throwaway's port is served by it, not reset with it: a moment to accept it.
     for (let wait = 0; adoption.queued() > 0 && wait < QUEUE_WAIT_MS; wait += 5) {

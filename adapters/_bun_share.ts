@@ -17,6 +17,7 @@ interface Libc {
   getsockname(fd: number, addr: Uint8Array, length: Uint32Array): number;
   inet_pton(family: number, text: Uint8Array, out: Uint8Array): number;
   close(fd: number): number;
+  fcntl(fd: number, command: number, argument: number): number;
   __errno_location(): number;
 }
 
@@ -30,6 +31,7 @@ interface BunFfi {
 const AF_UNIX = 1, AF_INET = 2, AF_INET6 = 10;
 const SOCK_STREAM = 1, SOCK_CLOEXEC = 0o2000000;
 const SOL_SOCKET = 1, SO_REUSEADDR = 2, SO_REUSEPORT = 15;
+const F_DUPFD_CLOEXEC = 1030;
 
 const SYMBOLS = {
   socket: { args: ["i32", "i32", "i32"], returns: "i32" },
@@ -38,6 +40,7 @@ const SYMBOLS = {
   getsockname: { args: ["i32", "ptr", "ptr"], returns: "i32" },
   inet_pton: { args: ["i32", "ptr", "ptr"], returns: "i32" },
   close: { args: ["i32"], returns: "i32" },
+  fcntl: { args: ["i32", "i32", "i32"], returns: "i32" },
   __errno_location: { args: [], returns: "ptr" },
 };
 
@@ -158,5 +161,19 @@ export const bunShare: SocketShare | undefined = opened === undefined ? undefine
         );
       }
     });
+  },
+  duplicate(fds) {
+    const { libc } = opened;
+    const copies: number[] = [];
+    for (const fd of fds) {
+      const copy = libc.fcntl(fd, F_DUPFD_CLOEXEC, 3);
+      if (copy >= 0) copies.push(copy);
+      else {
+        const err = lastError("fcntl");
+        for (const made of copies) libc.close(made);
+        throw err;
+      }
+    }
+    return copies;
   },
 };

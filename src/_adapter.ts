@@ -187,6 +187,11 @@ export interface LentSocket {
   readonly backlog: number;
   /** A copy this process made (received over IPC): the server closes it once it has adopted the socket. */
   readonly owned: boolean;
+  /**
+   * Other threads of this process may serve the same socket: a supervisor's worker threads, each
+   * generation of a slot taking it while the one before still drains. Set only there.
+   */
+  readonly sharedHere?: boolean;
 }
 
 /**
@@ -264,6 +269,12 @@ export interface SocketShare {
    * flag is the socket's, shared by every process it is lent to).
    */
   restoreNonBlocking?(fd: number): void;
+  /**
+   * In a worker thread of the parent: copies of the parent's descriptors `fds` (closed on exec),
+   * for the thread to serve and close as its own; all or none (throws). Where the runtime has
+   * it, lent sockets are served by worker threads (their parent's descriptors are their own).
+   */
+  duplicate?(fds: readonly number[]): number[];
 }
 
 let current: Adapter | undefined;

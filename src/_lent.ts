@@ -10,12 +10,14 @@ import { isLent } from "./_plan.ts";
 import { cannotListen, FDS_VARIABLE, lentFds, lentKeys, SHARE_TIMEOUT_MS } from "./workers.ts";
 
 /**
- * The descriptors of the sockets lent to worker `index` for a plan, in this worker process, none listening yet:
- * inherited (named in POLYBIND_FDS), or copies received over IPC where the runtime tells a
- * received socket's descriptor. Undefined where neither: listenFromPlan is the way then.
+ * The descriptors of the sockets lent to worker `index` for a plan, in this worker, none listening yet:
+ * in a worker thread, copies of the primary's (`threadFds`, by key); in a process, inherited
+ * (named in POLYBIND_FDS), or copies received over IPC where the runtime tells a received
+ * socket's descriptor. Undefined where none: listenFromPlan is the way then.
  *
  * @param plan A lent plan (shared, or reuseport with `lent`), as the primary sent it.
  * @param index This worker's index.
+ * @param threadFds A worker thread's: the primary's descriptors of its lent sockets, by key.
  * @returns The sockets, or undefined.
  * @throws {ListenError} No socket arrived from the primary.
  * @example
@@ -24,9 +26,26 @@ import { cannotListen, FDS_VARIABLE, lentFds, lentKeys, SHARE_TIMEOUT_MS } from 
  * if (sockets) console.log(sockets.map((s) => s.fd));
  * ```
  */
-export async function lentDescriptors(plan: ListenerPlan, index: number): Promise<LentSocket[] | undefined> {
+export async function lentDescriptors(
+  plan: ListenerPlan,
+  index: number,
+  threadFds?: Record<string, number>,
+): Promise<LentSocket[] | undefined> {
   const a = adapter();
   if (!isLent(plan) || !a.share) return undefined;
+  const duplicate = a.share.duplicate;
+  if (threadFds !== undefined && duplicate !== undefined) {
+    const primary = lentKeys(plan, index).map((key) => threadFds[key]);
+    if (primary.some((fd) => fd === undefined)) return undefined;
+    // Copies, this thread's to close: the primary's stay open for every generation after it.
+    let copies: number[];
+    try {
+      copies = duplicate(primary as number[]);
+    } catch (err) {
+      throw cannotListen(plan, err);
+    }
+    return copies.map((fd) => ({ fd, backlog: plan.backlog, owned: true, sharedHere: true }));
+  }
   const inherited = lentFds(a.platform.env(FDS_VARIABLE));
   const keys = lentKeys(plan, index);
   if (keys.every((key) => inherited[key] !== undefined)) {

@@ -36,3 +36,13 @@ export function isLent(plan: ListenerPlan): boolean {
 export function describePlan(a: PlanAddress): string {
   return a.transport === "inherited" ? a.spec : describeAddr(a);
 }
+
+/**
+ * Whether the runtime's own fetch server can serve `plan`'s address: with no PROXY header to
+ * read first; HTTPS on TCP only (Deno.serve takes no certificate on a Unix socket). It binds a
+ * TCP or Unix plan's own options; a lent plan's sockets (inherited ones too) come from the
+ * primary, and the adapter says whether it can make its server take them.
+ */
+export function runtimeServes(plan: ListenerPlan, tls: boolean): boolean {
+  return plan.proxyProtocol === undefined && !(tls && plan.address.transport === "unix");
+}

@@ -9,7 +9,7 @@ import type { Server } from "node:http";
 import { adapter, type FetchHandler, type FetchServer, type LentSocket } from "./_adapter.ts";
 import { CONTEXT_KEY } from "./_context.ts";
 import { describeError } from "./_events.ts";
-import { isLent } from "./_plan.ts";
+import { isLent, runtimeServes } from "./_plan.ts";
 import type { NodeServer } from "./_node_http.ts";
 import type { WorkerSpec } from "./_spawn.ts";
 import type { TlsPem } from "./_tls.ts";
@@ -38,16 +38,6 @@ async function quiet(pending: () => number): Promise<void> {
 interface Served {
   drain(): Promise<void>;
   close(): Promise<void>;
-}
-
-/**
- * Whether the runtime's own fetch server can serve `plan`'s address: with no PROXY header to
- * read first; HTTPS on TCP only (Deno.serve takes no certificate on a Unix socket). It binds a
- * TCP or Unix plan's own options; a lent plan's sockets (inherited ones too) come from the
- * primary, and the adapter says whether it can make its server take them.
- */
-function runtimeServes(plan: ListenerPlan, tls: boolean): boolean {
-  return plan.proxyProtocol === undefined && !(tls && plan.address.transport === "unix");
 }
 
 /** Where the runtime's own server listens for a TCP or Unix plan (what serveTargets binds), as clients reach it. */
@@ -155,7 +145,7 @@ export class Slot implements WorkerContext {
     const adopt = adapter().adoptFetchServer;
     if (!adopt) return false;
     const lent = await import("./_lent.ts");
-    const sockets = await lent.lentDescriptors(plan, this.index);
+    const sockets = await lent.lentDescriptors(plan, this.index, this.spec.lentFds);
     if (!sockets) return false;
     const rest: LentSocket[] = [];
     const addrs: Addr[] = [];

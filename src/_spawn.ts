@@ -24,6 +24,11 @@ export interface WorkerSpec {
   readonly workerHeader: boolean;
   /** HTTPS: the certificate chain and private key files (PEM), read by each worker as it starts. */
   readonly tls?: { readonly cert: string; readonly key: string };
+  /**
+   * A worker thread's lent sockets: the primary's descriptors of them, by key (a worker process
+   * inherits its own instead: POLYBIND_FDS). The thread serves copies of them.
+   */
+  readonly lentFds?: Record<string, number>;
 }
 
 /** How long after a worker process exits its output may still be read (something it started may hold it). */

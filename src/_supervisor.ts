@@ -133,8 +133,12 @@ export class Primary {
   /** Starts a worker in `slot`, lent its sockets of the plans that lend them. */
   #start(slot: SlotState): void {
     const id = this.#nextId++;
-    const spec: WorkerSpec = { ...this.spec, index: slot.index, generation: slot.generation };
     const lent = this.prepared.filter((p) => isLent(p.plan) && slot.index < p.plan.workers);
+    // A thread serves copies of this process's own descriptors of its lent sockets.
+    const lentFds = this.options.threads && lent.length > 0
+      ? { lentFds: Object.fromEntries(lent.flatMap((p) => p.descriptors(slot.index)).map(({ key, fd }) => [key, fd])) }
+      : {};
+    const spec: WorkerSpec = { ...this.spec, index: slot.index, generation: slot.generation, ...lentFds };
     // Where sockets are lent by inheritance, the worker is started with their descriptors.
     const inherit = this.a.share?.via === "inherit" ? lent.flatMap((p) => p.descriptors(slot.index)) : [];
     const handle = this.options.threads

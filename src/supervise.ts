@@ -7,7 +7,7 @@ import { pathToFileURL } from "node:url";
 import { adapter } from "./_adapter.ts";
 import { EventQueue } from "./_events.ts";
 import { show } from "./_config.ts";
-import { describePlan, isLent } from "./_plan.ts";
+import { describePlan, isLent, runtimeServes } from "./_plan.ts";
 import { webWorker } from "./_spawn.ts";
 import { Primary } from "./_supervisor.ts";
 import { firstGeneration, handOver, takeOver } from "./_handover.ts";
@@ -331,7 +331,8 @@ function checkOptions(
  * The listening sockets are planned here (see {@linkcode planHandover}): lent, this process
  * binds them (without listening: it accepts nothing itself), one SO_REUSEPORT socket for each
  * worker slot where the runtime and the kernel can (else one for all), and lends them to every
- * generation of workers for the server's whole life; beside, each worker binds its own
+ * generation of workers for the server's whole life (worker processes; on Bun, an app's own
+ * SO_REUSEPORT sockets go to threads, each serving a copy); beside, each worker binds its own
  * SO_REUSEPORT socket (Deno.serve, Bun.serve: threads, or processes where only a new Deno
  * process can) after this process has checked that nobody holds the address. A worker that dies
  * is started again at once in its slot; one that dies 5 times in 10 s stops the server (code 1).
@@ -379,9 +380,16 @@ export async function supervise(options: SuperviseOptions): Promise<Supervisor> 
   const plans = taken.map(({ config, join, groups }) =>
     planListeners(config, workers, { shared, lend, join, perWorker: groups === workers, capabilities: planFor })
   );
-  // Threads where no socket is lent to processes and none needs what only a new process has.
+  // Threads where none needs what only a new process has, and no socket is lent, or every lent one
+  // is a worker's own SO_REUSEPORT socket for the runtime's own server, and the runtime can copy
+  // this process's descriptors into a thread (each worker serves a copy; these stay open for
+  // every generation, as when lent to processes).
+  const lendsToThreads = kind === "app" && a.share?.duplicate !== undefined && a.adoptFetchServer !== undefined;
   const threads = webWorker() !== undefined &&
-    plans.every((p) => !isLent(p) && !(spawnReuse && p.strategy === "reuseport"));
+    plans.every((p) =>
+      (!isLent(p) || (lendsToThreads && p.strategy === "reuseport" && runtimeServes(p, tls !== undefined))) &&
+      !(spawnReuse && p.strategy === "reuseport")
+    );
   const events = new EventQueue();
   const told = options.onEvent ?? (() => {});
   // A stop that is not the handover's own stops a new primary that is still starting.

@@ -5,6 +5,7 @@ import assert from "node:assert/strict";
 import { lstat } from "node:fs/promises";
 import { join } from "node:path";
 import { capabilities, createListener } from "../mod.ts";
+import { adapter } from "../src/_adapter.ts";
 import { get, run } from "./_process.ts";
 import { portOf, tempDir } from "./_helpers.ts";
 import { socketActivated, stopActivated } from "./_cli.ts";
@@ -53,9 +54,11 @@ describe("polybind serve", () => {
     const caps = capabilities();
     // On Linux always 2: Deno without --unstable-net starts worker processes with the flag.
     const workers = caps.reusePort.tcp || caps.processShare || caps.os === "linux" ? 2 : 1;
-    // Each worker binds its own reuseport socket: threads where this process can and has Web Workers.
-    const threads = strategy.startsWith("strategy: reuseport (") && caps.reusePort.tcp &&
-      typeof globalThis.Worker === "function";
+    // Threads where this process has Web Workers and each worker binds its own reuseport socket
+    // (where this process can), or is lent one and the runtime copies descriptors into threads.
+    const bindsOwn = strategy.startsWith("strategy: reuseport (") && caps.reusePort.tcp;
+    const lentToThreads = strategy.startsWith("strategy: reuseport, lent") && adapter().share?.duplicate !== undefined;
+    const threads = (bindsOwn || lentToThreads) && typeof globalThis.Worker === "function";
     assert.ok(stdout[0]!.includes(`with ${workers} worker(s) (${threads ? "threads" : "processes"})`), stdout[0]);
     assert.equal(seen.size, workers, `${strategy} ${JSON.stringify([...seen])}`);
     for (const [, count] of seen) assert.ok(count > 0);

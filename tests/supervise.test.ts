@@ -14,6 +14,7 @@ import { capabilities, createListener, planHandover, supervise, workerContext } 
 import { type Child, get, projectFile, run } from "./_process.ts";
 import { dial, portOf, tempDir, within } from "./_helpers.ts";
 import { descendantsOf, running, waitFor } from "./_cli.ts";
+import { canCountFds, fdTargets } from "./_fd.ts";
 
 const T = { timeout: 90_000 };
 const APP = projectFile("tests/fixtures/life_app");
@@ -311,6 +312,39 @@ describe("polybind serve APP: the supervisor", () => {
     }
     assert.ok(child.stdout.includes("6 worker(s) started again"), child.stdout.join("\n"));
   });
+
+  test(
+    "workers replaced again and again leave the primary's descriptors and the port's sockets as they were",
+    T,
+    async () => {
+      if (!canCountFds) return;
+      const { child, url } = await serve(["--port", "0", "--workers", "2"]);
+      const pid = child.process.pid!;
+      const port = Number(new URL(url).port);
+      try {
+        // Lent (the default on Linux): the primary's sockets, one per worker slot where SO_REUSEPORT can be lent.
+        const sockets = listeningSockets(port);
+        const settled = () => fdTargets(pid).size;
+        const before = settled();
+        for (let i = 1; i <= 6; i++) {
+          await attempt(url, i % 2 === 0 ? "/exit" : "/crash");
+          const back = await waitFor(() => child.stdout.filter((l) => /serves again/.test(l)).length === i, 10_000);
+          assert.ok(back, `${i}: ${child.stdout.join("\n")} ${child.stderr.join("")}`);
+        }
+        // Replaced workers' copies and pipes are closed once they have drained.
+        const same = await waitFor(() => settled() === before && listeningSockets(port) === sockets, 10_000);
+        assert.ok(
+          same,
+          `descriptors ${before} -> ${settled()}, listening sockets ${sockets} -> ${listeningSockets(port)}`,
+        );
+        const seen = new Set<string>();
+        for (let i = 0; i < 40 && seen.size < 2; i++) seen.add((await attempt(url)).worker ?? "none");
+        assert.equal(seen.size, 2, JSON.stringify([...seen]));
+      } finally {
+        await stopped(child);
+      }
+    },
+  );
 
   test("a request the app fails is answered 500 with the worker header, and said on stderr", T, async () => {
     const { child, url } = await serve(["--port", "0", "--workers", "1"]);
