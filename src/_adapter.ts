@@ -185,7 +185,10 @@ export type FetchServerStart = (options: Record<string, unknown>, handler: Fetch
 export interface LentSocket {
   readonly fd: number;
   readonly backlog: number;
-  /** A copy this process made (received over IPC): the server closes it once it has adopted the socket. */
+  /**
+   * A copy made for this worker (received over IPC, or a worker thread's copy of its primary's):
+   * the server closes it once it has adopted the socket.
+   */
   readonly owned: boolean;
   /**
    * Other threads of this process may serve the same socket: a supervisor's worker threads, each
