@@ -237,30 +237,34 @@ describe("adoptFetchServer: the runtime's own server on a lent socket", { skip: 
     }
   });
 
-  test("a socket lent to this process's threads is served a second time; the first server's stop leaves the second serving", T, async () => {
-    const lent = await lendable();
-    const ino = inodeOf(lent.fd);
-    const servers: FetchServer[] = [];
-    try {
-      for (const body of ["one", "two"]) {
-        const served = await a.adoptFetchServer!(
-          { fd: lent.fd, backlog: 511, owned: false, sharedHere: true },
-          {},
-          () => new Response(body),
-        );
-        assert.notEqual(typeof served, "string", String(served));
-        servers.push(served as FetchServer);
+  test(
+    "a socket lent to this process's threads is adopted twice; the second serves after the first stops",
+    T,
+    async () => {
+      const lent = await lendable();
+      const ino = inodeOf(lent.fd);
+      const servers: FetchServer[] = [];
+      try {
+        for (const body of ["one", "two"]) {
+          const served = await a.adoptFetchServer!(
+            { fd: lent.fd, backlog: 511, owned: false, sharedHere: true },
+            {},
+            () => new Response(body),
+          );
+          assert.notEqual(typeof served, "string", String(served));
+          servers.push(served as FetchServer);
+        }
+        // As a generation replaced: the first stops accepting, finishes, and closes its copy.
+        await servers[0]!.stopAccepting();
+        await (servers[0]!.finish ? servers[0]!.finish() : servers[0]!.close());
+        for (let i = 0; i < 5; i++) assert.equal((await get(lent.port)).body, "two");
+      } finally {
+        for (const server of servers) await server.close();
+        await lent.close();
+        assert.ok(await until(() => copiesOf(ino, lent.fd).length === 0), `still open: ${copiesOf(ino, lent.fd)}`);
       }
-      // As a generation replaced: the first stops accepting, finishes, and closes its copy.
-      await servers[0]!.stopAccepting();
-      await (servers[0]!.finish ? servers[0]!.finish() : servers[0]!.close());
-      for (let i = 0; i < 5; i++) assert.equal((await get(lent.port)).body, "two");
-    } finally {
-      for (const server of servers) await server.close();
-      await lent.close();
-      assert.ok(await until(() => copiesOf(ino, lent.fd).length === 0), `still open: ${copiesOf(ino, lent.fd)}`);
-    }
-  });
+    },
+  );
 
   const faults: [string, (libc: AdoptLibc) => Partial<AdoptLibc>, RegExp][] = [
     ["listen", () => ({ listen: () => -1 }), /cannot listen \(EINVAL\)/],
