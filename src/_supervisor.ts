@@ -134,14 +134,15 @@ export class Primary {
   #start(slot: SlotState): void {
     const id = this.#nextId++;
     const lent = this.prepared.filter((p) => isLent(p.plan) && slot.index < p.plan.workers);
-    const held = lent.flatMap((p) => p.descriptors(slot.index));
     const threads = this.options.threads;
-    // A thread serves copies of this process's descriptors; a process lent them by inheritance is started with them.
+    // A thread serves copies of this process's descriptors; a process lent them by inheritance is
+    // started with them. Asked only there: on Deno, asking makes a descriptor (for IPC).
+    const held = threads || this.a.share?.via === "inherit" ? lent.flatMap((p) => p.descriptors(slot.index)) : [];
     const lentFds = threads && held.length > 0
       ? { lentFds: Object.fromEntries(held.map(({ key, fd }) => [key, fd])) }
       : {};
     const spec: WorkerSpec = { ...this.spec, index: slot.index, generation: slot.generation, ...lentFds };
-    const inherit = !threads && this.a.share?.via === "inherit" ? held : [];
+    const inherit = threads ? [] : held;
     const handle = threads ? startThread(spec, id, this.events) : startProcess(this.a, spec, id, this.events, inherit);
     if (handle.process) { for (const p of lent) p.shareWith(handle.process, slot.index); }
     slot.current = id;
