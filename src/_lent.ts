@@ -33,21 +33,20 @@ export async function lentDescriptors(
 ): Promise<LentSocket[] | undefined> {
   const a = adapter();
   if (!isLent(plan) || !a.share) return undefined;
+  const keys = lentKeys(plan, index);
   const duplicate = a.share.duplicate;
   if (threadFds !== undefined && duplicate !== undefined) {
-    const primary = lentKeys(plan, index).map((key) => threadFds[key]);
-    if (primary.some((fd) => fd === undefined)) return undefined;
+    if (!keys.every((key) => threadFds[key] !== undefined)) return undefined;
     // Copies, this thread's to close: the primary's stay open for every generation after it.
     let copies: number[];
     try {
-      copies = duplicate(primary as number[]);
+      copies = duplicate(keys.map((key) => threadFds[key]!));
     } catch (err) {
       throw cannotListen(plan, err);
     }
     return copies.map((fd) => ({ fd, backlog: plan.backlog, owned: true, sharedHere: true }));
   }
   const inherited = lentFds(a.platform.env(FDS_VARIABLE));
-  const keys = lentKeys(plan, index);
   if (keys.every((key) => inherited[key] !== undefined)) {
     return keys.map((key) => ({ fd: inherited[key]!, backlog: plan.backlog, owned: false }));
   }

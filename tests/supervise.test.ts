@@ -324,18 +324,18 @@ describe("polybind serve APP: the supervisor", () => {
       try {
         // Lent (the default on Linux): the primary's sockets, one per worker slot where SO_REUSEPORT can be lent.
         const sockets = listeningSockets(port);
-        const settled = () => fdTargets(pid).size;
-        const before = settled();
+        const openFds = () => fdTargets(pid).size;
+        const before = openFds();
         for (let i = 1; i <= 6; i++) {
           await attempt(url, i % 2 === 0 ? "/exit" : "/crash");
           const back = await waitFor(() => child.stdout.filter((l) => /serves again/.test(l)).length === i, 10_000);
           assert.ok(back, `${i}: ${child.stdout.join("\n")} ${child.stderr.join("")}`);
         }
         // Replaced workers' copies and pipes are closed once they have drained.
-        const same = await waitFor(() => settled() === before && listeningSockets(port) === sockets, 10_000);
+        const same = await waitFor(() => openFds() === before && listeningSockets(port) === sockets, 10_000);
         assert.ok(
           same,
-          `descriptors ${before} -> ${settled()}, listening sockets ${sockets} -> ${listeningSockets(port)}`,
+          `descriptors ${before} -> ${openFds()}, listening sockets ${sockets} -> ${listeningSockets(port)}`,
         );
         const seen = new Set<string>();
         for (let i = 0; i < 40 && seen.size < 2; i++) seen.add((await attempt(url)).worker ?? "none");
