@@ -43,8 +43,8 @@ function openLibc(): Promise<{ libc: AdoptLibc; arch: "x86_64" | "aarch64" } | s
  * drain takes the socket out of Bun's epoll instance (the socket stays open: other processes
  * serve it); stop(true) ends what is left.
  */
-export const bunAdoptFetchServer: FetchServerAdopt = (socket, options, handler) =>
-  bunAdoptWith((libc) => libc)(socket, options, handler);
+export const bunAdoptFetchServer: FetchServerAdopt = (socket, options, handler, onError) =>
+  bunAdoptWith((libc) => libc)(socket, options, handler, onError);
 
 /**
  * bunAdoptFetchServer with the C library as `wrap` makes it (tests inject failing calls).
@@ -58,13 +58,13 @@ export const bunAdoptFetchServer: FetchServerAdopt = (socket, options, handler) 
  * ```
  */
 export const bunAdoptWith =
-  (wrap: (libc: AdoptLibc) => AdoptLibc): FetchServerAdopt => async (socket, options, handler) => {
+  (wrap: (libc: AdoptLibc) => AdoptLibc): FetchServerAdopt => async (socket, options, handler, onError) => {
     const sys = await openLibc();
     if (typeof sys === "string") return `Bun cannot adopt a socket here: ${sys}`;
     return await adoptLent(wrap(sys.libc), sys.arch, socket, options.tls !== undefined, (place) => {
       const where = "path" in place ? { unix: place.path } : place;
       // A Unix socket's client has no name (FetchInfo): not the throwaway's path, gone by then.
-      const server = bunServe({ ...where, ...options }, handler, "path" in place ? "" : undefined);
+      const server = bunServe({ ...where, ...options }, handler, "path" in place ? "" : undefined, onError);
       let stopped: Promise<void> | undefined;
       const stop = () => stopped ??= Promise.resolve(server.stop(true));
       return {

@@ -48,8 +48,8 @@ function openLibc(): { libc: AdoptLibc; arch: "x86_64" | "aarch64" } | string {
  * which lets the responses still being sent (streamed bodies) end and closes the idle
  * connections; close() at the grace deadline does not wait.
  */
-export const denoAdoptFetchServer: FetchServerAdopt = (socket, options, handler) =>
-  denoAdoptWith((libc) => libc)(socket, options, handler);
+export const denoAdoptFetchServer: FetchServerAdopt = (socket, options, handler, onError) =>
+  denoAdoptWith((libc) => libc)(socket, options, handler, onError);
 
 /**
  * denoAdoptFetchServer with the C library as `wrap` makes it (tests inject failing calls).
@@ -62,7 +62,13 @@ export const denoAdoptFetchServer: FetchServerAdopt = (socket, options, handler)
  * console.log(await adopt({ fd: 3, backlog: 511, owned: false }, {}, () => new Response("x")));
  * ```
  */
-export const denoAdoptWith = (wrap: (libc: AdoptLibc) => AdoptLibc): FetchServerAdopt => (socket, options, handler) => {
+export const denoAdoptWith = (wrap: (libc: AdoptLibc) => AdoptLibc): FetchServerAdopt =>
+(
+  socket,
+  options,
+  handler,
+  onError,
+) => {
   const sys = openLibc();
   if (typeof sys === "string") {
     return Promise.resolve(`Deno cannot adopt a socket here: ${sys}`);
@@ -82,7 +88,7 @@ export const denoAdoptWith = (wrap: (libc: AdoptLibc) => AdoptLibc): FetchServer
   };
   const { tls } = options;
   return adoptLent(wrap(sys.libc), sys.arch, socket, tls !== undefined, (place) => {
-    const server = denoServe({ ...place, ...(tls ? { tls } : {}) }, counted);
+    const server = denoServe({ ...place, ...(tls ? { tls } : {}) }, counted, onError);
     let stopped: Promise<void> | undefined;
     const shutdown = () => stopped ??= server.shutdown().catch(() => {});
     return {

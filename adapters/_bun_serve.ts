@@ -1,6 +1,6 @@
 // Bun.serve as the adapter's fetch server: the runtime's own HTTP server, for fetch handlers.
 
-import type { FetchHandler, FetchServer, FetchServerStart } from "../src/_adapter.ts";
+import type { FetchErrorHandler, FetchHandler, FetchServer, FetchServerStart } from "../src/_adapter.ts";
 import type { FetchInfo } from "../src/worker.ts";
 
 /** What Bun.serve returns, as much of it as is used. */
@@ -31,8 +31,8 @@ class BunInfo implements FetchInfo {
  * `{ unix }`), HTTPS with `tls: { cert, key }` (PEM text, as Bun.serve takes it; HTTP/1.1 only:
  * Bun.serve offers no h2). Bun.serve binds before it returns, and throws when the OS refuses.
  */
-export const bunFetchServer: FetchServerStart = (options, handler: FetchHandler) => {
-  const server = bunServe(options, handler, typeof options.unix === "string" ? options.unix : undefined);
+export const bunFetchServer: FetchServerStart = (options, handler, onError) => {
+  const server = bunServe(options, handler, typeof options.unix === "string" ? options.unix : undefined, onError);
   const api: FetchServer = {
     // stop(false): stops accepting, lets requests in flight finish, closes idle keep-alive connections.
     stopAccepting: async () => void await server.stop(false),
@@ -51,6 +51,7 @@ export const bunFetchServer: FetchServerStart = (options, handler: FetchHandler)
  * @param options Where to listen, and HTTPS.
  * @param handler The fetch handler.
  * @param unix The Unix socket's path, where it serves one.
+ * @param onError What answers the handler's errors.
  * @returns Bun's server.
  * @example
  * ```ts ignore
@@ -62,13 +63,15 @@ export function bunServe(
   options: Record<string, unknown>,
   handler: FetchHandler,
   unix: string | undefined,
+  onError?: FetchErrorHandler,
 ): BunHttpServer {
   const bun = (globalThis as unknown as { Bun: BunServeApi }).Bun;
   const remote = unix === undefined ? undefined : { transport: "unix" as const, path: unix };
   return bun.serve({
     ...options,
-    // The handler answers errors itself; no development page with the app's source, ever.
+    // No development page with the app's source, ever.
     development: false,
+    ...(onError ? { error: onError } : {}),
     fetch: remote
       ? (request: Request) => handler(request, { remoteAddr: remote })
       : (request: Request, self: BunHttpServer) => handler(request, new BunInfo(request, self)),

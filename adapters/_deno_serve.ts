@@ -1,6 +1,6 @@
 // Deno.serve as the adapter's fetch server: the runtime's own HTTP server, for fetch handlers.
 
-import type { FetchHandler, FetchServer, FetchServerStart } from "../src/_adapter.ts";
+import type { FetchErrorHandler, FetchHandler, FetchServer, FetchServerStart } from "../src/_adapter.ts";
 import type { FetchInfo } from "../src/worker.ts";
 
 /** What Deno.serve returns, as much of it as is used. */
@@ -21,8 +21,8 @@ interface DenoServeApi {
  * `key`, and offers ALPN h2 and http/1.1). Deno.serve binds before it returns, and throws when
  * the OS refuses.
  */
-export const denoFetchServer: FetchServerStart = (options, handler: FetchHandler) => {
-  const server = denoServe(options, handler);
+export const denoFetchServer: FetchServerStart = (options, handler, onError) => {
+  const server = denoServe(options, handler, onError);
   let stopped: Promise<void> | undefined;
   const api: FetchServer = {
     // shutdown() is Deno's only way to stop accepting: it resolves once the requests in flight
@@ -41,6 +41,7 @@ export const denoFetchServer: FetchServerStart = (options, handler: FetchHandler
  *
  * @param options Where to listen, and HTTPS.
  * @param handler The fetch handler.
+ * @param onError What answers the handler's errors.
  * @returns Deno's server.
  * @example
  * ```ts ignore
@@ -48,9 +49,14 @@ export const denoFetchServer: FetchServerStart = (options, handler: FetchHandler
  * await server.shutdown();
  * ```
  */
-export function denoServe(options: Record<string, unknown>, handler: FetchHandler): DenoHttpServer {
+export function denoServe(
+  options: Record<string, unknown>,
+  handler: FetchHandler,
+  onError?: FetchErrorHandler,
+): DenoHttpServer {
   const deno = (globalThis as unknown as { Deno: DenoServeApi }).Deno;
   const { tls, ...rest } = options as { tls?: { cert: string; key: string } };
+  const answers = { onListen() {}, ...(onError ? { onError } : {}) };
   // `info` is Deno's ServeHandlerInfo, with remoteAddr as FetchInfo has it.
-  return deno.serve({ ...rest, ...(tls ? { cert: tls.cert, key: tls.key } : {}), onListen() {} }, handler);
+  return deno.serve({ ...rest, ...(tls ? { cert: tls.cert, key: tls.key } : {}), ...answers }, handler);
 }

@@ -11,7 +11,7 @@ import type { IncomingMessage, Server, ServerResponse } from "node:http";
 import type { Http2SecureServer, Http2ServerRequest, Http2ServerResponse, Http2Session } from "node:http2";
 import type { Socket } from "node:net";
 import type * as Srvx from "srvx/node";
-import type { FetchHandler } from "./_adapter.ts";
+import type { FetchErrorHandler, FetchHandler } from "./_adapter.ts";
 import type { TlsPem } from "./_tls.ts";
 import type { FetchInfo } from "./worker.ts";
 
@@ -67,24 +67,38 @@ let srvx: Promise<typeof Srvx> | undefined;
 
 /**
  * A node:http (or node:http2 compatibility) request handler that answers with `handler`, a
- * fetch handler, once srvx's adapter is loaded.
+ * fetch handler, once srvx's adapter is loaded; what `handler` throws or rejects with, with
+ * `onError` (a 500 without it).
  */
-export async function nodeFetchHandler(handler: FetchHandler): Promise<(req: AnyRequest, res: AnyResponse) => void> {
+export async function nodeFetchHandler(
+  handler: FetchHandler,
+  onError?: FetchErrorHandler,
+): Promise<(req: AnyRequest, res: AnyResponse) => void> {
   const { NodeRequest, sendNodeResponse } = await (srvx ??= import("srvx/node"));
   /** Sends `response` on `res` through srvx; HTTP/2 without a `connection` header. A failure ends `res`. */
   const send = (req: AnyRequest, res: AnyResponse, response: Response): void => {
     sendNodeResponse(res, isHttp2(req) ? withoutConnection(response) : response).catch(() => failedSend(res));
   };
-  return (req, res) => {
-    const request = new NodeRequest({ req, res } as ConstructorParameters<typeof NodeRequest>[0]) as unknown as Request;
-    // The handler (Slot's) answers the app's errors itself; what fails here is the sending.
-    let response: Response | Promise<Response>;
+  /** Answers the handler's error with onError's response, or a 500 where there is none or it fails too. */
+  const failed = (req: AnyRequest, res: AnyResponse, error: unknown): void => {
+    let response: Response;
     try {
-      response = handler(request, new NodeInfo(req));
+      if (!onError) return failedSend(res);
+      response = onError(error);
     } catch {
       return failedSend(res);
     }
-    if (response instanceof Promise) response.then((r) => send(req, res, r), () => failedSend(res));
+    send(req, res, response);
+  };
+  return (req, res) => {
+    const request = new NodeRequest({ req, res } as ConstructorParameters<typeof NodeRequest>[0]) as unknown as Request;
+    let response: Response | Promise<Response>;
+    try {
+      response = handler(request, new NodeInfo(req));
+    } catch (err) {
+      return failed(req, res, err);
+    }
+    if (response instanceof Promise) response.then((r) => send(req, res, r), (err) => failed(req, res, err));
     else send(req, res, response);
   };
 }
@@ -93,8 +107,12 @@ export async function nodeFetchHandler(handler: FetchHandler): Promise<(req: Any
  * The server for a fetch handler: node:http, or with `tls` node:http2's secure server, which
  * answers HTTP/2 and HTTP/1.1 (ALPN h2, http/1.1) through srvx's conversion alike.
  */
-export async function createNodeFetchServer(handler: FetchHandler, tls?: TlsPem): Promise<NodeServer> {
-  const listener = await nodeFetchHandler(handler);
+export async function createNodeFetchServer(
+  handler: FetchHandler,
+  onError?: FetchErrorHandler,
+  tls?: TlsPem,
+): Promise<NodeServer> {
+  const listener = await nodeFetchHandler(handler, onError);
   if (!tls) return (await import("node:http")).createServer(listener);
   return (await import("node:http2")).createSecureServer({ allowHTTP1: true, cert: tls.cert, key: tls.key }, listener);
 }

@@ -6,7 +6,7 @@
 // first used: a worker serving with Deno.serve or Bun.serve carries none of it.
 
 import type { Server } from "node:http";
-import { adapter, type FetchHandler, type FetchServer, type LentSocket } from "./_adapter.ts";
+import { adapter, type FetchErrorHandler, type FetchHandler, type FetchServer, type LentSocket } from "./_adapter.ts";
 import { CONTEXT_KEY } from "./_context.ts";
 import { describeError } from "./_events.ts";
 import { isLent, runtimeServes } from "./_plan.ts";
@@ -56,9 +56,15 @@ function withTls(options: Record<string, unknown>, tls: TlsPem | undefined): Rec
   return tls ? { ...options, tls: { cert: tls.cert, key: tls.key } } : options;
 }
 
-/** node:http serving `handler` (HTTPS with `tls`), its module loaded now. */
-async function nodeFetchServer(handler: FetchHandler, tls: TlsPem | undefined): Promise<NodeServer> {
-  return await (await import("./_node_http.ts")).createNodeFetchServer(handler, tls);
+/** An app as a fetch server runs it: its handler, and the answer to what that throws or rejects with. */
+interface Answering {
+  readonly fetch: FetchHandler;
+  readonly onError: FetchErrorHandler;
+}
+
+/** node:http serving `app` (HTTPS with `tls`), its module loaded now. */
+async function nodeFetchServer(app: Answering, tls: TlsPem | undefined): Promise<NodeServer> {
+  return await (await import("./_node_http.ts")).createNodeFetchServer(app.fetch, app.onError, tls);
 }
 
 /** A worker's slot: the context of its module, and what it serves. */
@@ -129,7 +135,7 @@ export class Slot implements WorkerContext {
       for (const target of await serveTargets(plan, this.index)) {
         let server: FetchServer | undefined = undefined;
         this.#track(() => server, () => target.close());
-        server = await start(withTls(target.options, tls), handler);
+        server = await start(withTls(target.options, tls), handler.fetch, handler.onError);
         await target.listening();
       }
       this.addrs.push(...addrsOf(plan));
@@ -141,7 +147,7 @@ export class Slot implements WorkerContext {
    * it take them (adapters/_adopt.ts); those it cannot, with node:http. False where this
    * process has no descriptor of them (listenFromPlan's listener is the way then).
    */
-  async #adopt(plan: ListenerPlan, tls: TlsPem | undefined, handler: FetchHandler): Promise<boolean> {
+  async #adopt(plan: ListenerPlan, tls: TlsPem | undefined, handler: Answering): Promise<boolean> {
     const adopt = adapter().adoptFetchServer;
     if (!adopt) return false;
     const lent = await import("./_lent.ts");
@@ -151,7 +157,7 @@ export class Slot implements WorkerContext {
     const addrs: Addr[] = [];
     for (const socket of sockets) {
       // A check that failed leaves the socket as it was: node:http serves it, as it would have.
-      const server = await adopt(socket, withTls({}, tls), handler);
+      const server = await adopt(socket, withTls({}, tls), handler.fetch, handler.onError);
       if (typeof server === "string") rest.push(socket);
       else {
         this.#track(() => server, () => Promise.resolve());
@@ -213,11 +219,13 @@ export class Slot implements WorkerContext {
   }
 
   /**
-   * The app's fetch: counted; a throw answered 500 (told to onAppError); with the worker header,
-   * and `connection: close` on what is answered once draining (requests in flight included).
-   * A response the app gave synchronously costs no promise.
+   * The app's fetch: counted; a throw or a rejection answered 500 by the server (told to
+   * onAppError); with the worker header, and `connection: close` on what is answered once
+   * draining (requests in flight included). A response the app gave synchronously costs no
+   * promise, and without the header nothing but a check until the slot drains: on Bun.serve a
+   * `try` and a header check of each response cost 1–2 % of a small request (A/Bs of 10 starts).
    */
-  #handler(app: FetchApp): FetchHandler {
+  #handler(app: FetchApp): Answering {
     let requests = 0;
     this.#counts.push(() => requests);
     const headers = Object.entries(this.#headers);
@@ -234,22 +242,25 @@ export class Slot implements WorkerContext {
         return copy;
       }
     };
-    const failed = (err: unknown): Response => {
+    const onError = (err: unknown): Response => {
       this.onAppError(describeError(err));
       return decorate(
         new Response("Internal Server Error\n", { status: 500, headers: { "content-type": "text/plain" } }),
       );
     };
-    return (request, info) => {
-      requests++;
-      let response: Response | Promise<Response>;
-      try {
-        response = app.fetch(request, info);
-      } catch (err) {
-        return failed(err);
-      }
-      return response instanceof Response ? decorate(response) : Promise.resolve(response).then(decorate, failed);
+    const plain = headers.length === 0;
+    const decorated: FetchHandler = (request, info) => {
+      const response = app.fetch(request, info);
+      return response instanceof Response ? decorate(response) : Promise.resolve(response).then(decorate);
     };
+    const fetch: FetchHandler = (request, info) => {
+      requests++;
+      if (!plain || this.#draining) return decorated(request, info);
+      const response = app.fetch(request, info);
+      // Decorated once it is answered: the slot may be draining by then.
+      return response instanceof Response ? response : Promise.resolve(response).then(decorate);
+    };
+    return { fetch, onError };
   }
 
   /** Listens on `plans` (all of them, or none). */

@@ -8,14 +8,14 @@ import { createServer, request, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { nodeFetchHandler } from "../src/_node_http.ts";
-import type { FetchHandler } from "../src/_adapter.ts";
+import type { FetchErrorHandler, FetchHandler } from "../src/_adapter.ts";
 import { tempDir } from "./_helpers.ts";
 
 const T = { timeout: 20_000 };
 
 /** A node:http server answering with `handler`, listening on `where` (a port 0 on 127.0.0.1, or a path). */
-async function serve(handler: FetchHandler, where: string | 0): Promise<Server> {
-  const server = createServer(await nodeFetchHandler(handler));
+async function serve(handler: FetchHandler, where: string | 0, onError?: FetchErrorHandler): Promise<Server> {
+  const server = createServer(await nodeFetchHandler(handler, onError));
   await new Promise<void>((resolve) => server.listen(where === 0 ? { port: 0, host: "127.0.0.1" } : where, resolve));
   return server;
 }
@@ -82,6 +82,41 @@ test("a handler that throws or rejects is answered 500, and the server serves on
     assert.equal((await get({ port })).status, 500);
     assert.equal((await get({ port })).status, 500);
     assert.deepEqual([(await get({ port })).status, (await get({ port })).body], [200, "fine"]);
+  } finally {
+    await close(server);
+  }
+});
+
+test("what a handler throws or rejects with is answered by onError; an onError that throws, 500", T, async () => {
+  let calls = 0;
+  const seen: string[] = [];
+  const server = await serve(
+    () => {
+      calls++;
+      if (calls === 1) throw new Error("thrown");
+      if (calls === 2) return Promise.reject(new Error("rejected"));
+      throw new Error("again");
+    },
+    0,
+    (error) => {
+      const message = (error as Error).message;
+      seen.push(message);
+      if (message === "again") throw new Error("onError fails too");
+      return new Response(`answered ${message}`, { status: 503 });
+    },
+  );
+  try {
+    const port = (server.address() as AddressInfo).port;
+    const first = await get({ port });
+    const second = await get({ port });
+    assert.deepEqual([first.status, first.body, second.status, second.body], [
+      503,
+      "answered thrown",
+      503,
+      "answered rejected",
+    ]);
+    assert.equal((await get({ port })).status, 500);
+    assert.deepEqual(seen, ["thrown", "rejected", "again"]);
   } finally {
     await close(server);
   }

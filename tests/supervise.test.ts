@@ -346,30 +346,37 @@ describe("polybind serve APP: the supervisor", () => {
     },
   );
 
-  test("a request the app fails is answered 500 with the worker header, and said on stderr", T, async () => {
-    const { child, url } = await serve(["--port", "0", "--workers", "1"]);
-    try {
-      const u = new URL(url);
-      const res = await new Promise<{ status: number; worker: unknown }>((resolve, reject) => {
-        const req = request({ host: u.hostname, port: Number(u.port), path: "/throw", agent: false }, (r) => {
-          r.resume();
-          r.on("end", () => resolve({ status: r.statusCode ?? 0, worker: r.headers["x-polybind-worker"] }));
-        });
-        req.on("error", reject);
-        req.end();
-      });
-      assert.deepEqual(res, { status: 500, worker: "1.0" });
-      assert.ok(
-        await waitFor(
-          () => /worker 0: thrown \(a test asked for it\) \(answered 500\)/.test(child.stderr.join("")),
-          5_000,
-        ),
-      );
-    } finally {
-      await stopped(child);
-    }
-    assert.deepEqual(stackLines(child), []);
-  });
+  for (const header of [true, false]) {
+    test(
+      `a request the app fails (a throw, a rejection) is answered 500${
+        header ? " with the worker header" : ""
+      }, and said on stderr`,
+      T,
+      async () => {
+        const { child, url } = await serve(["--port", "0", "--workers", "1"], APP, header);
+        try {
+          const u = new URL(url);
+          for (const [path, message] of [["/throw", "thrown"], ["/throw-now", "thrown at once"]]) {
+            const res = await new Promise<{ status: number; worker: unknown }>((resolve, reject) => {
+              const req = request({ host: u.hostname, port: Number(u.port), path, agent: false }, (r) => {
+                r.resume();
+                r.on("end", () => resolve({ status: r.statusCode ?? 0, worker: r.headers["x-polybind-worker"] }));
+              });
+              req.on("error", reject);
+              req.end();
+            });
+            assert.deepEqual(res, { status: 500, worker: header ? "1.0" : undefined });
+            const said = new RegExp(`worker 0: ${message} \\(a test asked for it\\) \\(answered 500\\)`);
+            assert.ok(await waitFor(() => said.test(child.stderr.join("")), 5_000), child.stderr.join(""));
+          }
+          assert.equal((await attempt(url)).error, undefined);
+        } finally {
+          await stopped(child);
+        }
+        assert.deepEqual(stackLines(child), []);
+      },
+    );
+  }
 
   test("a SIGINT while the workers start stops them in a moment", T, async () => {
     const child = run("cli/polybind", ["serve", APP, "--port", "0", "--workers", "2"]);
