@@ -83,7 +83,7 @@ export class Slot implements WorkerContext {
 
   /**
    * @param spec The worker's spec.
-   * @param onAppError Told of a request the app failed (it threw): answered 500 here.
+   * @param onAppError Told of a request the app failed (it threw or rejected): answered 500 by the server.
    */
   constructor(readonly spec: WorkerSpec, readonly onAppError: (message: string) => void) {
     this.index = spec.index;
