@@ -169,7 +169,7 @@ export type FetchHandler = (request: Request, info: FetchInfo) => Response | Pro
 /**
  * The answer to what a {@linkcode FetchHandler} threw or rejected with, given by the server that
  * called it (Bun.serve's `error`, Deno.serve's `onError`, node:http's path alike): a `try` around
- * every request costs Bun.serve about 1 % of a small one. Without one, the runtime's own answer.
+ * every request costs Bun.serve 1–2 % of a small one. Without one, the runtime's own answer.
  */
 export type FetchErrorHandler = (error: unknown) => Response;
 
