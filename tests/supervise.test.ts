@@ -81,6 +81,16 @@ function listeningSockets(port: number): number {
   }).length;
 }
 
+/**
+ * The primary's worker processes and open descriptors. A faulted worker serves on until its
+ * replacement serves, then drains: a fresh connection made at that moment may still reach it, and
+ * a fault asked of it ends no slot. Tests that fault workers one after another wait for this to
+ * be back to what it was, so that the next fault is asked of the replacement alone.
+ */
+function footprint(pid: number): string {
+  return `${descendantsOf(pid).length} processes, ${canCountFds ? fdTargets(pid).size : "uncounted"} descriptors`;
+}
+
 /** Asks GET / on a kept-alive connection; resolves with the worker that answered. */
 function askOn(socket: Socket): Promise<string> {
   return new Promise((resolve, reject) => {
@@ -291,16 +301,13 @@ describe("polybind serve APP: the supervisor", () => {
 
   test("faults after a worker served never stop the server; a worker that exits is started again", T, async () => {
     const { child, url } = await serve(["--port", "0", "--workers", "1"]);
-    // A faulted worker serves on until its replacement serves, then drains: a request sent at
-    // that moment may be its last. The next fault is asked of the replacement alone.
-    const processes = descendantsOf(child.process.pid!).length;
+    const pid = child.process.pid!;
+    const start = footprint(pid);
     try {
       for (let i = 1; i <= 6; i++) {
         await attempt(url, i % 2 === 0 ? "/exit" : "/crash");
         const back = await waitFor(
-          () =>
-            child.stdout.filter((l) => /serves again/.test(l)).length === i &&
-            descendantsOf(child.process.pid!).length === processes,
+          () => child.stdout.filter((l) => /serves again/.test(l)).length === i && footprint(pid) === start,
           10_000,
         );
         assert.ok(back, `${i}: ${child.stdout.join("\n")} ${child.stderr.join("")}`);
@@ -326,10 +333,14 @@ describe("polybind serve APP: the supervisor", () => {
         const sockets = listeningSockets(port);
         const openFds = () => fdTargets(pid).size;
         const before = openFds();
+        const start = footprint(pid);
         for (let i = 1; i <= 6; i++) {
           await attempt(url, i % 2 === 0 ? "/exit" : "/crash");
-          const back = await waitFor(() => child.stdout.filter((l) => /serves again/.test(l)).length === i, 10_000);
-          assert.ok(back, `${i}: ${child.stdout.join("\n")} ${child.stderr.join("")}`);
+          const back = await waitFor(
+            () => child.stdout.filter((l) => /serves again/.test(l)).length === i && footprint(pid) === start,
+            10_000,
+          );
+          assert.ok(back, `${i}: ${footprint(pid)}, was ${start}; ${child.stdout.join("\n")} ${child.stderr.join("")}`);
         }
         // Replaced workers' copies and pipes are closed once they have drained.
         const same = await waitFor(() => openFds() === before && listeningSockets(port) === sockets, 10_000);
