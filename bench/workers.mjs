@@ -169,7 +169,7 @@ function contenders() {
           ...BESIDE,
         ]],
         polybindLend: [
-          "polybind serve --handover lend (2 processes, a lent SO_REUSEPORT socket each, adopted)",
+          "polybind serve --handover lend (2 threads, a lent SO_REUSEPORT socket each, adopted)",
           bin("bun"),
           [
             join(ROOT, "cli/polybind.ts"),
