@@ -116,6 +116,52 @@ function checkAddress(text: string): string {
   }
 }
 
+/** The options of `polybind serve`, as parseArgs takes them. */
+const SERVE_OPTIONS = {
+  host: { type: "string" },
+  port: { type: "string" },
+  uds: { type: "string" },
+  listen: { type: "string", multiple: true },
+  workers: { type: "string" },
+  shared: { type: "boolean" },
+  "grace-ms": { type: "string" },
+  "worker-header": { type: "boolean" },
+  "proxy-protocol": { type: "boolean" },
+  "proxy-trusted": { type: "string", multiple: true },
+  "tls-cert": { type: "string" },
+  "tls-key": { type: "string" },
+  handover: { type: "string" },
+} as const;
+
+/**
+ * `--port -1` as `--port=-1`: a negative number after an option that takes a value is that
+ * value (parseArgs would call it an ambiguous option), so that the option's own check says
+ * what it must be.
+ */
+function joinNegatives(args: string[], options: Record<string, { type: string }>): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!, next = args[i + 1];
+    if (arg === "--") return [...out, ...args.slice(i)];
+    const taking = arg.startsWith("--") && options[arg.slice(2)]?.type === "string";
+    if (taking && next !== undefined && /^-\d/.test(next)) out.push(`${arg}=${args[++i]}`);
+    else out.push(arg);
+  }
+  return out;
+}
+
+/** parseArgs's error as one line; where an option met another instead of its value, both named. */
+function usageOf(err: Error, args: string[]): UsageError {
+  const ambiguous = /^Option '(--[\w-]+)' argument is ambiguous/.exec(err.message)?.[1];
+  const value = ambiguous === undefined ? undefined : args[args.indexOf(ambiguous) + 1];
+  if (ambiguous === undefined || value === undefined) return new UsageError(err.message.split("\n")[0]);
+  return new UsageError(
+    `${ambiguous} needs a value, not the option ${
+      JSON.stringify(value)
+    } (write ${ambiguous}=${value} if that is the value)`,
+  );
+}
+
 /**
  * Parses the arguments after the program name.
  *
@@ -130,24 +176,10 @@ export function parseCommand(argv: string[]): Command {
     }
     if (name === "serve") {
       const { values, positionals } = parseArgs({
-        args: rest,
+        args: joinNegatives(rest, SERVE_OPTIONS),
         strict: true,
         allowPositionals: true,
-        options: {
-          host: { type: "string" },
-          port: { type: "string" },
-          uds: { type: "string" },
-          listen: { type: "string", multiple: true },
-          workers: { type: "string" },
-          shared: { type: "boolean" },
-          "grace-ms": { type: "string" },
-          "worker-header": { type: "boolean" },
-          "proxy-protocol": { type: "boolean" },
-          "proxy-trusted": { type: "string", multiple: true },
-          "tls-cert": { type: "string" },
-          "tls-key": { type: "string" },
-          handover: { type: "string" },
-        },
+        options: SERVE_OPTIONS,
       });
       if (positionals.length > 1) throw new UsageError(`One APP at most: got ${JSON.stringify(positionals)}`);
       return {
@@ -168,7 +200,7 @@ export function parseCommand(argv: string[]): Command {
     }
   } catch (err) {
     if (err instanceof UsageError) throw err;
-    throw new UsageError((err as Error).message.split("\n")[0]);
+    throw usageOf(err as Error, rest);
   }
   throw new UsageError(name === undefined ? "A command is needed" : `Unknown command ${JSON.stringify(name)}`);
 }

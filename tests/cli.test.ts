@@ -6,6 +6,7 @@ import { lstat } from "node:fs/promises";
 import { join } from "node:path";
 import { capabilities, createListener } from "../mod.ts";
 import { adapter } from "../src/_adapter.ts";
+import { parseCommand, UsageError } from "../cli/args.ts";
 import { get, run } from "./_process.ts";
 import { portOf, tempDir } from "./_helpers.ts";
 import { socketActivated, stopActivated } from "./_cli.ts";
@@ -166,6 +167,25 @@ describe("polybind serve", () => {
       const err = child.stderr.join("");
       assert.match(err, /^polybind: .+\nUsage:/, err);
     }
+  });
+
+  test("a value that starts with a dash: a negative number is checked as the value, an option is named", () => {
+    const usage = (args: string[], message: RegExp) =>
+      assert.throws(
+        () => parseCommand(["serve", ...args]),
+        (e: Error) => e instanceof UsageError && message.test(e.message),
+      );
+    usage(["--grace-ms", "-5"], /^--grace-ms must be an integer from 0 to 3600000: got "-5"$/);
+    usage(["--port", "-1", "--workers", "2"], /^--port must be an integer from 0 to 65535: got "-1"$/);
+    usage(["--workers", "-2"], /^--workers must be an integer from 1 to 1024: got "-2"$/);
+    usage(
+      ["--listen", "--workers", "2"],
+      /^--listen needs a value, not the option "--workers" \(write --listen=--workers if that is the value\)$/,
+    );
+    usage(["--uds", "-x"], /^--uds needs a value, not the option "-x" \(write --uds=-x if that is the value\)$/);
+    assert.equal((parseCommand(["serve", "--uds=-x"]) as { uds?: string }).uds, "-x");
+    // After "--", everything is APP: one at most.
+    usage(["--", "--port", "-1"], /^One APP at most: got \["--port","-1"\]$/);
   });
 
   test("a port in use: the actionable message, exit code 1", T, async () => {
