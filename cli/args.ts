@@ -153,7 +153,8 @@ function joinNegatives(args: string[], options: Record<string, { type: string }>
 /** parseArgs's error as one line; where an option met another instead of its value, both named. */
 function usageOf(err: Error, args: string[]): UsageError {
   const ambiguous = /^Option '(--[\w-]+)' argument is ambiguous/.exec(err.message)?.[1];
-  const value = ambiguous === undefined ? undefined : args[args.indexOf(ambiguous) + 1];
+  const at = args.findIndex((arg, i) => arg === ambiguous && args[i + 1]?.startsWith("-"));
+  const value = at === -1 ? undefined : args[at + 1];
   if (ambiguous === undefined || value === undefined) return new UsageError(err.message.split("\n")[0]);
   return new UsageError(
     `${ambiguous} needs a value, not the option ${

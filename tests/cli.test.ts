@@ -182,6 +182,7 @@ describe("polybind serve", () => {
       ["--listen", "--workers", "2"],
       /^--listen needs a value, not the option "--workers" \(write --listen=--workers if that is the value\)$/,
     );
+    usage(["--listen", ":8000", "--listen", "--shared"], /^--listen needs a value, not the option "--shared" /);
     usage(["--uds", "-x"], /^--uds needs a value, not the option "-x" \(write --uds=-x if that is the value\)$/);
     assert.equal((parseCommand(["serve", "--uds=-x"]) as { uds?: string }).uds, "-x");
     // After "--", everything is APP: one at most.
