@@ -81,9 +81,9 @@ export async function nodeFetchHandler(
   };
   /** Answers the handler's error with onError's response, or a 500 where there is none or it fails too. */
   const failed = (req: AnyRequest, res: AnyResponse, error: unknown): void => {
+    if (!onError) return failedSend(res);
     let response: Response;
     try {
-      if (!onError) return failedSend(res);
       response = onError(error);
     } catch {
       return failedSend(res);

@@ -81,14 +81,29 @@ function listeningSockets(port: number): number {
   }).length;
 }
 
-/**
- * The primary's worker processes and open descriptors. A faulted worker serves on until its
- * replacement serves, then drains: a fresh connection made at that moment may still reach it, and
- * a fault asked of it ends no slot. Tests that fault workers one after another wait for this to
- * be back to what it was, so that the next fault is asked of the replacement alone.
- */
+/** The primary's worker processes and open descriptors. */
 function footprint(pid: number): string {
   return `${descendantsOf(pid).length} processes, ${canCountFds ? fdTargets(pid).size : "uncounted"} descriptors`;
+}
+
+/**
+ * Faults a worker 6 times, a crash and an exit in turn, each time waiting until it serves again.
+ * A faulted worker serves on until its replacement serves, then drains: a fresh connection made
+ * at that moment may still reach it, and a fault asked of it ends no slot. So each wait lasts
+ * until the primary's footprint is back to what it was, and the next fault is asked of the
+ * replacement alone.
+ */
+async function faultSixTimes(child: Child, url: string): Promise<void> {
+  const pid = child.process.pid!;
+  const start = footprint(pid);
+  for (let i = 1; i <= 6; i++) {
+    await attempt(url, i % 2 === 0 ? "/exit" : "/crash");
+    const back = await waitFor(
+      () => child.stdout.filter((l) => /serves again/.test(l)).length === i && footprint(pid) === start,
+      10_000,
+    );
+    assert.ok(back, `${i}: ${footprint(pid)}, was ${start}; ${child.stdout.join("\n")} ${child.stderr.join("")}`);
+  }
 }
 
 /** Asks GET / on a kept-alive connection; resolves with the worker that answered. */
@@ -301,17 +316,8 @@ describe("polybind serve APP: the supervisor", () => {
 
   test("faults after a worker served never stop the server; a worker that exits is started again", T, async () => {
     const { child, url } = await serve(["--port", "0", "--workers", "1"]);
-    const pid = child.process.pid!;
-    const start = footprint(pid);
     try {
-      for (let i = 1; i <= 6; i++) {
-        await attempt(url, i % 2 === 0 ? "/exit" : "/crash");
-        const back = await waitFor(
-          () => child.stdout.filter((l) => /serves again/.test(l)).length === i && footprint(pid) === start,
-          10_000,
-        );
-        assert.ok(back, `${i}: ${child.stdout.join("\n")} ${child.stderr.join("")}`);
-      }
+      await faultSixTimes(child, url);
       assert.ok((await attempt(url)).worker);
       assert.match(child.stderr.join(""), /worker 0 ended: the worker exited \(code 3\); starting it again/);
     } finally {
@@ -333,15 +339,7 @@ describe("polybind serve APP: the supervisor", () => {
         const sockets = listeningSockets(port);
         const openFds = () => fdTargets(pid).size;
         const before = openFds();
-        const start = footprint(pid);
-        for (let i = 1; i <= 6; i++) {
-          await attempt(url, i % 2 === 0 ? "/exit" : "/crash");
-          const back = await waitFor(
-            () => child.stdout.filter((l) => /serves again/.test(l)).length === i && footprint(pid) === start,
-            10_000,
-          );
-          assert.ok(back, `${i}: ${footprint(pid)}, was ${start}; ${child.stdout.join("\n")} ${child.stderr.join("")}`);
-        }
+        await faultSixTimes(child, url);
         // Replaced workers' copies and pipes are closed once they have drained.
         const same = await waitFor(() => openFds() === before && listeningSockets(port) === sockets, 10_000);
         assert.ok(
