@@ -27,7 +27,25 @@ function printable(a: Addr, tls: boolean): string {
   return `${tls ? "https" : "http"}://${formatAddress({ host: a.hostname, port: a.port }).replace(/^tcp:\/\//, "")}`;
 }
 
-/** What happens to the workers, one line each. */
+/**
+ * What happens to the workers, one line each. A slot whose worker fails again the same way
+ * before any worker of it has served (an app that cannot be loaded) is told of once: the server
+ * stops after 5 such failures with a line naming the error.
+ */
+function printer(): (event: SupervisorEvent) => void {
+  /** The error each slot's last worker ended with, while none of that slot has served since. */
+  const failing = new Map<number, string | undefined>();
+  return (event) => {
+    if (event.type === "died") {
+      const same = failing.has(event.index) && failing.get(event.index) === event.error;
+      failing.set(event.index, event.error);
+      if (same) return;
+    } else if (event.type === "ready") failing.delete(event.index);
+    print(event);
+  };
+}
+
+/** One event as its line. */
 function print(event: SupervisorEvent): void {
   if (event.type === "ready") {
     if (event.again) console.log(`polybind serve: worker ${event.index} serves again`);
@@ -86,7 +104,7 @@ export async function runServe(options: ServeCommand): Promise<number> {
       workerHeader: options.workerHeader,
       ...(options.handover ? { handover: options.handover } : {}),
       ...(options.tls ? { tls: options.tls } : {}),
-      onEvent: print,
+      onEvent: printer(),
     });
   } catch (err) {
     const summary = (err as { summary?: SupervisorSummary }).summary;
